@@ -1,0 +1,44 @@
+//! hoist: a daemonless OCI image builder. See `DESIGN.md` for the data flow; each module
+//! below owns one step of it.
+
+#![deny(unsafe_code)]
+
+pub mod cache;
+pub mod cli;
+pub mod engine;
+pub mod executor;
+pub mod graph;
+pub mod layers;
+pub mod oci;
+pub mod parser;
+pub mod registry;
+pub mod store;
+
+/// Any hoist error; each module's error converts into it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Parse(#[from] parser::ParseError),
+    #[error(transparent)]
+    Graph(#[from] graph::GraphError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    Layers(#[from] layers::LayersError),
+    #[error(transparent)]
+    Executor(#[from] executor::ExecutorError),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    /// A command-line value that does not parse; says which flag.
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+}
+
+/// Result alias for the crate.
+pub type Result<T> = std::result::Result<T, Error>;

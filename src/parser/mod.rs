@@ -1,0 +1,25 @@
+//! Dockerfile text → typed AST (`ast`), BuildKit's shell-word expansion (`expand`),
+//! `--mount` option parsing (`mounts`) and `.dockerignore` matching (`dockerignore`).
+//! Pure: no file, env or network access beyond the text it is given.
+
+pub mod ast;
+pub mod dockerignore;
+pub mod expand;
+pub mod mounts;
+
+pub use ast::*;
+
+/// Errors from parsing a Dockerfile: each names the line and says what is wrong.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("line {line}: {message}")]
+    Syntax { line: usize, message: String },
+}
+
+/// Result alias for the parser.
+pub type Result<T> = std::result::Result<T, ParseError>;
+
+/// Parses a whole Dockerfile.
+pub fn parse(_text: &str) -> Result<Dockerfile> {
+    todo!("parser helper")
+}
