@@ -1,5 +1,9 @@
 #!/bin/bash
-# The whole test suite: installs what the tests need, then runs them.
+# Quick start, part two: the whole test suite. Installs what the tests need (Debian packages,
+# a local registry on 127.0.0.1:5000 with a busybox base image), then runs every test.
+# Run as root: sandbox, overlay and extraction tests use the real kernel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/lab-setup.sh
+cargo build --release -q
 cargo test --all-targets

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""hoist's build benchmark (issue 6): generates the scenario contexts deterministically, builds
+each several times with hoist and with buildah (`buildah bud --layers --isolation chroot`, then
+`buildah push`), interleaved, pushing to the local registry, and prints medians, the
+hoist/buildah ratio and hoist's peak RSS.
+
+    scripts/lab-setup.sh            # once: registry on localhost:5000 with busybox:latest
+    cargo build --release
+    scripts/bench.py [--runs 3] [--only app,stages] [--no-buildah]
+
+Cold runs start from an empty store that already holds the base image (pulled untimed), as
+BuildKit's and buildah's cold figures do; warm runs rebuild with nothing changed; touch runs
+change one source file first. Every run pushes to a fresh repository so blobs are really sent.
+"""
+import argparse, os, random, shutil, statistics, subprocess, sys, time
+
+REG = "localhost:5000"
+BASE = f"{REG}/busybox:latest"
+WORK = os.environ.get("HOIST_BENCH_DIR", "/var/tmp/hoist-bench")
+HOIST = os.environ.get("HOIST", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "hoist"))
+BUILDKIT_MEDIANS = {  # from issue 6, same machine class
+    "app cold": 0.35, "app warm": 0.07, "app touch": 0.36, "stages cold": 2.31,
+    "bigctx cold": 9.9, "bigctx warm": 0.63, "bigctx touch": 11.7, "biglayer cold": 11.7}
+TARGETS = {"app cold": 0.35, "app warm": 0.035, "app touch": 0.35, "stages cold": 2.15,
+           "bigctx cold": 5, "bigctx warm": 0.3, "bigctx touch": 6, "biglayer cold": 6}
+
+
+def half_random(rng, size):
+    r = size // 2
+    return rng.randbytes(r) + bytes(size - r)
+
+
+def gen_app(d):
+    rng = random.Random(1)
+    os.makedirs(f"{d}/src", exist_ok=True)
+    for i in range(200):
+        with open(f"{d}/src/f{i:03}.txt", "wb") as f:
+            f.write(half_random(rng, rng.randint(100, 4000)))
+    with open(f"{d}/Dockerfile", "w") as f:
+        f.write(f"""FROM {BASE} AS build
+COPY src/ /src/
+RUN cat /src/*.txt | wc -c > /build-size
+FROM {BASE}
+COPY --from=build /build-size /size
+COPY src/ /app/
+RUN ls /app | wc -l > /count
+""")
+    return "src/f000.txt"
+
+
+def gen_stages(d):
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/Dockerfile", "w") as f:
+        for s in "abc":
+            f.write(f"FROM {BASE} AS {s}\nRUN sleep 2 && echo {s} > /{s}\n")
+        f.write(f"FROM {BASE}\n" + "".join(f"COPY --from={s} /{s} /{s}\n" for s in "abc"))
+    return None
+
+
+def gen_bigctx(d):
+    rng = random.Random(2)
+    n = 0
+    for a in range(50):
+        for b in range(7):
+            os.makedirs(f"{d}/ctx/d{a:02}/s{b}", exist_ok=True)
+    while n < 20000:
+        a, b = n % 50, (n // 50) % 7
+        size = 2 << 20 if n % 100 == 99 else int(512 * (128 ** rng.random()))
+        with open(f"{d}/ctx/d{a:02}/s{b}/f{n:05}", "wb") as f:
+            f.write(half_random(rng, size))
+        n += 1
+    with open(f"{d}/Dockerfile", "w") as f:
+        f.write(f"FROM {BASE}\nCOPY ctx/ /data/\n")
+    return "ctx/d00/s0/f00000"
+
+
+def gen_biglayer(d):
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/Dockerfile", "w") as f:
+        f.write(f"FROM {BASE}\nRUN dd if=/dev/urandom of=/random bs=1M count=512 2>/dev/null && "
+                f"dd if=/dev/zero of=/zeros bs=1M count=512 2>/dev/null\n")
+    return None
+
+
+SCENARIOS = {"app": (gen_app, ["cold", "warm", "touch"]), "stages": (gen_stages, ["cold"]),
+             "bigctx": (gen_bigctx, ["cold", "warm", "touch"]), "biglayer": (gen_biglayer, ["cold"])}
+
+
+def timed(cmd, env=None):
+    """Runs cmd; returns (seconds, peak RSS of the process tree in MiB)."""
+    start = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    secs = time.monotonic() - start
+    err = p.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err[-2000:]}")
+    return secs, ru.ru_maxrss / 1024
+
+
+class Hoist:
+    name = "hoist"
+
+    def __init__(self, tag):
+        self.root = f"{WORK}/hoist-root-{tag}"
+
+    def reset(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+        timed([HOIST, "--root", self.root, "pull", "-q", BASE])
+
+    def build(self, ctx, repo):
+        return timed([HOIST, "--root", self.root, "build", "-q", "-t", f"{REG}/{repo}:latest", "--push", ctx])
+
+
+class Buildah:
+    name = "buildah"
+
+    def __init__(self, tag):
+        self.root, self.run = f"{WORK}/buildah-root-{tag}", f"{WORK}/buildah-run-{tag}"
+
+    def cmd(self, *a):
+        return ["buildah", "--root", self.root, "--runroot", self.run, *a]
+
+    def reset(self):
+        subprocess.run(self.cmd("rm", "--all"), capture_output=True)
+        subprocess.run(["umount", "-R", f"{self.root}/overlay"], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True); shutil.rmtree(self.run, ignore_errors=True)
+        timed(self.cmd("pull", "-q", "--tls-verify=false", BASE))
+
+    def build(self, ctx, repo):
+        img = f"{REG}/{repo}:latest"
+        t1, m1 = timed(self.cmd("bud", "-q", "--layers", "--isolation", "chroot", "--tls-verify=false", "-t", img, ctx))
+        t2, m2 = timed(self.cmd("push", "-q", "--tls-verify=false", img))
+        return t1 + t2, max(m1, m2)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--no-buildah", action="store_true")
+    a = ap.parse_args()
+    only = [s for s in a.only.split(",") if s]
+    results = {}
+    for scen, (gen, kinds) in SCENARIOS.items():
+        if only and scen not in only:
+            continue
+        ctx = f"{WORK}/ctx-{scen}"
+        if not os.path.exists(f"{ctx}/Dockerfile"):
+            gen(ctx)
+        touch = {"app": "src/f000.txt", "bigctx": "ctx/d00/s0/f00000"}.get(scen)
+        tools = [Hoist(scen)] + ([] if a.no_buildah else [Buildah(scen)])
+        for run in range(a.runs):
+            for tool in tools:  # interleaved
+                tool.reset()
+                for kind in kinds:
+                    if kind == "touch":
+                        with open(f"{ctx}/{touch}", "ab") as f:
+                            f.write(f"touch {tool.name} {run}\n".encode())
+                    repo = f"bench/{scen}-{kind}-{tool.name}-{run}-{int(time.time()*1000)}"
+                    secs, rss = tool.build(ctx, repo)
+                    results.setdefault((f"{scen} {kind}", tool.name), []).append((secs, rss))
+                    print(f"  {scen:8} {kind:5} {tool.name:7} run {run}: {secs:6.2f}s  rss {rss:6.1f} MiB", file=sys.stderr)
+    print(f"\n| scenario | BuildKit (issue) | buildah | hoist | hoist/buildah | target | hoist peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    for name in BUILDKIT_MEDIANS:
+        h = results.get((name, "hoist"))
+        if not h:
+            continue
+        hm = statistics.median(s for s, _ in h)
+        b = results.get((name, "buildah"))
+        bm = statistics.median(s for s, _ in b) if b else None
+        ratio = f"{hm / bm:.2f}x" if bm else "-"
+        print(f"| {name} | {BUILDKIT_MEDIANS[name]:.2f} s | {f'{bm:.2f} s' if bm else '-'} | {hm:.2f} s | {ratio} | "
+              f"≤ {TARGETS[name]} s | {max(r for _, r in h):.0f} MiB |")
+
+
+if __name__ == "__main__":
+    main()
