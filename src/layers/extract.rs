@@ -48,8 +48,8 @@ pub struct ExtractLimits {
     pub max_entries: u64,
     /// Most uncompressed bytes (the tar stream, headers included).
     pub max_total_bytes: u64,
-    /// For compressed input: most uncompressed bytes per compressed byte (after the first
-    /// MiB), against decompression bombs. `None`: unchecked.
+    /// For compressed input: most uncompressed bytes per compressed byte (counting at least
+    /// 64 KiB of input), against decompression bombs. `None`: unchecked.
     pub max_ratio: Option<u64>,
 }
 
@@ -164,7 +164,7 @@ impl<R: Read> Read for RatioGuard<R> {
         let allowed = self
             .read_in
             .load(Ordering::Relaxed)
-            .max(1 << 20)
+            .max(64 << 10)
             .saturating_mul(self.ratio);
         if self.out > allowed {
             return Err(io::Error::other(format!(
