@@ -207,7 +207,7 @@ pub(crate) fn set_meta_fd(fd: BorrowedFd<'_>, m: &Meta<'_>) -> Result<(), Errno>
 fn times(sec: i64, nsec: u32) -> Timestamps {
     let t = Timespec {
         tv_sec: sec,
-        tv_nsec: i64::from(nsec).into(),
+        tv_nsec: i64::from(nsec),
     };
     Timestamps {
         last_access: t,

@@ -60,7 +60,7 @@ struct Item {
 /// w.commit(Some(&b.digest))?`. Nothing may write to `dir` meanwhile.
 pub fn write_layer(dir: &Path, opts: &LayerOptions, out: &mut dyn Write) -> Result<LayerBlob> {
     let mut items = Vec::new();
-    walk(dir, &mut Vec::new(), &mut items)?;
+    walk(dir, &[], &mut items)?;
     let content: u64 = items
         .iter()
         .filter(|i| i.meta.file_type().is_file())
@@ -78,7 +78,7 @@ pub fn write_layer(dir: &Path, opts: &LayerOptions, out: &mut dyn Write) -> Resu
     })
 }
 
-fn walk(dir: &Path, rel: &mut Vec<u8>, items: &mut Vec<Item>) -> Result<()> {
+fn walk(dir: &Path, rel: &[u8], items: &mut Vec<Item>) -> Result<()> {
     let mut names: Vec<OsString> = fs::read_dir(dir)
         .map_err(io_err(dir))?
         .map(|e| e.map(|e| e.file_name()))
@@ -92,7 +92,7 @@ fn walk(dir: &Path, rel: &mut Vec<u8>, items: &mut Vec<Item>) -> Result<()> {
         if ft.is_socket() {
             continue;
         }
-        let mut child_rel = rel.clone();
+        let mut child_rel = rel.to_vec();
         if !child_rel.is_empty() {
             child_rel.push(b'/');
         }
@@ -106,7 +106,7 @@ fn walk(dir: &Path, rel: &mut Vec<u8>, items: &mut Vec<Item>) -> Result<()> {
             opaque,
         });
         if is_dir {
-            walk(&path, &mut child_rel, items)?;
+            walk(&path, &child_rel, items)?;
         }
     }
     Ok(())
