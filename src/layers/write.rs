@@ -1,0 +1,300 @@
+//! `write_layer`: a directory (an overlayfs upper dir, or plain files) → a compressed OCI
+//! layer, in one streaming pass.
+//!
+//! Order: depth first, each directory's names sorted bytewise (Go's `filepath.Walk` order, as
+//! BuildKit). Names are relative with no leading `/`, directories end in `/`. Overlay
+//! whiteouts (char device 0/0) become empty `.wh.NAME` files; opaque directories
+//! (`trusted.overlay.opaque=y` or `user.overlay.opaque=y`) get a `DIR/.wh..wh..opq` entry right
+//! after their own. Hardlinked files (same dev+inode) after the first become tar links.
+//! `overlay.*` xattrs are never written; a `redirect`/`metacopy` one is an error because the
+//! upper dir alone does not describe the change then. Sockets are skipped (tar has none).
+
+use super::compress::{Compression, compress_stream};
+use super::tarfmt::{self, Entry, Kind};
+use super::{LayersError, Result, io_err};
+use crate::oci::Digest;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{self, File, Metadata};
+use std::io::{Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// How to write a layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LayerOptions {
+    /// Blob compression.
+    pub compression: Compression,
+    /// When set, every timestamp later than this is clamped to it (reproducible builds).
+    pub source_date_epoch: Option<i64>,
+}
+
+/// A written layer blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// sha256 of the compressed blob (the manifest's layer digest).
+    pub digest: Digest,
+    /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids` entry).
+    pub diff_id: Digest,
+    /// Size of the compressed blob in bytes.
+    pub size: u64,
+    /// The layer media type, from the compression.
+    pub media_type: String,
+}
+
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+
+/// One path to archive, found by the walk.
+struct Item {
+    path: PathBuf,
+    rel: Vec<u8>,
+    meta: Metadata,
+    opaque: bool,
+}
+
+/// Diffs `dir` into a layer written to `out`; see the module doc for the format.
+///
+/// The caller owns `out` (a store blob writer, a file): `let b = write_layer(dir, &o, &mut w)?;
+/// w.commit(Some(&b.digest))?`. Nothing may write to `dir` meanwhile.
+pub fn write_layer(dir: &Path, opts: &LayerOptions, out: &mut dyn Write) -> Result<LayerBlob> {
+    let mut items = Vec::new();
+    walk(dir, &[], &mut items)?;
+    let content: u64 = items
+        .iter()
+        .filter(|i| i.meta.file_type().is_file())
+        .map(|i| i.meta.len())
+        .sum();
+    let sde = opts.source_date_epoch;
+    let sums = compress_stream(opts.compression, content, out, move |w| {
+        write_items(&items, sde, w)
+    })?;
+    Ok(LayerBlob {
+        digest: sums.digest,
+        diff_id: sums.diff_id,
+        size: sums.size,
+        media_type: opts.compression.media_type().to_string(),
+    })
+}
+
+fn walk(dir: &Path, rel: &[u8], items: &mut Vec<Item>) -> Result<()> {
+    let mut names: Vec<OsString> = fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()
+        .map_err(io_err(dir))?;
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in names {
+        let path = dir.join(&name);
+        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        let ft = meta.file_type();
+        if ft.is_socket() {
+            continue;
+        }
+        let mut child_rel = rel.to_vec();
+        if !child_rel.is_empty() {
+            child_rel.push(b'/');
+        }
+        child_rel.extend_from_slice(name.as_bytes());
+        let opaque = ft.is_dir() && is_opaque(&path)?;
+        let is_dir = ft.is_dir();
+        items.push(Item {
+            path: path.clone(),
+            rel: child_rel.clone(),
+            meta,
+            opaque,
+        });
+        if is_dir {
+            walk(&path, &child_rel, items)?;
+        }
+    }
+    Ok(())
+}
+
+fn get_xattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        match rustix::fs::lgetxattr(path, name, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            Err(rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP) => return Ok(None),
+            Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(e) => {
+                return Err(LayersError::Io {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                });
+            }
+        }
+    }
+}
+
+fn is_opaque(path: &Path) -> Result<bool> {
+    for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+        if get_xattr(path, name)?.as_deref() == Some(b"y") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The xattrs to archive, sorted by name; overlayfs' own are dropped.
+fn xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut buf = vec![0u8; 1024];
+    let n = loop {
+        match rustix::fs::llistxattr(path, &mut buf[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(e) => {
+                return Err(LayersError::Io {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                });
+            }
+        }
+    };
+    let mut out = Vec::new();
+    for name in buf[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let overlay = name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.");
+        if overlay {
+            let rest = name.splitn(3, |b| *b == b'.').nth(2).unwrap_or_default();
+            if rest == b"redirect" || rest == b"metacopy" {
+                return Err(LayersError::OverlayFeature {
+                    path: path.to_path_buf(),
+                    xattr: String::from_utf8_lossy(name).into_owned(),
+                });
+            }
+            continue;
+        }
+        let key = String::from_utf8_lossy(name).into_owned();
+        if let Some(v) = get_xattr(path, &key)? {
+            out.push((name.to_vec(), v));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn clamp(t: i64, sde: Option<i64>) -> i64 {
+    match sde {
+        Some(s) if t > s => s,
+        _ => t,
+    }
+}
+
+fn out_err(e: std::io::Error) -> LayersError {
+    LayersError::Output(e)
+}
+
+fn write_items(items: &[Item], sde: Option<i64>, w: &mut dyn Write) -> Result<()> {
+    let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    for item in items {
+        let m = &item.meta;
+        let ft = m.file_type();
+        let mtime = clamp(m.mtime(), sde);
+        if ft.is_char_device() && m.rdev() == 0 {
+            // Overlay whiteout → `.wh.NAME`.
+            let (dir, base) = split_rel(&item.rel);
+            let mut name = dir.to_vec();
+            name.extend_from_slice(WHITEOUT_PREFIX);
+            name.extend_from_slice(base);
+            let mut e = Entry::new(name, Kind::Regular);
+            e.mtime = mtime;
+            tarfmt::write_header(w, &e).map_err(out_err)?;
+            continue;
+        }
+        let mut e = Entry::new(item.rel.clone(), Kind::Regular);
+        e.mode = m.mode() & 0o7777;
+        e.uid = u64::from(m.uid());
+        e.gid = u64::from(m.gid());
+        e.mtime = mtime;
+        if ft.is_dir() {
+            e.kind = Kind::Dir;
+        } else if ft.is_symlink() {
+            e.kind = Kind::Symlink;
+            e.link = fs::read_link(&item.path)
+                .map_err(io_err(&item.path))?
+                .into_os_string()
+                .into_vec();
+        } else if ft.is_fifo() {
+            e.kind = Kind::Fifo;
+        } else if ft.is_char_device() || ft.is_block_device() {
+            e.kind = if ft.is_char_device() {
+                Kind::Char
+            } else {
+                Kind::Block
+            };
+            e.devmajor = rustix::fs::major(m.rdev());
+            e.devminor = rustix::fs::minor(m.rdev());
+        } else if ft.is_file() {
+            if m.nlink() > 1 {
+                let key = (m.dev(), m.ino());
+                if let Some(first) = links.get(&key) {
+                    e.kind = Kind::Link;
+                    e.link = first.clone();
+                    // A link carries no data and no xattrs of its own.
+                    e.mode = m.mode() & 0o7777;
+                    tarfmt::write_header(w, &e).map_err(out_err)?;
+                    continue;
+                }
+                links.insert(key, item.rel.clone());
+            }
+            e.size = m.len();
+        }
+        e.xattrs = xattrs(&item.path)?;
+        tarfmt::write_header(w, &e).map_err(out_err)?;
+        if e.kind == Kind::Regular {
+            copy_exact(&item.path, e.size, w, &mut buf)?;
+            tarfmt::write_padding(w, e.size).map_err(out_err)?;
+        }
+        if item.opaque {
+            let mut name = item.rel.clone();
+            name.push(b'/');
+            name.extend_from_slice(OPAQUE_MARKER);
+            let mut o = Entry::new(name, Kind::Regular);
+            o.mtime = mtime;
+            tarfmt::write_header(w, &o).map_err(out_err)?;
+        }
+    }
+    tarfmt::write_end(w).map_err(out_err)
+}
+
+fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|b| *b == b'/') {
+        Some(i) => (&rel[..=i], &rel[i + 1..]),
+        None => (&[], rel),
+    }
+}
+
+fn copy_exact(path: &Path, size: u64, w: &mut dyn Write, buf: &mut [u8]) -> Result<()> {
+    let mut f = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io_err(path))?;
+    let mut left = size;
+    while left > 0 {
+        let k = (buf.len() as u64).min(left) as usize;
+        let n = f.read(&mut buf[..k]).map_err(io_err(path))?;
+        if n == 0 {
+            return Err(LayersError::FileChanged {
+                path: path.to_path_buf(),
+                expected: size,
+            });
+        }
+        w.write_all(&buf[..n]).map_err(out_err)?;
+        left -= n as u64;
+    }
+    if f.read(&mut buf[..1]).map_err(io_err(path))? != 0 {
+        return Err(LayersError::FileChanged {
+            path: path.to_path_buf(),
+            expected: size,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,753 @@
+//! Hostile layer corpus (issue 7): raw tar headers written by hand, extracted as root into a
+//! dest dir that has a canary directory beside it. Whatever the outcome (error or success),
+//! the canary's contents, modes, owners and times, the dest's siblings and the mount table
+//! must not change; where the expected outcome is known it is asserted too.
+
+#[path = "fixtures/layers/common.rs"]
+mod common;
+
+use common::{SnapOpts, mountinfo, snapshot};
+use hoist::layers::{self, DecompressHint, ExtractLimits, ExtractMode, LayersError};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+// ------------------------------------------------------------ raw tar generator
+
+#[derive(Clone)]
+struct H {
+    name: Vec<u8>,
+    flag: u8,
+    size: u64,
+    /// Size written into the header when it must lie about the data.
+    size_field: Option<Vec<u8>>,
+    link: Vec<u8>,
+    mode: u32,
+    uid: u32,
+    major: u32,
+    minor: u32,
+}
+
+fn h(name: &str, flag: u8) -> H {
+    H {
+        name: name.as_bytes().to_vec(),
+        flag,
+        size: 0,
+        size_field: None,
+        link: Vec::new(),
+        mode: 0o644,
+        uid: 0,
+        major: 0,
+        minor: 0,
+    }
+}
+
+fn octal(field: &mut [u8], v: u64) {
+    let w = field.len() - 1;
+    let s = format!("{v:0w$o}");
+    field[..w].copy_from_slice(&s.as_bytes()[s.len() - w..]);
+}
+
+fn block(x: &H) -> [u8; 512] {
+    let mut b = [0u8; 512];
+    let n = x.name.len().min(100);
+    b[..n].copy_from_slice(&x.name[..n]);
+    octal(&mut b[100..108], u64::from(x.mode));
+    octal(&mut b[108..116], u64::from(x.uid));
+    octal(&mut b[116..124], 0);
+    match &x.size_field {
+        Some(f) => b[124..124 + f.len()].copy_from_slice(f),
+        None => octal(&mut b[124..136], x.size),
+    }
+    octal(&mut b[136..148], 1_600_000_000);
+    b[156] = x.flag;
+    let l = x.link.len().min(100);
+    b[157..157 + l].copy_from_slice(&x.link[..l]);
+    b[257..263].copy_from_slice(b"ustar\0");
+    b[263..265].copy_from_slice(b"00");
+    octal(&mut b[329..337], u64::from(x.major));
+    octal(&mut b[337..345], u64::from(x.minor));
+    b[148..156].fill(b' ');
+    let sum: u64 = b.iter().map(|v| u64::from(*v)).sum();
+    octal(&mut b[148..155], sum);
+    b
+}
+
+#[derive(Default)]
+struct Tar(Vec<u8>);
+
+impl Tar {
+    fn raw(&mut self, x: &H, data: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(&block(x));
+        self.0.extend_from_slice(data);
+        let pad = (512 - data.len() % 512) % 512;
+        self.0.extend(std::iter::repeat_n(0u8, pad));
+        self
+    }
+    fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
+        let mut x = h(name, b'0');
+        x.size = data.len() as u64;
+        self.raw(&x, data)
+    }
+    fn dir(&mut self, name: &str) -> &mut Self {
+        let mut x = h(name, b'5');
+        x.mode = 0o755;
+        self.raw(&x, b"")
+    }
+    fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        let mut x = h(name, b'2');
+        x.link = target.as_bytes().to_vec();
+        self.raw(&x, b"")
+    }
+    fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+        let mut x = h(name, b'1');
+        x.link = target.as_bytes().to_vec();
+        self.raw(&x, b"")
+    }
+    fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
+        let mut data = Vec::new();
+        for (k, v) in records {
+            let body = k.len() + v.len() + 3;
+            let mut len = body + 1;
+            while len != body + len.to_string().len() {
+                len = body + len.to_string().len();
+            }
+            data.extend_from_slice(format!("{len} {k}=").as_bytes());
+            data.extend_from_slice(v);
+            data.push(b'\n');
+        }
+        let mut x = h("PaxHeaders.0/x", b'x');
+        x.size = data.len() as u64;
+        self.raw(&x, &data)
+    }
+    fn gnu_long(&mut self, flag: u8, name: &[u8]) -> &mut Self {
+        let mut data = name.to_vec();
+        data.push(0);
+        let mut x = h("././@LongLink", flag);
+        x.size = data.len() as u64;
+        self.raw(&x, &data)
+    }
+    fn end(&mut self) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.0);
+        v.extend_from_slice(&[0u8; 1024]);
+        v
+    }
+}
+
+// ------------------------------------------------------------ the harness
+
+struct Arena {
+    _t: tempfile::TempDir,
+    top: PathBuf,
+    dest: PathBuf,
+    canary: PathBuf,
+}
+
+fn arena() -> Arena {
+    let t = tempfile::tempdir().unwrap();
+    let top = t.path().to_path_buf();
+    let dest = top.join("dest");
+    let canary = top.join("canary");
+    fs::create_dir(&dest).unwrap();
+    fs::create_dir_all(canary.join("cdir")).unwrap();
+    fs::write(canary.join("secret"), "canary").unwrap();
+    fs::set_permissions(canary.join("secret"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::write(canary.join("cdir/inner"), "inner").unwrap();
+    symlink("secret", canary.join("slink")).unwrap();
+    Arena {
+        _t: t,
+        top,
+        dest,
+        canary,
+    }
+}
+
+fn sibling_names(top: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(top)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Extracts `tar` in `mode` and checks the canary invariants; returns the result.
+fn run_case(
+    name: &str,
+    tar: &[u8],
+    mode: ExtractMode,
+    limits: &ExtractLimits,
+) -> (Arena, Result<layers::ExtractStats, LayersError>) {
+    let a = arena();
+    let opts = SnapOpts {
+        dir_mtimes: true,
+        inode_groups: true,
+    };
+    let canary_before = snapshot(&a.canary, &opts);
+    let canary_dir_meta = fs::symlink_metadata(&a.canary).unwrap();
+    let mounts_before = mountinfo();
+    let r = layers::extract_with_limits(tar, &a.dest, mode, limits);
+    assert_eq!(
+        snapshot(&a.canary, &opts),
+        canary_before,
+        "case {name}: canary changed ({r:?})"
+    );
+    let after = fs::symlink_metadata(&a.canary).unwrap();
+    assert_eq!(
+        (after.mode(), after.uid(), after.mtime()),
+        (
+            canary_dir_meta.mode(),
+            canary_dir_meta.uid(),
+            canary_dir_meta.mtime()
+        ),
+        "case {name}"
+    );
+    assert_eq!(
+        sibling_names(&a.top),
+        vec!["canary", "dest"],
+        "case {name}: something appeared beside dest"
+    );
+    assert!(
+        fs::symlink_metadata(&a.dest).unwrap().is_dir(),
+        "case {name}: dest changed type"
+    );
+    assert_eq!(mountinfo(), mounts_before, "case {name}");
+    (a, r)
+}
+
+fn layer(name: &str, tar: &[u8]) -> (Arena, Result<layers::ExtractStats, LayersError>) {
+    run_case(name, tar, ExtractMode::Layer, &ExtractLimits::default())
+}
+
+fn expect_rejected(name: &str, tar: &[u8]) -> String {
+    let (_a, r) = layer(name, tar);
+    match r {
+        Ok(s) => panic!("case {name}: expected an error, extracted {s:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+// ------------------------------------------------------------ cases
+
+#[test]
+fn dotdot_and_absolute_names_are_clamped_inside_dest() {
+    for (name, path) in [
+        ("dotdot", "../canary/secret"),
+        ("deep-dotdot", "a/../../../../canary/secret"),
+        ("absolute", "/canary/secret"),
+        ("abs-dotdot", "/../../canary/secret"),
+    ] {
+        let tar = Tar::default().file(path, b"pwned").end();
+        let (a, r) = layer(name, &tar);
+        r.unwrap();
+        assert_eq!(
+            fs::read_to_string(a.dest.join("canary/secret")).unwrap(),
+            "pwned",
+            "{name}"
+        );
+    }
+    // The same through a PAX path and a GNU long name.
+    let pax = Tar::default()
+        .pax(&[("path", b"../../canary/secret")])
+        .file("harmless", b"pwned")
+        .end();
+    let (a, r) = layer("pax-dotdot", &pax);
+    r.unwrap();
+    assert_eq!(
+        fs::read_to_string(a.dest.join("canary/secret")).unwrap(),
+        "pwned"
+    );
+    let gnu = Tar::default()
+        .gnu_long(b'L', b"../../../canary/secret")
+        .file("harmless", b"pwned")
+        .end();
+    let (a, r) = layer("gnu-dotdot", &gnu);
+    r.unwrap();
+    assert_eq!(
+        fs::read_to_string(a.dest.join("canary/secret")).unwrap(),
+        "pwned"
+    );
+}
+
+#[test]
+fn symlinks_never_lead_writes_outside() {
+    let a0 = arena();
+    let abs_canary = a0.canary.display().to_string();
+    drop(a0);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "relative-symlink-dir",
+            Tar::default()
+                .symlink("esc", "../canary")
+                .file("esc/secret", b"pwned")
+                .end(),
+        ),
+        (
+            "absolute-symlink-dir",
+            Tar::default()
+                .symlink("esc", &abs_canary)
+                .file("esc/secret", b"pwned")
+                .end(),
+        ),
+        (
+            "symlink-to-root-dotdot",
+            Tar::default()
+                .symlink("up", "../../../..")
+                .file("up/canary/secret", b"pwned")
+                .end(),
+        ),
+        (
+            "overwrite-symlink-file",
+            Tar::default()
+                .symlink("s", "../canary/secret")
+                .file("s", b"pwned")
+                .end(),
+        ),
+        (
+            "symlink-chain",
+            Tar::default()
+                .symlink("a", "b")
+                .symlink("b", "../canary")
+                .dir("a/cdir")
+                .file("a/cdir/inner", b"pwned")
+                .end(),
+        ),
+        (
+            "dir-swap",
+            Tar::default()
+                .dir("d")
+                .file("d/f", b"ok")
+                .symlink("d", "../canary")
+                .file("d/secret", b"pwned")
+                .dir("d/cdir")
+                .end(),
+        ),
+        (
+            "symlink-then-dir-entry",
+            Tar::default()
+                .symlink("x", "../canary/cdir")
+                .dir("x")
+                .file("x/inner", b"pwned")
+                .end(),
+        ),
+        ("symlink-owner", {
+            let mut s = h("own", b'2');
+            s.link = b"../canary/secret".to_vec();
+            s.uid = 4242;
+            s.mode = 0o777;
+            Tar::default().raw(&s, b"").end()
+        }),
+        (
+            "whiteout-through-symlink",
+            Tar::default()
+                .symlink("w", "../canary")
+                .file("w/.wh.secret", b"")
+                .file("w/.wh..wh..opq", b"")
+                .end(),
+        ),
+        ("device-through-symlink", {
+            let mut c = h("p/null", b'3');
+            c.major = 1;
+            c.minor = 3;
+            Tar::default().symlink("p", "../canary").raw(&c, b"").end()
+        }),
+        (
+            "replace-dir-holding-escape-link",
+            Tar::default()
+                .dir("d")
+                .symlink("d/s", "../../canary")
+                .symlink("d/t", &abs_canary)
+                .file("d", b"now a file")
+                .end(),
+        ),
+    ];
+    for (name, tar) in cases {
+        let (a, r) = layer(name, &tar);
+        if name == "overwrite-symlink-file" {
+            r.as_ref().unwrap();
+            assert!(fs::symlink_metadata(a.dest.join("s")).unwrap().is_file());
+        }
+        if name == "symlink-owner" {
+            r.as_ref().unwrap();
+            assert_eq!(
+                fs::symlink_metadata(a.dest.join("own")).unwrap().uid(),
+                4242
+            );
+        }
+        if name == "replace-dir-holding-escape-link" {
+            r.as_ref().unwrap();
+            assert_eq!(fs::read_to_string(a.dest.join("d")).unwrap(), "now a file");
+        }
+        if name == "absolute-symlink-dir" {
+            // Either refused or written inside dest, never into the real canary.
+            if r.is_ok() {
+                assert!(
+                    a.dest
+                        .join(abs_canary.trim_start_matches('/'))
+                        .join("secret")
+                        .exists()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn hardlinks_must_target_files_extracted_earlier() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "outside-relative",
+            Tar::default().hardlink("h", "../canary/secret").end(),
+        ),
+        (
+            "outside-absolute",
+            Tar::default().hardlink("h", "/etc/passwd").end(),
+        ),
+        (
+            "via-symlink",
+            Tar::default()
+                .symlink("s", "/")
+                .hardlink("h", "s/etc/passwd")
+                .end(),
+        ),
+        (
+            "to-symlink",
+            Tar::default()
+                .symlink("s", "../canary/secret")
+                .hardlink("h", "s")
+                .end(),
+        ),
+        ("to-dir", Tar::default().dir("d").hardlink("h", "d").end()),
+        (
+            "to-self",
+            Tar::default().file("f", b"x").hardlink("f", "f").end(),
+        ),
+        (
+            "pax-linkpath",
+            Tar::default()
+                .file("f", b"x")
+                .pax(&[("linkpath", b"../canary/secret")])
+                .hardlink("h", "f")
+                .end(),
+        ),
+        (
+            "target-swapped-for-symlink",
+            Tar::default()
+                .file("f", b"x")
+                .symlink("f", "../canary/secret")
+                .hardlink("h", "f")
+                .end(),
+        ),
+    ];
+    for (name, tar) in cases {
+        let e = expect_rejected(name, &tar);
+        assert!(e.contains("hardlink"), "{name}: {e}");
+    }
+    // A good hardlink, then a write to the link name replaces it without touching the target.
+    let tar = Tar::default()
+        .file("f", b"one")
+        .hardlink("g", "f")
+        .file("g", b"two")
+        .end();
+    let (a, r) = layer("relink", &tar);
+    assert_eq!(r.unwrap().hardlinks, 1);
+    assert_eq!(fs::read_to_string(a.dest.join("f")).unwrap(), "one");
+    assert_eq!(fs::read_to_string(a.dest.join("g")).unwrap(), "two");
+}
+
+#[test]
+fn whiteout_abuse_is_rejected() {
+    for (name, path) in [
+        ("wh-empty", ".wh."),
+        ("wh-dot", ".wh.."),
+        ("wh-dotdot", ".wh..."),
+        ("wh-nested-dotdot", "sub/.wh..."),
+        ("opaque-root", ".wh..wh..opq"),
+        ("opaque-root-dotdot", "../.wh..wh..opq"),
+        ("opaque-root-abs", "/.wh..wh..opq"),
+    ] {
+        let e = expect_rejected(name, &Tar::default().file(path, b"").end());
+        assert!(e.contains("whiteout"), "{name}: {e}");
+    }
+    let e = expect_rejected("wh-as-dir", &Tar::default().dir(".wh.x").end());
+    assert!(e.contains("whiteout"), "{e}");
+    // A whiteout that clamps to a name in dest is fine and stays inside.
+    let (a, r) = layer(
+        "wh-clamped",
+        &Tar::default().file("../.wh.canary", b"").end(),
+    );
+    r.unwrap();
+    let m = fs::symlink_metadata(a.dest.join("canary")).unwrap();
+    assert_eq!(m.rdev(), 0);
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &m.file_type()
+    ));
+}
+
+#[test]
+fn the_root_never_changes_type() {
+    for (name, tar) in [
+        (
+            "root-symlink",
+            Tar::default().symlink(".", "../canary").end(),
+        ),
+        ("root-symlink-slash", Tar::default().symlink("/", "/").end()),
+        ("root-file", Tar::default().file("./", b"x").end()),
+        ("root-file-dotdot", Tar::default().file("..", b"x").end()),
+        (
+            "root-hardlink",
+            Tar::default().file("f", b"x").hardlink(".", "f").end(),
+        ),
+    ] {
+        let e = expect_rejected(name, &tar);
+        assert!(e.contains("root"), "{name}: {e}");
+    }
+    // A root directory entry only changes the root's metadata.
+    let (a, r) = layer("root-dir", &Tar::default().dir("./").end());
+    r.unwrap();
+    assert_eq!(fs::metadata(&a.dest).unwrap().mode() & 0o7777, 0o755);
+}
+
+#[test]
+fn header_tricks_are_rejected() {
+    let mut desync = h("f", b'0');
+    desync.size = 5;
+    let desync = Tar::default()
+        .pax(&[("size", b"1536")])
+        .raw(&desync, b"hello")
+        .file("other", b"x")
+        .end();
+    let e = expect_rejected("pax-size-desync", &desync);
+    assert!(e.contains("disagrees"), "{e}");
+
+    let huge_pax = Tar::default()
+        .pax(&[("comment", &vec![b'a'; 2 << 20])])
+        .file("f", b"")
+        .end();
+    let e = expect_rejected("pax-too-big", &huge_pax);
+    assert!(e.contains("PAX header size"), "{e}");
+
+    let two_pax = Tar::default()
+        .pax(&[("path", b"a")])
+        .pax(&[("path", b"b")])
+        .file("f", b"")
+        .end();
+    assert!(expect_rejected("two-pax", &two_pax).contains("two PAX"));
+
+    let both = Tar::default()
+        .pax(&[("path", b"a")])
+        .gnu_long(b'L', b"b")
+        .file("f", b"")
+        .end();
+    assert!(expect_rejected("pax-and-gnu", &both).contains("ambiguous"));
+
+    let long = Tar::default()
+        .gnu_long(b'L', &vec![b'a'; 10_000])
+        .file("f", b"")
+        .end();
+    assert!(expect_rejected("gnu-long-too-long", &long).contains("limit"));
+
+    let mut dir_with_data = h("d", b'5');
+    dir_with_data.size = 512;
+    let t = Tar::default().raw(&dir_with_data, &[b'A'; 512]).end();
+    assert!(expect_rejected("dir-with-data", &t).contains("ambiguous"));
+
+    let mut neg = h("f", b'0');
+    neg.size_field = Some(vec![0xff; 12]);
+    assert!(
+        expect_rejected("negative-size", &Tar::default().raw(&neg, b"").end()).contains("size")
+    );
+
+    let mut sparse = h("f", b'S');
+    sparse.size = 0;
+    assert!(
+        expect_rejected("gnu-sparse", &Tar::default().raw(&sparse, b"").end()).contains("sparse")
+    );
+
+    let reserved = Tar::default()
+        .pax(&[("SCHILY.xattr.trusted.overlay.opaque", b"y")])
+        .dir("d")
+        .end();
+    assert!(expect_rejected("overlay-xattr", &reserved).contains("overlay"));
+
+    let nul = Tar::default()
+        .pax(&[("path", b"a\0b")])
+        .file("f", b"")
+        .end();
+    assert!(expect_rejected("nul-in-name", &nul).contains("NUL"));
+
+    let mut truncated = Tar::default().file("f", &[1u8; 4000]).end();
+    truncated.truncate(2048);
+    assert!(expect_rejected("truncated", &truncated).contains("truncated"));
+
+    let mut bad_sum = Tar::default().file("f", b"x").end();
+    bad_sum[0] = b'g';
+    assert!(expect_rejected("bad-checksum", &bad_sum).contains("checksum"));
+
+    let mut unknown = h("f", b'Z');
+    unknown.size = 0;
+    assert!(
+        expect_rejected("unknown-type", &Tar::default().raw(&unknown, b"").end())
+            .contains("unsupported")
+    );
+}
+
+#[test]
+fn sizes_and_counts_are_capped() {
+    // A header claiming 1 TiB of data.
+    let mut big = h("f", b'0');
+    big.size_field = Some({
+        let mut f = vec![0x80u8; 1];
+        f.extend_from_slice(&[0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0]);
+        f
+    });
+    let e = expect_rejected("huge-size", &Tar::default().raw(&big, b"").end());
+    assert!(e.contains("uncompressed layer size"), "{e}");
+
+    let small = ExtractLimits {
+        max_entries: 10,
+        max_total_bytes: 1 << 20,
+        ..ExtractLimits::default()
+    };
+    let mut many = Tar::default();
+    for i in 0..11 {
+        many.file(&format!("f{i}"), b"");
+    }
+    let (_a, r) = run_case("too-many-entries", &many.end(), ExtractMode::Layer, &small);
+    assert!(r.unwrap_err().to_string().contains("number of entries"));
+
+    let (_a, r) = run_case(
+        "too-many-bytes",
+        &Tar::default().file("f", &vec![0u8; 2 << 20]).end(),
+        ExtractMode::Layer,
+        &small,
+    );
+    assert!(
+        r.unwrap_err()
+            .to_string()
+            .contains("uncompressed layer size")
+    );
+
+    let deep = "d/".repeat(3000);
+    let e = expect_rejected(
+        "path-too-long",
+        &Tar::default()
+            .pax(&[("path", deep.as_bytes())])
+            .file("f", b"")
+            .end(),
+    );
+    assert!(e.contains("path length"), "{e}");
+
+    // A gzip bomb: 16 MiB of zeros in a ~16 KiB blob, with a 100:1 ratio cap.
+    let mut bomb = Tar::default();
+    let mut x = h("zeros", b'0');
+    x.size = 16 << 20;
+    bomb.raw(&x, &vec![0u8; 16 << 20]);
+    let plain = bomb.end();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&plain).unwrap();
+    let gz = gz.finish().unwrap();
+    let a = arena();
+    let before = snapshot(
+        &a.canary,
+        &SnapOpts {
+            dir_mtimes: true,
+            inode_groups: true,
+        },
+    );
+    let limits = ExtractLimits {
+        max_ratio: Some(100),
+        ..ExtractLimits::default()
+    };
+    let e = layers::unpack_with_limits(
+        &gz[..],
+        DecompressHint::Sniff,
+        &a.dest,
+        ExtractMode::Archive,
+        &limits,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("decompression ratio"), "{e}");
+    assert_eq!(
+        snapshot(
+            &a.canary,
+            &SnapOpts {
+                dir_mtimes: true,
+                inode_groups: true
+            }
+        ),
+        before
+    );
+}
+
+#[test]
+fn type_flips_replace_entries_per_oci_rules() {
+    let tar = Tar::default()
+        .file("x", b"file")
+        .dir("x")
+        .file("x/in", b"in")
+        .symlink("x", "../canary")
+        .dir("x")
+        .file("y", b"y")
+        .dir("y")
+        .dir("y")
+        .file("z/deep/f", b"implicit parents")
+        .end();
+    let (a, r) = layer("type-flips", &tar);
+    r.unwrap();
+    assert!(fs::symlink_metadata(a.dest.join("x")).unwrap().is_dir());
+    assert!(
+        !a.dest.join("x/in").exists(),
+        "the symlink replaced the old dir, the new dir is empty"
+    );
+    assert!(fs::symlink_metadata(a.dest.join("y")).unwrap().is_dir());
+    assert_eq!(
+        fs::read_to_string(a.dest.join("z/deep/f")).unwrap(),
+        "implicit parents"
+    );
+}
+
+#[test]
+fn setuid_devices_and_capabilities_are_kept() {
+    let mut suid = h("bin/su", b'0');
+    suid.mode = 0o4755;
+    suid.size = 2;
+    let mut dev = h("dev/null", b'3');
+    dev.major = 1;
+    dev.minor = 3;
+    dev.mode = 0o666;
+    let cap: &[u8] = &[
+        0x01, 0, 0, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let tar = Tar::default()
+        .dir("bin")
+        .raw(&suid, b"#!")
+        .pax(&[("SCHILY.xattr.security.capability", cap)])
+        .file("bin/ping", b"p")
+        .dir("dev")
+        .raw(&dev, b"")
+        .end();
+    let (a, r) = layer("setuid", &tar);
+    let s = r.unwrap();
+    assert_eq!(s.specials, 1);
+    assert_eq!(
+        fs::metadata(a.dest.join("bin/su")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    assert_eq!(
+        fs::symlink_metadata(a.dest.join("dev/null"))
+            .unwrap()
+            .rdev(),
+        rustix::fs::makedev(1, 3)
+    );
+    let mut buf = [0u8; 64];
+    let n = rustix::fs::getxattr(
+        a.dest.join("bin/ping").as_path(),
+        "security.capability",
+        &mut buf[..],
+    )
+    .unwrap();
+    assert_eq!(&buf[..n], cap);
+}
