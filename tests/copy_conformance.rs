@@ -1,7 +1,7 @@
 //! COPY/ADD against BuildKit's results: the conformance cases' COPY/ADD steps are applied
 //! one layer at a time (each layer merged into a view, like the engine will), and the files
 //! they produce are compared with the gold snapshots in ../shared/conformance/gold.
-//! Skipped (with a note) when the shared kit is not beside the repository.
+//! The kit must be beside the repository (`../shared`), as it is in CI.
 
 use hoist::copy::{self, CopyRequest, CopySource, context};
 use hoist::parser::dockerignore::Matcher;
@@ -12,10 +12,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn kit() -> Option<PathBuf> {
+/// The shared conformance kit, beside the repository (as in CI).
+fn kit() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
-    let p = if p.is_dir() { p } else { PathBuf::from("/work/shared/conformance") };
-    p.is_dir().then_some(p)
+    assert!(
+        p.is_dir(),
+        "conformance kit not found at {}: check out shared/ beside the repo",
+        p.display()
+    );
+    p
 }
 
 /// Copies a case into a writable context with the modes stage.sh gives.
@@ -26,11 +31,17 @@ fn stage(kit: &Path, case: &str, dst: &Path) {
         .arg(dst)
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }
 
 fn gold(kit: &Path, case: &str) -> Map<String, Value> {
-    let v: Value = serde_json::from_slice(&std::fs::read(kit.join(format!("gold/{case}.json"))).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(kit.join(format!("gold/{case}.json"))).unwrap())
+            .unwrap();
     v["fs"].as_object().unwrap().clone()
 }
 
@@ -62,7 +73,12 @@ fn snapshot(root: &Path) -> BTreeMap<String, Value> {
 
 /// Merges a layer dir into the view (no whiteouts are produced by COPY).
 fn merge(layer: &Path, view: &Path) {
-    let st = Command::new("cp").arg("-a").arg(format!("{}/.", layer.display())).arg(view).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", layer.display()))
+        .arg(view)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -79,12 +95,20 @@ impl Run {
         let ctx = tmp.path().join("ctx");
         stage(kit, case, &ctx);
         let ignore = context::load_ignore(&ctx, &ctx.join("Dockerfile")).unwrap();
-        Run { view: tempfile::tempdir().unwrap(), ctx, _tmp: tmp, ignore }
+        Run {
+            view: tempfile::tempdir().unwrap(),
+            ctx,
+            _tmp: tmp,
+            ignore,
+        }
     }
 
     fn step(&self, req: CopyRequest) {
         let layer = tempfile::tempdir().unwrap();
-        let src = CopySource::Context { root: &self.ctx, ignore: &self.ignore };
+        let src = CopySource::Context {
+            root: &self.ctx,
+            ignore: &self.ignore,
+        };
         copy::apply(&src, &req, self.view.path(), layer.path())
             .unwrap_or_else(|e| panic!("{req:?}: {e}"));
         merge(layer.path(), self.view.path());
@@ -93,7 +117,11 @@ impl Run {
     /// Every gold entry under the given prefixes must match, and nothing else may appear.
     fn check(&self, gold: &Map<String, Value>, skip: &[&str]) {
         let got = snapshot(self.view.path());
-        let keep = |p: &str| !skip.iter().any(|s| p == *s || p.starts_with(&format!("{s}/")));
+        let keep = |p: &str| {
+            !skip
+                .iter()
+                .any(|s| p == *s || p.starts_with(&format!("{s}/")))
+        };
         let mut diffs = Vec::new();
         for (p, want) in gold.iter().filter(|(p, _)| keep(p)) {
             match got.get(p) {
@@ -104,7 +132,12 @@ impl Run {
         for p in got.keys().filter(|p| keep(p) && !gold.contains_key(*p)) {
             diffs.push(format!("{p}: unexpected"));
         }
-        assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.join("\n"));
+        assert!(
+            diffs.is_empty(),
+            "{} differences:\n{}",
+            diffs.len(),
+            diffs.join("\n")
+        );
     }
 }
 
@@ -118,7 +151,7 @@ fn req(sources: &[&str], dest: &str) -> CopyRequest {
 
 #[test]
 fn copysem_matches_buildkit() {
-    let Some(kit) = kit() else { return eprintln!("conformance kit not found: skipped") };
+    let kit = kit();
     let r = Run::new(&kit, "copysem");
     // git cannot keep this symlink in the kit; the real case has it.
     std::fs::remove_file(r.ctx.join("link-to-a")).unwrap();
@@ -129,10 +162,22 @@ fn copysem_matches_buildkit() {
     r.step(req(&["a.txt", "b.txt"], "/two/"));
     r.step(req(&["a.txt"], "/renamed.txt"));
     r.step(req(&["a.txt"], "/newdir/sub/"));
-    r.step(CopyRequest { chown: Some((1000, 50)), ..req(&["a.txt"], "/owned/a.txt") });
-    r.step(CopyRequest { chown: Some((1000, 50)), ..req(&["b.txt"], "/owned/b.txt") });
-    r.step(CopyRequest { chmod: Some("0755".into()), ..req(&["script.sh"], "/usr/local/bin/script") });
-    r.step(CopyRequest { chmod: Some("640".into()), ..req(&["dir"], "/modes/") });
+    r.step(CopyRequest {
+        chown: Some((1000, 50)),
+        ..req(&["a.txt"], "/owned/a.txt")
+    });
+    r.step(CopyRequest {
+        chown: Some((1000, 50)),
+        ..req(&["b.txt"], "/owned/b.txt")
+    });
+    r.step(CopyRequest {
+        chmod: Some("0755".into()),
+        ..req(&["script.sh"], "/usr/local/bin/script")
+    });
+    r.step(CopyRequest {
+        chmod: Some("640".into()),
+        ..req(&["dir"], "/modes/")
+    });
     r.step(req(&["link-to-a"], "/links/"));
     r.step(req(&["nested"], "/nested"));
     r.check(&gold(&kit, "copysem"), &[]);
@@ -140,36 +185,55 @@ fn copysem_matches_buildkit() {
 
 #[test]
 fn addtar_matches_buildkit() {
-    let Some(kit) = kit() else { return eprintln!("conformance kit not found: skipped") };
+    let kit = kit();
     let r = Run::new(&kit, "addtar");
-    r.step(CopyRequest { add: true, ..req(&["archive.tar.gz"], "/unpacked/") });
-    r.step(CopyRequest { add: true, ..req(&["plain.txt"], "/added/plain.txt") });
-    r.step(CopyRequest { add: true, chown: Some((1000, 1000)), ..req(&["dir"], "/added/dir") });
+    r.step(CopyRequest {
+        add: true,
+        ..req(&["archive.tar.gz"], "/unpacked/")
+    });
+    r.step(CopyRequest {
+        add: true,
+        ..req(&["plain.txt"], "/added/plain.txt")
+    });
+    r.step(CopyRequest {
+        add: true,
+        chown: Some((1000, 1000)),
+        ..req(&["dir"], "/added/dir")
+    });
     r.step(req(&["archive.tar.gz"], "/not-unpacked/"));
     r.check(&gold(&kit, "addtar"), &[]);
 }
 
 #[test]
 fn links_parents_exclude_match_buildkit() {
-    let Some(kit) = kit() else { return eprintln!("conformance kit not found: skipped") };
+    let kit = kit();
     let r = Run::new(&kit, "links");
     r.step(req(&["a.txt"], "/linked/a.txt"));
-    r.step(CopyRequest { parents: true, ..req(&["src/**/*.go"], "/parents/") });
-    r.step(CopyRequest { exclude: vec!["*.tmp".into()], ..req(&["files/"], "/excluded/") });
+    r.step(CopyRequest {
+        parents: true,
+        ..req(&["src/**/*.go"], "/parents/")
+    });
+    r.step(CopyRequest {
+        exclude: vec!["*.tmp".into()],
+        ..req(&["files/"], "/excluded/")
+    });
     r.check(&gold(&kit, "links"), &["/l", "/dev", "/proc", "/sys"]);
 }
 
 #[test]
 fn dockerignore_matches_buildkit() {
-    let Some(kit) = kit() else { return eprintln!("conformance kit not found: skipped") };
+    let kit = kit();
     let r = Run::new(&kit, "dockerignore");
     r.step(req(&["."], "/ctx"));
-    r.check(&gold(&kit, "dockerignore"), &["/ctx-listing", "/dev", "/proc", "/sys"]);
+    r.check(
+        &gold(&kit, "dockerignore"),
+        &["/ctx-listing", "/dev", "/proc", "/sys"],
+    );
 }
 
 #[test]
 fn scratch_matches_buildkit() {
-    let Some(kit) = kit() else { return eprintln!("conformance kit not found: skipped") };
+    let kit = kit();
     let r = Run::new(&kit, "scratch");
     r.step(req(&["payload/"], "/"));
     r.check(&gold(&kit, "scratch"), &[]);
@@ -177,7 +241,7 @@ fn scratch_matches_buildkit() {
 
 #[test]
 fn heredoc_matches_buildkit() {
-    let Some(kit) = kit() else { return eprintln!("conformance kit not found: skipped") };
+    let kit = kit();
     let r = Run::new(&kit, "heredoc");
     let hd = |name: &str, content: &str, dest: &str| CopyRequest {
         heredocs: vec![(name.into(), content.into())],
@@ -187,8 +251,14 @@ fn heredoc_matches_buildkit() {
     r.step(hd("EOT", "key=value\nhome=\n", "/hd/c.conf"));
     r.step(hd("EOT", "literal=$HOME\n", "/hd/d.conf"));
     let g = gold(&kit, "heredoc");
-    let want: Map<String, Value> = g.into_iter().filter(|(p, _)| p.ends_with(".conf")).collect();
-    r.check(&want, &["/hd/a", "/hd/b", "/hd/e", "/hd", "/dev", "/proc", "/sys"]);
+    let want: Map<String, Value> = g
+        .into_iter()
+        .filter(|(p, _)| p.ends_with(".conf"))
+        .collect();
+    r.check(
+        &want,
+        &["/hd/a", "/hd/b", "/hd/e", "/hd", "/dev", "/proc", "/sys"],
+    );
     let got = snapshot(r.view.path());
     for (p, w) in &want {
         assert_eq!(got.get(p), Some(w), "{p}");

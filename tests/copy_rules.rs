@@ -26,7 +26,13 @@ fn setup() -> T {
     };
     let (ctx, image, out, canary) = (p("ctx"), p("image"), p("out"), p("canary"));
     fs::write(canary.join("secret"), "host secret").unwrap();
-    T { ctx, image, out, canary, _tmp: tmp }
+    T {
+        ctx,
+        image,
+        out,
+        canary,
+        _tmp: tmp,
+    }
 }
 
 impl T {
@@ -40,20 +46,38 @@ impl T {
     }
     fn copy_ign(&self, r: CopyRequest, ignore: &str) -> Result<(), CopyError> {
         let m = Matcher::parse(ignore).unwrap();
-        copy::apply(&CopySource::Context { root: &self.ctx, ignore: &m }, &r, &self.image, &self.out)
+        copy::apply(
+            &CopySource::Context {
+                root: &self.ctx,
+                ignore: &m,
+            },
+            &r,
+            &self.image,
+            &self.out,
+        )
     }
     fn read(&self, rel: &str) -> String {
         fs::read_to_string(self.out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
     fn canary_intact(&self) {
-        let names: Vec<_> = fs::read_dir(&self.canary).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&self.canary)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "canary dir changed: {names:?}");
-        assert_eq!(fs::read_to_string(self.canary.join("secret")).unwrap(), "host secret");
+        assert_eq!(
+            fs::read_to_string(self.canary.join("secret")).unwrap(),
+            "host secret"
+        );
     }
 }
 
 fn req(sources: &[&str], dest: &str) -> CopyRequest {
-    CopyRequest { sources: sources.iter().map(|s| s.to_string()).collect(), dest: dest.into(), ..Default::default() }
+    CopyRequest {
+        sources: sources.iter().map(|s| s.to_string()).collect(),
+        dest: dest.into(),
+        ..Default::default()
+    }
 }
 
 fn mode(p: &Path) -> u32 {
@@ -128,7 +152,11 @@ fn destination_through_image_symlink_stays_in_the_layer() {
     t.canary_intact();
     assert_eq!(t.read("canary/x"), "A"); // clamped: /canary inside the layer
     assert_eq!(t.read("run/y"), "A");
-    assert_eq!(mode(&t.out.join("run")), 0o710, "parent mirrored from the image");
+    assert_eq!(
+        mode(&t.out.join("run")),
+        0o710,
+        "parent mirrored from the image"
+    );
     assert!(!t.out.join("var").exists());
 }
 
@@ -155,9 +183,17 @@ fn hostile_tar_in_add_stays_in_the_layer() {
     add("/abs", tar::EntryType::Regular, None, b"y");
     add("lnk", tar::EntryType::Symlink, Some(&t.canary), b"");
     add("lnk/secret", tar::EntryType::Regular, None, b"overwritten");
-    add("hard", tar::EntryType::Link, Some(Path::new("../../canary/secret")), b"");
+    add(
+        "hard",
+        tar::EntryType::Link,
+        Some(Path::new("../../canary/secret")),
+        b"",
+    );
     fs::write(t.ctx.join("evil.tar"), b.into_inner().unwrap()).unwrap();
-    let r = t.copy(CopyRequest { add: true, ..req(&["evil.tar"], "/u/") });
+    let r = t.copy(CopyRequest {
+        add: true,
+        ..req(&["evil.tar"], "/u/")
+    });
     t.canary_intact();
     let _ = r; // the hardlink to a missing in-root target may fail; nothing may leave the layer
     assert_eq!(t.read("u/escape"), "x");
@@ -205,10 +241,18 @@ fn file_into_an_existing_image_directory() {
 fn parents_created_0755_and_chowned() {
     let t = setup();
     t.file("a.txt", "A");
-    t.copy(CopyRequest { chown: Some((11, 12)), ..req(&["a.txt"], "/p/q/a") }).unwrap();
+    t.copy(CopyRequest {
+        chown: Some((11, 12)),
+        ..req(&["a.txt"], "/p/q/a")
+    })
+    .unwrap();
     for d in ["p", "p/q"] {
         let md = fs::metadata(t.out.join(d)).unwrap();
-        assert_eq!((md.mode() & 0o7777, md.uid(), md.gid()), (0o755, 11, 12), "{d}");
+        assert_eq!(
+            (md.mode() & 0o7777, md.uid(), md.gid()),
+            (0o755, 11, 12),
+            "{d}"
+        );
     }
     assert_eq!(fs::metadata(t.out.join("p/q/a")).unwrap().uid(), 11);
 }
@@ -220,7 +264,10 @@ fn wildcards_follow_go_match_and_sorted_order() {
         t.file(n, n);
     }
     t.copy(req(&["[ab]?.txt"], "/w/")).unwrap();
-    let mut names: Vec<_> = fs::read_dir(t.out.join("w")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(t.out.join("w"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     assert_eq!(names, ["a1.txt", "b2.txt"]);
     t.copy(req(&["*/*.txt"], "/v/")).unwrap();
@@ -253,7 +300,10 @@ fn exclude_patterns_are_relative_to_each_source() {
     t.file("src/a_test.go", "t");
     t.file("src/sub/b_test.go", "t");
     t.file("src/sub/keep_test.go", "k");
-    let r = CopyRequest { exclude: vec!["**/*_test.go".into(), "!sub/keep_test.go".into()], ..req(&["src"], "/s/") };
+    let r = CopyRequest {
+        exclude: vec!["**/*_test.go".into(), "!sub/keep_test.go".into()],
+        ..req(&["src"], "/s/")
+    };
     t.copy(r).unwrap();
     assert!(t.out.join("s/a.go").exists());
     assert!(!t.out.join("s/a_test.go").exists());
@@ -266,12 +316,24 @@ fn parents_keep_paths_and_pivot_at_dot() {
     let t = setup();
     t.file("x/y/f.txt", "f");
     t.file("x/y/g.md", "g");
-    t.copy(CopyRequest { parents: true, ..req(&["x/y/f.txt"], "/p/") }).unwrap();
+    t.copy(CopyRequest {
+        parents: true,
+        ..req(&["x/y/f.txt"], "/p/")
+    })
+    .unwrap();
     assert_eq!(t.read("p/x/y/f.txt"), "f");
-    t.copy(CopyRequest { parents: true, ..req(&["x/./y/f.txt"], "/q/") }).unwrap();
+    t.copy(CopyRequest {
+        parents: true,
+        ..req(&["x/./y/f.txt"], "/q/")
+    })
+    .unwrap();
     assert_eq!(t.read("q/y/f.txt"), "f");
     assert!(!t.out.join("q/x").exists());
-    t.copy(CopyRequest { parents: true, ..req(&["x/**/*.md"], "/r/") }).unwrap();
+    t.copy(CopyRequest {
+        parents: true,
+        ..req(&["x/**/*.md"], "/r/")
+    })
+    .unwrap();
     assert_eq!(t.read("r/x/y/g.md"), "g");
     assert!(!t.out.join("r/x/y/f.txt").exists());
 }
@@ -294,22 +356,43 @@ fn owners_modes_and_times() {
     // rootfs: owners kept
     let m = Matcher::default();
     let _ = m;
-    copy::apply(&CopySource::Rootfs(&t.ctx), &req(&["d"], "/r/"), &t.image, &t.out).unwrap();
+    copy::apply(
+        &CopySource::Rootfs(&t.ctx),
+        &req(&["d"], "/r/"),
+        &t.image,
+        &t.out,
+    )
+    .unwrap();
     let md = fs::metadata(t.out.join("r/f")).unwrap();
     assert_eq!((md.uid(), md.gid()), (33, 44));
     // symbolic chmod, and SOURCE_DATE_EPOCH clamps
-    t.copy(CopyRequest { chmod: Some("u=rwX,go=rX".into()), source_date_epoch: Some(1000), ..req(&["d"], "/m/") })
-        .unwrap();
+    t.copy(CopyRequest {
+        chmod: Some("u=rwX,go=rX".into()),
+        source_date_epoch: Some(1000),
+        ..req(&["d"], "/m/")
+    })
+    .unwrap();
     assert_eq!(mode(&t.out.join("m/f")), 0o644);
     assert_eq!(mode(&t.out.join("m/x")), 0o755);
     assert_eq!(mode(&t.out.join("m")), 0o755);
     assert_eq!(fs::metadata(t.out.join("m/f")).unwrap().mtime(), 1000);
-    let e = t.copy(CopyRequest { chmod: Some("bogus".into()), ..req(&["d"], "/z/") }).unwrap_err();
+    let e = t
+        .copy(CopyRequest {
+            chmod: Some("bogus".into()),
+            ..req(&["d"], "/z/")
+        })
+        .unwrap_err();
     assert!(e.to_string().contains("--chmod=bogus"), "{e}");
 }
 
 fn filetime_set(p: &Path, secs: i64) -> i64 {
-    let st = Command::new("touch").arg("-h").arg("-d").arg(format!("@{secs}")).arg(p).status().unwrap();
+    let st = Command::new("touch")
+        .arg("-h")
+        .arg("-d")
+        .arg(format!("@{secs}"))
+        .arg(p)
+        .status()
+        .unwrap();
     assert!(st.success());
     secs
 }
@@ -321,7 +404,10 @@ fn hardlinks_are_kept_and_symlink_sources_followed() {
     fs::hard_link(t.ctx.join("h/a"), t.ctx.join("h/b")).unwrap();
     symlink("h/a", t.ctx.join("ln")).unwrap();
     t.copy(req(&["h"], "/h/")).unwrap();
-    assert_eq!(fs::metadata(t.out.join("h/a")).unwrap().ino(), fs::metadata(t.out.join("h/b")).unwrap().ino());
+    assert_eq!(
+        fs::metadata(t.out.join("h/a")).unwrap().ino(),
+        fs::metadata(t.out.join("h/b")).unwrap().ino()
+    );
     t.copy(req(&["ln"], "/l/")).unwrap();
     let md = fs::symlink_metadata(t.out.join("l/ln")).unwrap();
     assert!(md.is_file());
@@ -331,7 +417,10 @@ fn hardlinks_are_kept_and_symlink_sources_followed() {
 #[test]
 fn heredocs_land_0644_and_by_name_in_directories() {
     let t = setup();
-    let r = CopyRequest { heredocs: vec![("EOF".into(), "hello\n".into())], ..req(&["EOF"], "/etc/") };
+    let r = CopyRequest {
+        heredocs: vec![("EOF".into(), "hello\n".into())],
+        ..req(&["EOF"], "/etc/")
+    };
     t.copy(r).unwrap();
     assert_eq!(t.read("etc/EOF"), "hello\n");
     assert_eq!(mode(&t.out.join("etc/EOF")), 0o644);
@@ -351,7 +440,14 @@ fn make_tar(t: &T, name: &str, compress: Option<&str>) {
     fs::create_dir_all(src.join("pkg")).unwrap();
     fs::write(src.join("pkg/in.txt"), "inner").unwrap();
     let plain = t.ctx.join(format!("{name}.plain"));
-    let st = Command::new("tar").arg("-cf").arg(&plain).arg("-C").arg(&src).arg("pkg").status().unwrap();
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&plain)
+        .arg("-C")
+        .arg(&src)
+        .arg("pkg")
+        .status()
+        .unwrap();
     assert!(st.success());
     let out = t.ctx.join(name);
     match compress {
@@ -368,12 +464,27 @@ fn make_tar(t: &T, name: &str, compress: Option<&str>) {
 #[test]
 fn add_unpacks_every_compression_and_copy_does_not() {
     let t = setup();
-    for (name, tool) in [("p.tar", None), ("g.tgz", Some("gzip")), ("b.tbz", Some("bzip2")), ("x.txz", Some("xz")), ("z.tzst", Some("zstd"))] {
+    for (name, tool) in [
+        ("p.tar", None),
+        ("g.tgz", Some("gzip")),
+        ("b.tbz", Some("bzip2")),
+        ("x.txz", Some("xz")),
+        ("z.tzst", Some("zstd")),
+    ] {
         make_tar(&t, name, tool);
-        t.copy(CopyRequest { add: true, ..req(&[name], &format!("/u/{name}/")) }).unwrap();
+        t.copy(CopyRequest {
+            add: true,
+            ..req(&[name], &format!("/u/{name}/"))
+        })
+        .unwrap();
         assert_eq!(t.read(&format!("u/{name}/pkg/in.txt")), "inner", "{name}");
     }
-    t.copy(CopyRequest { add: true, unpack: Some(false), ..req(&["g.tgz"], "/k/") }).unwrap();
+    t.copy(CopyRequest {
+        add: true,
+        unpack: Some(false),
+        ..req(&["g.tgz"], "/k/")
+    })
+    .unwrap();
     assert!(t.out.join("k/g.tgz").is_file());
     t.copy(req(&["g.tgz"], "/c/")).unwrap();
     assert!(t.out.join("c/g.tgz").is_file());
@@ -404,16 +515,31 @@ fn serve(body: &'static [u8]) -> String {
 fn add_url_downloads_with_mode_0600_mtime_and_checksum() {
     let t = setup();
     let url = serve(b"payload");
-    t.copy(CopyRequest { add: true, ..req(&[&url], "/dl/") }).unwrap();
+    t.copy(CopyRequest {
+        add: true,
+        ..req(&[&url], "/dl/")
+    })
+    .unwrap();
     let p = t.out.join("dl/tool.bin");
     assert_eq!(fs::read(&p).unwrap(), b"payload");
     assert_eq!(mode(&p), 0o600);
     assert_eq!(fs::metadata(&p).unwrap().mtime(), 784111777);
     let good = "sha256:239f59ed55e737c77147cf55ad0c1b030b6d7ee748a7426952f9b852d5a935e5";
-    t.copy(CopyRequest { add: true, checksum: Some(good.into()), ..req(&[&url], "/named") }).unwrap();
+    t.copy(CopyRequest {
+        add: true,
+        checksum: Some(good.into()),
+        ..req(&[&url], "/named")
+    })
+    .unwrap();
     assert_eq!(fs::read(t.out.join("named")).unwrap(), b"payload");
     let bad = format!("sha256:{}", "0".repeat(64));
-    let e = t.copy(CopyRequest { add: true, checksum: Some(bad), ..req(&[&url], "/x") }).unwrap_err();
+    let e = t
+        .copy(CopyRequest {
+            add: true,
+            checksum: Some(bad),
+            ..req(&[&url], "/x")
+        })
+        .unwrap_err();
     assert!(matches!(e, CopyError::Checksum { .. }), "{e}");
 }
 
@@ -426,21 +552,36 @@ fn content_key_tracks_exactly_what_is_read() {
     t.file("app/notes.log", "log");
     t.file("other.txt", "o");
     let ign = Matcher::parse("**/*.log").unwrap();
-    let src = CopySource::Context { root: &t.ctx, ignore: &ign };
+    let src = CopySource::Context {
+        root: &t.ctx,
+        ignore: &ign,
+    };
     let cache = HashCache::in_memory();
     let r = req(&["app"], "/app/");
     let k1 = content_key(&src, &r, &cache).unwrap();
     assert_eq!(k1, content_key(&src, &r, &cache).unwrap());
     fs::write(t.ctx.join("app/notes.log"), "changed").unwrap();
     fs::write(t.ctx.join("other.txt"), "changed").unwrap();
-    assert_eq!(k1, content_key(&src, &r, &cache).unwrap(), "ignored/unrelated changes");
+    assert_eq!(
+        k1,
+        content_key(&src, &r, &cache).unwrap(),
+        "ignored/unrelated changes"
+    );
     fs::write(t.ctx.join("app/main.c"), "int main(){}").unwrap();
     let k2 = content_key(&src, &r, &cache).unwrap();
     assert_ne!(k1, k2, "content change");
     fs::set_permissions(t.ctx.join("app/main.c"), fs::Permissions::from_mode(0o755)).unwrap();
     let k3 = content_key(&src, &r, &cache).unwrap();
     assert_ne!(k2, k3, "mode change");
-    let k4 = content_key(&src, &CopyRequest { chown: Some((1, 1)), ..r.clone() }, &cache).unwrap();
+    let k4 = content_key(
+        &src,
+        &CopyRequest {
+            chown: Some((1, 1)),
+            ..r.clone()
+        },
+        &cache,
+    )
+    .unwrap();
     assert_ne!(k3, k4, "owner change");
 }
 
@@ -452,7 +593,10 @@ fn hash_cache_makes_warm_keys_read_nothing() {
     }
     let dir = t.out.join("cache");
     let m = Matcher::default();
-    let src = CopySource::Context { root: &t.ctx, ignore: &m };
+    let src = CopySource::Context {
+        root: &t.ctx,
+        ignore: &m,
+    };
     let r = req(&["."], "/x/");
     let cold = HashCache::open(&dir).unwrap();
     let k = content_key(&src, &r, &cold).unwrap();
@@ -480,7 +624,9 @@ fn dockerfile_specific_ignore_wins() {
     let m = context::load_ignore(&t.ctx, &t.ctx.join("Dockerfile")).unwrap();
     assert!(m.is_excluded("a") && !m.is_excluded("b"));
     fs::write(t.ctx.join(".dockerignore"), "[\n").unwrap();
-    let e = context::load_ignore(&t.ctx, &t.ctx.join("Dockerfile")).unwrap_err().to_string();
+    let e = context::load_ignore(&t.ctx, &t.ctx.join("Dockerfile"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(".dockerignore"), "{e}");
 }
 
@@ -499,7 +645,8 @@ fn stdin_tar_context_is_extracted_in_root() {
     let mut h = tar::Header::new_gnu();
     h.set_size(10);
     h.set_mode(0o644);
-    b.append_data(&mut h, "Dockerfile", &b"FROM x\nRUN"[..]).unwrap();
+    b.append_data(&mut h, "Dockerfile", &b"FROM x\nRUN"[..])
+        .unwrap();
     let data = b.into_inner().unwrap();
     let gz = {
         use std::io::Write;
@@ -509,7 +656,10 @@ fn stdin_tar_context_is_extracted_in_root() {
     };
     let dir = context::tar_stdin_context(std::io::Cursor::new(gz), &t.out).unwrap();
     assert_eq!(fs::read_to_string(dir.join("escape")).unwrap(), "hi");
-    assert_eq!(fs::read_to_string(dir.join("Dockerfile")).unwrap(), "FROM x\nRUN");
+    assert_eq!(
+        fs::read_to_string(dir.join("Dockerfile")).unwrap(),
+        "FROM x\nRUN"
+    );
     assert!(!t.out.join("escape").exists());
     t.canary_intact();
 }

@@ -42,8 +42,12 @@ pub(crate) fn url_file_name(url: &str) -> String {
 
 fn parse_checksum(c: &str) -> Result<String> {
     match c.strip_prefix("sha256:") {
-        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(h.to_ascii_lowercase()),
-        _ => Err(CopyError::BadChecksum { value: c.to_string() }),
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(h.to_ascii_lowercase())
+        }
+        _ => Err(CopyError::BadChecksum {
+            value: c.to_string(),
+        }),
     }
 }
 
@@ -54,12 +58,17 @@ pub(crate) fn parse_http_date(s: &str) -> Option<i64> {
         return None;
     }
     let day: i64 = parts[1].parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == parts[2])? as i64
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as i64
         + 1;
     let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<i64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let hms: Vec<i64> = parts[4]
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     if hms.len() != 3 {
         return None;
     }
@@ -78,7 +87,10 @@ pub(crate) fn parse_http_date(s: &str) -> Option<i64> {
 /// verifying `--checksum`.
 pub(crate) fn download(url: &str, name: &str, checksum: Option<&str>) -> Result<tempfile::TempDir> {
     let expected = checksum.map(parse_checksum).transpose()?;
-    let fail = |reason: String| CopyError::Download { url: url.to_string(), reason };
+    let fail = |reason: String| CopyError::Download {
+        url: url.to_string(),
+        reason,
+    };
     let client = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(600))
         .build()
@@ -117,11 +129,18 @@ pub(crate) fn download(url: &str, name: &str, checksum: Option<&str>) -> Result<
         });
     }
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io_err(&path))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(&path))?;
     let t = mtime.unwrap_or(0);
     let ts = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec { tv_sec: t, tv_nsec: 0 },
-        last_modification: rustix::fs::Timespec { tv_sec: t, tv_nsec: 0 },
+        last_access: rustix::fs::Timespec {
+            tv_sec: t,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: t,
+            tv_nsec: 0,
+        },
     };
     rustix::fs::utimensat(rustix::fs::CWD, &path, &ts, rustix::fs::AtFlags::empty())
         .map_err(|e| io_err(&path)(e.into()))?;
@@ -148,7 +167,10 @@ fn git(args: &[&str], dir: &std::path::Path, url: &str) -> Result<String> {
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| CopyError::Git { url: url.to_string(), reason: format!("cannot run git: {e}") })?;
+        .map_err(|e| CopyError::Git {
+            url: url.to_string(),
+            reason: format!("cannot run git: {e}"),
+        })?;
     if !out.status.success() {
         return Err(CopyError::Git {
             url: url.to_string(),
@@ -173,29 +195,52 @@ pub(crate) fn git_fetch(
     let d = tmp.path();
     git(&["init", "-q"], d, s)?;
     git(&["remote", "add", "origin", &remote], d, s)?;
-    let r = if reference.is_empty() { "HEAD" } else { reference.as_str() };
-    git(&["fetch", "-q", "--depth", "1", "--no-tags", "origin", r], d, s)?;
+    let r = if reference.is_empty() {
+        "HEAD"
+    } else {
+        reference.as_str()
+    };
+    git(
+        &["fetch", "-q", "--depth", "1", "--no-tags", "origin", r],
+        d,
+        s,
+    )?;
     git(&["checkout", "-q", "FETCH_HEAD"], d, s)?;
     let commit = git(&["rev-parse", "FETCH_HEAD"], d, s)?;
     if let Some(c) = checksum
         && !commit.starts_with(c)
     {
-        return Err(CopyError::Checksum { url: s.to_string(), expected: c.to_string(), got: commit });
+        return Err(CopyError::Checksum {
+            url: s.to_string(),
+            expected: c.to_string(),
+            got: commit,
+        });
     }
     if !keep_git_dir {
         let g = d.join(".git");
         std::fs::remove_dir_all(&g).map_err(io_err(&g))?;
     }
-    let sub = go_clean(&format!("/{subdir}")).trim_start_matches('/').to_string();
+    let sub = go_clean(&format!("/{subdir}"))
+        .trim_start_matches('/')
+        .to_string();
     Ok((tmp, sub))
 }
 
 /// The commit a git source's ref points to (for cache keys), via `git ls-remote`.
 pub(crate) fn git_ls_remote(s: &str) -> Result<String> {
     let (remote, reference, _) = split_git_url(s);
-    let r = if reference.is_empty() { "HEAD".to_string() } else { reference };
+    let r = if reference.is_empty() {
+        "HEAD".to_string()
+    } else {
+        reference
+    };
     let out = git(&["ls-remote", &remote, &r], &std::env::temp_dir(), s)?;
-    Ok(out.lines().next().and_then(|l| l.split_whitespace().next()).unwrap_or(&r).to_string())
+    Ok(out
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or(&r)
+        .to_string())
 }
 
 // ---- archives -------------------------------------------------------------------------
@@ -246,7 +291,9 @@ fn external(tool: &str, f: std::fs::File) -> std::io::Result<Box<dyn Read>> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let out = child.stdout.ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let out = child
+        .stdout
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
     Ok(Box::new(out))
 }
 
@@ -257,8 +304,20 @@ fn is_tar_header(h: &[u8]) -> bool {
     }
     let field = String::from_utf8_lossy(&h[148..156]);
     let field = field.trim_matches(|c: char| c == '\0' || c == ' ');
-    let Ok(want) = u32::from_str_radix(field, 8) else { return false };
-    let sum: u32 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 }).sum();
+    let Ok(want) = u32::from_str_radix(field, 8) else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                *b as u32
+            }
+        })
+        .sum();
     sum == want
 }
 
@@ -280,9 +339,16 @@ pub(crate) fn is_archive(f: &Found) -> std::io::Result<bool> {
 }
 
 /// Unpacks archive `file` into directory `dest` of `w` (ownership kept unless `--chown`).
-pub(crate) fn extract_archive(file: std::fs::File, label: &str, w: &mut Writer, dest: &[String]) -> Result<()> {
-    let r = decompressor(file)
-        .map_err(|e| CopyError::Archive { path: label.to_string(), reason: e.to_string() })?;
+pub(crate) fn extract_archive(
+    file: std::fs::File,
+    label: &str,
+    w: &mut Writer,
+    dest: &[String],
+) -> Result<()> {
+    let r = decompressor(file).map_err(|e| CopyError::Archive {
+        path: label.to_string(),
+        reason: e.to_string(),
+    })?;
     extract_tar(r, label, w, dest)
 }
 
@@ -310,25 +376,43 @@ pub(crate) fn decompress_stream(mut r: Box<dyn Read + Send>) -> std::io::Result<
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let mut stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("no stdin"))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdin"))?;
     let mut src = chained;
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut src, &mut stdin);
     });
-    let out = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let out = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
     Ok(Box::new(out))
 }
 
 /// Unpacks an uncompressed tar stream into directory `dest` of `w`.
-pub(crate) fn extract_tar(r: Box<dyn Read>, label: &str, w: &mut Writer, dest: &[String]) -> Result<()> {
-    let bad = |reason: String| CopyError::Archive { path: label.to_string(), reason };
+pub(crate) fn extract_tar(
+    r: Box<dyn Read>,
+    label: &str,
+    w: &mut Writer,
+    dest: &[String],
+) -> Result<()> {
+    let bad = |reason: String| CopyError::Archive {
+        path: label.to_string(),
+        reason,
+    };
     let mut ar = tar::Archive::new(r);
     let entries = ar.entries().map_err(|e| bad(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let clean = go_clean(&format!("/{raw}"));
-        let rel: Vec<String> = clean.split('/').filter(|c| !c.is_empty()).map(str::to_string).collect();
+        let rel: Vec<String> = clean
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
         if rel.is_empty() {
             continue;
         }
@@ -373,7 +457,16 @@ pub(crate) fn extract_tar(r: Box<dyn Read>, label: &str, w: &mut Writer, dest: &
             _ => 0,
         };
         w.mkdir_all_plain(&comps[..comps.len() - 1])?;
-        w.write_member(&comps, kind, perm, owner, mtime, link.as_deref(), rdev, &mut entry)?;
+        w.write_member(
+            &comps,
+            kind,
+            perm,
+            owner,
+            mtime,
+            link.as_deref(),
+            rdev,
+            &mut entry,
+        )?;
     }
     Ok(())
 }
@@ -388,13 +481,19 @@ mod tests {
         assert!(is_git_url("git@github.com:a/b.git"));
         assert!(!is_git_url("https://example.com/x.tar.gz"));
         assert!(is_http_url("https://example.com/x.tar.gz"));
-        assert_eq!(url_file_name("https://example.com/a/b/x.tar.gz?x=1"), "x.tar.gz");
+        assert_eq!(
+            url_file_name("https://example.com/a/b/x.tar.gz?x=1"),
+            "x.tar.gz"
+        );
         assert_eq!(url_file_name("https://example.com/"), "__unnamed__");
         assert_eq!(
             split_git_url("https://h/r.git#v1:sub/dir"),
             ("https://h/r.git".into(), "v1".into(), "sub/dir".into())
         );
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784111777)
+        );
         assert_eq!(parse_http_date("garbage"), None);
     }
 }

@@ -21,8 +21,7 @@ pub struct Clause {
 impl Chmod {
     /// Parses a `--chmod` value; None when it is neither octal nor symbolic.
     pub fn parse(spec: &str) -> Option<Chmod> {
-        if !spec.is_empty() && spec.len() <= 4 && spec.bytes().all(|b| (b'0'..=b'7').contains(&b))
-        {
+        if !spec.is_empty() && spec.len() <= 4 && spec.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
             return u32::from_str_radix(spec, 8).ok().map(Chmod::Octal);
         }
         let mut clauses = Vec::new();
@@ -52,7 +51,11 @@ impl Chmod {
                 if !perms.chars().all(|c| "rwxXst".contains(c)) {
                     return None;
                 }
-                clauses.push(Clause { who, op, perms: perms.to_string() });
+                clauses.push(Clause {
+                    who,
+                    op,
+                    perms: perms.to_string(),
+                });
                 rest = &rest[end..];
             }
             if !rest.is_empty() {
@@ -101,13 +104,19 @@ mod tests {
     #[test]
     fn octal_and_symbolic() {
         assert_eq!(Chmod::parse("0755"), Some(Chmod::Octal(0o755)));
-        assert_eq!(Chmod::parse("640").map(|c| c.apply(0o777, true)), Some(0o640));
+        assert_eq!(
+            Chmod::parse("640").map(|c| c.apply(0o777, true)),
+            Some(0o640)
+        );
         let c = Chmod::parse("u=rwX,go=rX").unwrap();
         assert_eq!(c.apply(0o600, false), 0o644);
         assert_eq!(c.apply(0o700, false), 0o755);
         assert_eq!(c.apply(0o600, true), 0o755);
         assert_eq!(Chmod::parse("a+x").unwrap().apply(0o644, false), 0o755);
-        assert_eq!(Chmod::parse("g-w,o-rwx").unwrap().apply(0o777, false), 0o750);
+        assert_eq!(
+            Chmod::parse("g-w,o-rwx").unwrap().apply(0o777, false),
+            0o750
+        );
         assert_eq!(Chmod::parse("+x").unwrap().apply(0o600, false), 0o711);
         assert_eq!(Chmod::parse("u+s").unwrap().apply(0o755, false), 0o4755);
         assert!(Chmod::parse("z=r").is_none());

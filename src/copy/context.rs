@@ -37,9 +37,13 @@ pub fn load_ignore(context_dir: &Path, dockerfile_path: &Path) -> Result<Matcher
     };
     let f = std::fs::File::open(&path).map_err(io_err(&path))?;
     let mut text = String::new();
-    f.take(MAX_IGNORE + 1).read_to_string(&mut text).map_err(io_err(&path))?;
+    f.take(MAX_IGNORE + 1)
+        .read_to_string(&mut text)
+        .map_err(io_err(&path))?;
     if text.len() as u64 > MAX_IGNORE {
-        return Err(io_err(&path)(std::io::Error::other("ignore file larger than 16 MiB")));
+        return Err(io_err(&path)(std::io::Error::other(
+            "ignore file larger than 16 MiB",
+        )));
     }
     Matcher::parse(&text).map_err(|e| match e {
         crate::parser::dockerignore::IgnoreError::BadPattern { pattern, reason } => {
@@ -58,7 +62,10 @@ pub fn load_ignore(context_dir: &Path, dockerfile_path: &Path) -> Result<Matcher
 pub fn tar_stdin_context(reader: impl Read + Send + 'static, tmpdir: &Path) -> Result<PathBuf> {
     let dir = tmpdir.join("context");
     std::fs::create_dir(&dir).map_err(io_err(&dir))?;
-    let me = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+    let me = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
     let mut w = Writer::for_dir(&dir, Some(me))?;
     let r = add::decompress_stream(Box::new(reader)).map_err(io_err("<stdin>"))?;
     add::extract_tar(r, "<stdin>", &mut w, &[])?;

@@ -185,7 +185,10 @@ impl Root {
                 stack.pop();
                 continue;
             }
-            let cur = stack.last().map(|(fd, _)| fd.as_fd()).unwrap_or(self.fd.as_fd());
+            let cur = stack
+                .last()
+                .map(|(fd, _)| fd.as_fd())
+                .unwrap_or(self.fd.as_fd());
             let is_last = todo.iter().all(|c| c == ".");
             let st = match rustix::fs::statat(cur, comp.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => Meta::from_stat(&st),
@@ -194,7 +197,15 @@ impl Root {
                     let mut comps: Vec<String> = stack.iter().map(|(_, n)| n.clone()).collect();
                     comps.push(comp.clone());
                     let rest: Vec<String> = todo.into_iter().rev().collect();
-                    return Ok((Found { dir, name: Some(comp), comps, meta: None }, rest));
+                    return Ok((
+                        Found {
+                            dir,
+                            name: Some(comp),
+                            comps,
+                            meta: None,
+                        },
+                        rest,
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -217,7 +228,15 @@ impl Root {
                 let dir = reopen_dir(cur)?;
                 let mut comps: Vec<String> = stack.iter().map(|(_, n)| n.clone()).collect();
                 comps.push(comp.clone());
-                return Ok((Found { dir, name: Some(comp), comps, meta: Some(st) }, Vec::new()));
+                return Ok((
+                    Found {
+                        dir,
+                        name: Some(comp),
+                        comps,
+                        meta: Some(st),
+                    },
+                    Vec::new(),
+                ));
             }
             if st.kind != Kind::Dir {
                 return Err(rustix::io::Errno::NOTDIR.into());
@@ -231,15 +250,29 @@ impl Root {
             stack.push((fd, comp));
         }
         let comps: Vec<String> = stack.iter().map(|(_, n)| n.clone()).collect();
-        let cur = stack.last().map(|(fd, _)| fd.as_fd()).unwrap_or(self.fd.as_fd());
+        let cur = stack
+            .last()
+            .map(|(fd, _)| fd.as_fd())
+            .unwrap_or(self.fd.as_fd());
         let meta = Meta::from_stat(&rustix::fs::fstat(cur)?);
-        Ok((Found { dir: reopen_dir(cur)?, name: None, comps, meta: Some(meta) }, Vec::new()))
+        Ok((
+            Found {
+                dir: reopen_dir(cur)?,
+                name: None,
+                comps,
+                meta: Some(meta),
+            },
+            Vec::new(),
+        ))
     }
 }
 
 /// Splits a path into its non-empty components (keeps `.` and `..`).
 pub(crate) fn split(path: &str) -> Vec<String> {
-    path.split('/').filter(|c| !c.is_empty()).map(str::to_string).collect()
+    path.split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn reopen_dir(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
@@ -292,7 +325,11 @@ pub(crate) fn list_dir(fd: &OwnedFd) -> io::Result<Vec<String>> {
 
 /// `lstat` of `name` in `dir`.
 pub(crate) fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Meta> {
-    Ok(Meta::from_stat(&rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?))
+    Ok(Meta::from_stat(&rustix::fs::statat(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?))
 }
 
 /// `readlinkat` as a string.
@@ -366,8 +403,14 @@ pub(crate) fn set_meta_at(
     let uid = rustix::fs::Uid::from_raw(uid);
     let gid = rustix::fs::Gid::from_raw(gid);
     let times = Timestamps {
-        last_access: Timespec { tv_sec: mtime.0, tv_nsec: mtime.1 as _ },
-        last_modification: Timespec { tv_sec: mtime.0, tv_nsec: mtime.1 as _ },
+        last_access: Timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1 as _,
+        },
+        last_modification: Timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1 as _,
+        },
     };
     match kind {
         Kind::Symlink => {
@@ -420,7 +463,12 @@ pub(crate) fn mknod_at(dir: BorrowedFd<'_>, name: &str, m: &Meta) -> io::Result<
         Kind::Fifo => FileType::Fifo,
         Kind::Char => FileType::CharacterDevice,
         Kind::Block => FileType::BlockDevice,
-        _ => return Err(io::Error::new(io::ErrorKind::Unsupported, "not a special file")),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "not a special file",
+            ));
+        }
     };
     rustix::fs::mknodat(dir, name, ft, Mode::from_raw_mode(m.perm as _), m.rdev as _)?;
     Ok(())

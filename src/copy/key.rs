@@ -75,22 +75,32 @@ impl HashCache {
             .ok()
             .and_then(|b| serde_json::from_slice::<HashMap<String, Cached>>(&b).ok())
             .unwrap_or_default();
-        Ok(HashCache { file: Some(file), map: Mutex::new(map), reads: AtomicU64::new(0) })
+        Ok(HashCache {
+            file: Some(file),
+            map: Mutex::new(map),
+            reads: AtomicU64::new(0),
+        })
     }
 
     /// Writes the cache back (temp file + rename); a no-op for an in-memory cache.
     pub fn save(&self) -> Result<()> {
-        let Some(file) = &self.file else { return Ok(()) };
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
         let map = self.map.lock().map_err(|_| CopyError::HashCache {
             path: file.clone(),
             reason: "lock poisoned".into(),
         })?;
-        let bytes = serde_json::to_vec(&*map)
-            .map_err(|e| CopyError::HashCache { path: file.clone(), reason: e.to_string() })?;
+        let bytes = serde_json::to_vec(&*map).map_err(|e| CopyError::HashCache {
+            path: file.clone(),
+            reason: e.to_string(),
+        })?;
         let dir = file.parent().unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
-        tmp.write_all(&bytes).map_err(io_err(tmp.path().to_path_buf()))?;
-        tmp.persist(file).map_err(|e| io_err(file.clone())(e.error))?;
+        tmp.write_all(&bytes)
+            .map_err(io_err(tmp.path().to_path_buf()))?;
+        tmp.persist(file)
+            .map_err(|e| io_err(file.clone())(e.error))?;
         Ok(())
     }
 
@@ -101,12 +111,20 @@ impl HashCache {
 
     fn lookup(&self, key: &str, m: &Meta) -> Option<String> {
         let map = self.map.lock().ok()?;
-        map.get(key).filter(|c| c.stamp == Stamp::of(m)).map(|c| c.sha256.clone())
+        map.get(key)
+            .filter(|c| c.stamp == Stamp::of(m))
+            .map(|c| c.sha256.clone())
     }
 
     fn remember(&self, key: String, m: &Meta, sha256: String) {
         if let Ok(mut map) = self.map.lock() {
-            map.insert(key, Cached { stamp: Stamp::of(m), sha256 });
+            map.insert(
+                key,
+                Cached {
+                    stamp: Stamp::of(m),
+                    sha256,
+                },
+            );
         }
     }
 }
@@ -141,15 +159,26 @@ impl Hasher<'_> {
     }
 
     fn owner(&self, m: &Meta) -> (u32, u32) {
-        self.chown.unwrap_or(if self.keep_owner { (m.uid, m.gid) } else { (0, 0) })
+        self.chown.unwrap_or(if self.keep_owner {
+            (m.uid, m.gid)
+        } else {
+            (0, 0)
+        })
     }
 
     fn mode(&self, m: &Meta) -> u32 {
-        self.chmod.as_ref().map(|c| c.apply(m.perm, m.kind == Kind::Dir)).unwrap_or(m.perm)
+        self.chmod
+            .as_ref()
+            .map(|c| c.apply(m.perm, m.kind == Kind::Dir))
+            .unwrap_or(m.perm)
     }
 
     fn file_hash(&self, e: &SrcEntry) -> Result<String> {
-        let path = self.root.as_ref().map(|r| r.join(e.rel)).unwrap_or_else(|| PathBuf::from(e.rel));
+        let path = self
+            .root
+            .as_ref()
+            .map(|r| r.join(e.rel))
+            .unwrap_or_else(|| PathBuf::from(e.rel));
         let key = path.to_string_lossy().into_owned();
         if self.stable
             && let Some(h) = self.cache.lookup(&key, &e.meta)
@@ -187,7 +216,11 @@ impl Sink for Hasher<'_> {
     }
     fn dir_begin(&mut self, m: &Meta, _rel: &str, dest: &[String], top: bool) -> Result<bool> {
         let (u, g) = self.owner(m);
-        self.line(format!("d /{} {:o} {u}:{g} {top}", dest.join("/"), self.mode(m)));
+        self.line(format!(
+            "d /{} {:o} {u}:{g} {top}",
+            dest.join("/"),
+            self.mode(m)
+        ));
         Ok(false)
     }
     fn dir_end(&mut self, _m: &Meta, _rel: &str, _dest: &[String], _apply: bool) -> Result<()> {
@@ -211,13 +244,20 @@ impl Sink for Hasher<'_> {
     }
     fn archive(&mut self, e: &SrcEntry, dest: &[String]) -> Result<()> {
         let h = self.file_hash(e)?;
-        let o = self.chown.map(|(u, g)| format!("{u}:{g}")).unwrap_or_default();
+        let o = self
+            .chown
+            .map(|(u, g)| format!("{u}:{g}"))
+            .unwrap_or_default();
         self.line(format!("a /{} {h} {o}", dest.join("/")));
         Ok(())
     }
     fn heredoc(&mut self, _name: &str, content: &str, dest: &[String]) -> Result<()> {
         let h = hex::encode(Sha256::digest(content.as_bytes()));
-        let m = self.chmod.as_ref().map(|c| c.apply(0o644, false)).unwrap_or(0o644);
+        let m = self
+            .chmod
+            .as_ref()
+            .map(|c| c.apply(0o644, false))
+            .unwrap_or(0o644);
         let (u, g) = self.chown.unwrap_or((0, 0));
         self.line(format!("h /{} {m:o} {u}:{g} {h}", dest.join("/")));
         Ok(())
@@ -255,5 +295,8 @@ pub fn content_key(src: &CopySource, req: &CopyRequest, cache: &HashCache) -> Re
     ));
     select::run(src, req, &mut h)?;
     let hex = hex::encode(h.lines.finalize());
-    Digest::from_hex(&hex).map_err(|e| CopyError::HashCache { path: PathBuf::new(), reason: e.to_string() })
+    Digest::from_hex(&hex).map_err(|e| CopyError::HashCache {
+        path: PathBuf::new(),
+        reason: e.to_string(),
+    })
 }

@@ -93,10 +93,17 @@ pub enum CopyError {
     NoSources,
     /// I/O on a path.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A `--checksum` that does not match.
     #[error("checksum mismatch for {url}: expected {expected}, got {got}")]
-    Checksum { url: String, expected: String, got: String },
+    Checksum {
+        url: String,
+        expected: String,
+        got: String,
+    },
     /// A bad `--checksum` value.
     #[error("invalid --checksum={value}: expected sha256:<64 hex digits>")]
     BadChecksum { value: String },

@@ -70,12 +70,20 @@ struct Rels {
 }
 
 fn join(a: &str, b: &str) -> String {
-    if a.is_empty() { b.to_string() } else { format!("{a}/{b}") }
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
 }
 
 impl Rels {
     fn child(&self, name: &str) -> Rels {
-        Rels { ign: join(&self.ign, name), inc: join(&self.inc, name), ex: join(&self.ex, name) }
+        Rels {
+            ign: join(&self.ign, name),
+            inc: join(&self.inc, name),
+            ex: join(&self.ex, name),
+        }
     }
 }
 
@@ -119,7 +127,10 @@ impl Walker<'_> {
             let r = rels.child(&name);
             let ignored = self.ignore.is_some_and(|m| m.is_excluded(&r.ign));
             let excluded = self.exclude.is_some_and(|m| m.is_excluded(&r.ex));
-            let not_included = self.include.as_ref().is_some_and(|m| !m.is_excluded(&r.inc));
+            let not_included = self
+                .include
+                .as_ref()
+                .is_some_and(|m| !m.is_excluded(&r.inc));
             let mut child_dest = dest.to_vec();
             child_dest.push(name.clone());
             if meta.kind == Kind::Dir {
@@ -128,8 +139,14 @@ impl Walker<'_> {
                 if prune_ign || prune_ex {
                     continue;
                 }
-                let sub = fsops::open_read_at(dir.as_fd(), &name).map_err(io_err(here.join(&name)))?;
-                pending.push(Pending { meta, rel: r.ign.clone(), dest: child_dest.clone(), begun: None });
+                let sub =
+                    fsops::open_read_at(dir.as_fd(), &name).map_err(io_err(here.join(&name)))?;
+                pending.push(Pending {
+                    meta,
+                    rel: r.ign.clone(),
+                    dest: child_dest.clone(),
+                    begun: None,
+                });
                 if !(ignored || excluded || not_included) {
                     Self::flush(sink, pending)?;
                 }
@@ -144,7 +161,12 @@ impl Walker<'_> {
                     continue;
                 }
                 Self::flush(sink, pending)?;
-                let e = SrcEntry { dir: dir.as_fd(), name: &name, meta, rel: &r.ign };
+                let e = SrcEntry {
+                    dir: dir.as_fd(),
+                    name: &name,
+                    meta,
+                    rel: &r.ign,
+                };
                 sink.leaf(&e, &child_dest)?;
                 n += 1;
             }
@@ -169,7 +191,10 @@ fn has_wildcard(comp: &str) -> bool {
 }
 
 fn not_found(src: &str, root: &Path) -> CopyError {
-    CopyError::NotFound { name: src.trim_start_matches('/').to_string(), root: root.to_path_buf() }
+    CopyError::NotFound {
+        name: src.trim_start_matches('/').to_string(),
+        root: root.to_path_buf(),
+    }
 }
 
 /// Runs selection for `req` over `src`, reporting to `sink`.
@@ -188,14 +213,20 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
     }
     let dest_dir = req.dest.ends_with('/');
     if sources.len() > 1 && !dest_dir {
-        return Err(CopyError::DestNotDir { dest: req.dest.clone() });
+        return Err(CopyError::DestNotDir {
+            dest: req.dest.clone(),
+        });
     }
     let exclude = if req.exclude.is_empty() {
         None
     } else {
         Some(Matcher::from_patterns(&req.exclude)?)
     };
-    let dest_path = if req.dest.starts_with('/') { req.dest.clone() } else { format!("/{}", req.dest) };
+    let dest_path = if req.dest.starts_with('/') {
+        req.dest.clone()
+    } else {
+        format!("/{}", req.dest)
+    };
     let dest = sink.canon(&dest_path)?;
     for s in &sources {
         if let Some((name, content)) = req.heredocs.iter().find(|(n, _)| n == s) {
@@ -242,9 +273,17 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
                 include: None,
             };
             let unpack = req.unpack == Some(true);
-            let f = w.root.resolve(&name, false).map_err(io_err(tmp.path().join(&name)))?;
+            let f = w
+                .root
+                .resolve(&name, false)
+                .map_err(io_err(tmp.path().join(&name)))?;
             let meta = f.meta.ok_or_else(|| not_found(&name, tmp.path()))?;
-            let e = SrcEntry { dir: f.dir.as_fd(), name: &name, meta, rel: &name };
+            let e = SrcEntry {
+                dir: f.dir.as_fd(),
+                name: &name,
+                meta,
+                rel: &name,
+            };
             if unpack && add::is_archive(&f).map_err(io_err(tmp.path().join(&name)))? {
                 sink.mkdir_all(&dest)?;
                 sink.archive(&e, &dest)?;
@@ -275,10 +314,19 @@ fn split_pivot(s: &str) -> (usize, String) {
         let pivot = go_clean(&format!("/{}", &s[..i]));
         let pivot = pivot.trim_start_matches('/').to_string();
         let full = go_clean(&format!("/{}/{}", pivot, &s[i + 3..]));
-        let n = if pivot.is_empty() { 0 } else { pivot.split('/').count() };
+        let n = if pivot.is_empty() {
+            0
+        } else {
+            pivot.split('/').count()
+        };
         (n, full.trim_start_matches('/').to_string())
     } else {
-        (0, go_clean(&format!("/{s}")).trim_start_matches('/').to_string())
+        (
+            0,
+            go_clean(&format!("/{s}"))
+                .trim_start_matches('/')
+                .to_string(),
+        )
     }
 }
 
@@ -293,18 +341,40 @@ fn local<S: Sink>(
     let (pivot, full) = if req.parents {
         split_pivot(s)
     } else {
-        (0, go_clean(&format!("/{s}")).trim_start_matches('/').to_string())
+        (
+            0,
+            go_clean(&format!("/{s}"))
+                .trim_start_matches('/')
+                .to_string(),
+        )
     };
-    let comps: Vec<&str> = if full.is_empty() { Vec::new() } else { full.split('/').collect() };
+    let comps: Vec<&str> = if full.is_empty() {
+        Vec::new()
+    } else {
+        full.split('/').collect()
+    };
     let first_wild = comps.iter().position(|c| has_wildcard(c));
     let Some(fw) = first_wild else {
-        return copy_top(&w, sink, req, &full, dest, dest_dir, req.parents.then_some(pivot));
+        return copy_top(
+            &w,
+            sink,
+            req,
+            &full,
+            dest,
+            dest_dir,
+            req.parents.then_some(pivot),
+        );
     };
     let base = comps[..fw].join("/");
     let pattern = comps[fw..].join("/");
     let base_found = match w.root.resolve(&base, true) {
         Ok(f) if f.meta.is_some_and(|m| m.kind == Kind::Dir) => f,
-        _ => return Err(CopyError::NoMatch { pattern: s.to_string(), root: w.root_path.clone() }),
+        _ => {
+            return Err(CopyError::NoMatch {
+                pattern: s.to_string(),
+                root: w.root_path.clone(),
+            });
+        }
     };
     if req.parents {
         // Walk from the literal base with the whole source as an include pattern.
@@ -313,16 +383,30 @@ fn local<S: Sink>(
         let mut pending = Vec::new();
         for i in pivot..fw {
             let p = comps[..=i].join("/");
-            let f = w.root.resolve(&p, true).map_err(io_err(w.root_path.join(&p)))?;
+            let f = w
+                .root
+                .resolve(&p, true)
+                .map_err(io_err(w.root_path.join(&p)))?;
             let meta = f.meta.ok_or_else(|| not_found(&p, &w.root_path))?;
             let mut d = dest.to_vec();
             d.extend(comps[pivot..=i].iter().map(|c| c.to_string()));
-            pending.push(Pending { meta, rel: f.comps.join("/"), dest: d, begun: None });
+            pending.push(Pending {
+                meta,
+                rel: f.comps.join("/"),
+                dest: d,
+                begun: None,
+            });
         }
         let mut base_dest = dest.to_vec();
         base_dest.extend(comps[pivot.min(fw)..fw].iter().map(|c| c.to_string()));
-        let rd = base_found.open_read().map_err(io_err(w.root_path.join(&base)))?;
-        let rels = Rels { ign: base_found.comps.join("/"), inc: base.clone(), ex: String::new() };
+        let rd = base_found
+            .open_read()
+            .map_err(io_err(w.root_path.join(&base)))?;
+        let rels = Rels {
+            ign: base_found.comps.join("/"),
+            inc: base.clone(),
+            ex: String::new(),
+        };
         let n = w.tree(sink, &rd, &rels, &base_dest, &mut pending)?;
         while let Some(p) = pending.pop() {
             if let Some(apply) = p.begun {
@@ -330,19 +414,38 @@ fn local<S: Sink>(
             }
         }
         if n == 0 {
-            return Err(CopyError::NoMatch { pattern: s.to_string(), root: w.root_path.clone() });
+            return Err(CopyError::NoMatch {
+                pattern: s.to_string(),
+                root: w.root_path.clone(),
+            });
         }
         return Ok(());
     }
     let mut matches = Vec::new();
-    let rd = base_found.open_read().map_err(io_err(w.root_path.join(&base)))?;
+    let rd = base_found
+        .open_read()
+        .map_err(io_err(w.root_path.join(&base)))?;
     let depth = pattern.split('/').count();
-    wildcard_walk(&w, &rd, &base_found.comps.join("/"), &base, "", &pattern, depth, &mut matches)?;
+    wildcard_walk(
+        &w,
+        &rd,
+        &base_found.comps.join("/"),
+        &base,
+        "",
+        &pattern,
+        depth,
+        &mut matches,
+    )?;
     if matches.is_empty() {
-        return Err(CopyError::NoMatch { pattern: s.to_string(), root: w.root_path.clone() });
+        return Err(CopyError::NoMatch {
+            pattern: s.to_string(),
+            root: w.root_path.clone(),
+        });
     }
     if matches.len() > 1 && !dest_dir {
-        return Err(CopyError::DestNotDir { dest: req.dest.clone() });
+        return Err(CopyError::DestNotDir {
+            dest: req.dest.clone(),
+        });
     }
     for m in matches {
         copy_top(&w, sink, req, &m, dest, dest_dir, None)?;
@@ -412,7 +515,11 @@ fn copy_top<S: Sink>(
     if w.ignored(rel, meta.kind) || w.ignored(&canon_rel, meta.kind) {
         return Err(not_found(rel, &w.root_path));
     }
-    let comps: Vec<&str> = if rel.is_empty() { Vec::new() } else { rel.split('/').collect() };
+    let comps: Vec<&str> = if rel.is_empty() {
+        Vec::new()
+    } else {
+        rel.split('/').collect()
+    };
     let base_name = comps.last().map(|s| s.to_string()).unwrap_or_default();
     let mut target = dest.to_vec();
     let mut pending = Vec::new();
@@ -420,13 +527,25 @@ fn copy_top<S: Sink>(
         sink.mkdir_all(dest)?;
         for i in pivot..comps.len().saturating_sub(1) {
             let p = comps[..=i].join("/");
-            let f = w.root.resolve(&p, true).map_err(io_err(w.root_path.join(&p)))?;
+            let f = w
+                .root
+                .resolve(&p, true)
+                .map_err(io_err(w.root_path.join(&p)))?;
             let m = f.meta.ok_or_else(|| not_found(&p, &w.root_path))?;
             let mut d = dest.to_vec();
             d.extend(comps[pivot..=i].iter().map(|c| c.to_string()));
-            pending.push(Pending { meta: m, rel: f.comps.join("/"), dest: d, begun: None });
+            pending.push(Pending {
+                meta: m,
+                rel: f.comps.join("/"),
+                dest: d,
+                begun: None,
+            });
         }
-        target.extend(comps[pivot.min(comps.len())..].iter().map(|c| c.to_string()));
+        target.extend(
+            comps[pivot.min(comps.len())..]
+                .iter()
+                .map(|c| c.to_string()),
+        );
     } else if meta.kind != Kind::Dir && !base_name.is_empty() && (dest_dir || sink.is_dir(dest)?) {
         target.push(base_name.clone());
     }
@@ -438,11 +557,20 @@ fn copy_top<S: Sink>(
     if meta.kind == Kind::Dir {
         let begun = sink.dir_begin(&meta, &canon_rel, &target, parents.is_none())?;
         let rd = found.open_read().map_err(io_err(w.root_path.join(rel)))?;
-        let rels = Rels { ign: canon_rel.clone(), inc: rel.to_string(), ex: String::new() };
+        let rels = Rels {
+            ign: canon_rel.clone(),
+            inc: rel.to_string(),
+            ex: String::new(),
+        };
         w.tree(sink, &rd, &rels, &target, &mut Vec::new())?;
         sink.dir_end(&meta, &canon_rel, &target, begun)?;
     } else {
-        let e = SrcEntry { dir: found.dir.as_fd(), name: &name, meta, rel: &canon_rel };
+        let e = SrcEntry {
+            dir: found.dir.as_fd(),
+            name: &name,
+            meta,
+            rel: &canon_rel,
+        };
         let unpack = req.add && req.unpack != Some(false) && meta.kind == Kind::File;
         if unpack && add::is_archive(&found).map_err(io_err(w.root_path.join(rel)))? {
             sink.mkdir_all(dest)?;

@@ -42,7 +42,9 @@ impl Writer {
         out: &Path,
     ) -> Result<Writer> {
         let chmod = match &req.chmod {
-            Some(s) => Some(Chmod::parse(s).ok_or_else(|| CopyError::BadChmod { spec: s.clone() })?),
+            Some(s) => {
+                Some(Chmod::parse(s).ok_or_else(|| CopyError::BadChmod { spec: s.clone() })?)
+            }
             None => None,
         };
         let image = if image_view.is_dir() {
@@ -86,7 +88,9 @@ impl Writer {
 
     /// The directory `comps` in `out` (O_PATH), links clamped in-root.
     pub(crate) fn out_dir(&self, comps: &[String]) -> Result<OwnedFd> {
-        self.out.open_dir(&comps.join("/")).map_err(io_err(self.path_of(comps)))
+        self.out
+            .open_dir(&comps.join("/"))
+            .map_err(io_err(self.path_of(comps)))
     }
 
     fn image_meta(&self, comps: &[String]) -> Option<Meta> {
@@ -104,7 +108,11 @@ impl Writer {
     }
 
     fn owner(&self, m: &Meta) -> (u32, u32) {
-        self.chown.unwrap_or(if self.keep_owner { (m.uid, m.gid) } else { (0, 0) })
+        self.chown.unwrap_or(if self.keep_owner {
+            (m.uid, m.gid)
+        } else {
+            (0, 0)
+        })
     }
 
     fn mode(&self, m: &Meta) -> u32 {
@@ -115,8 +123,16 @@ impl Writer {
     }
 
     /// Makes directory `comps` in `out` with the given metadata unless it is there.
-    fn mkdir_with(&mut self, comps: &[String], owner: (u32, u32), perm: u32, t: (i64, u32)) -> Result<bool> {
-        let Some((name, parent)) = comps.split_last() else { return Ok(false) };
+    fn mkdir_with(
+        &mut self,
+        comps: &[String],
+        owner: (u32, u32),
+        perm: u32,
+        t: (i64, u32),
+    ) -> Result<bool> {
+        let Some((name, parent)) = comps.split_last() else {
+            return Ok(false);
+        };
         let dir = self.out_dir(parent)?;
         let created = fsops::mkdir_at(dir.as_fd(), name).map_err(io_err(self.path_of(comps)))?;
         if created {
@@ -149,7 +165,9 @@ impl Writer {
         rdev: u64,
         data: &mut dyn std::io::Read,
     ) -> Result<()> {
-        let Some((name, parent)) = comps.split_last() else { return Ok(()) };
+        let Some((name, parent)) = comps.split_last() else {
+            return Ok(());
+        };
         let path = self.path_of(comps);
         let dir = self.out_dir(parent)?;
         let t = self.clamp((mtime, 0));
@@ -164,7 +182,9 @@ impl Writer {
         if let Ok(m) = fsops::lstat_at(dir.as_fd(), name)
             && m.kind == Kind::Dir
         {
-            return Err(CopyError::ReplaceDir { path: format!("/{}", comps.join("/")) });
+            return Err(CopyError::ReplaceDir {
+                path: format!("/{}", comps.join("/")),
+            });
         }
         fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))?;
         match kind {
@@ -196,12 +216,14 @@ impl Writer {
                 fsops::mknod_at(dir.as_fd(), name, &m).map_err(io_err(&path))?;
             }
         }
-        fsops::set_meta_at(dir.as_fd(), name, kind, owner.0, owner.1, perm, t).map_err(io_err(&path))
+        fsops::set_meta_at(dir.as_fd(), name, kind, owner.0, owner.1, perm, t)
+            .map_err(io_err(&path))
     }
 
     /// A hardlink inside an archive: `target` (already extracted, in-root of `out`).
     pub(crate) fn write_hardlink(&mut self, comps: &[String], target: &[String]) -> Result<()> {
-        let (Some((name, parent)), Some((tname, tparent))) = (comps.split_last(), target.split_last())
+        let (Some((name, parent)), Some((tname, tparent))) =
+            (comps.split_last(), target.split_last())
         else {
             return Ok(());
         };
@@ -230,14 +252,27 @@ impl Writer {
     pub(crate) fn finish(mut self) -> Result<()> {
         let times = std::mem::take(&mut self.dir_times);
         for (comps, t) in times.iter().rev() {
-            let Some((name, parent)) = comps.split_last() else { continue };
+            let Some((name, parent)) = comps.split_last() else {
+                continue;
+            };
             let dir = self.out_dir(parent)?;
             let ts = rustix::fs::Timestamps {
-                last_access: rustix::fs::Timespec { tv_sec: t.0, tv_nsec: t.1 as _ },
-                last_modification: rustix::fs::Timespec { tv_sec: t.0, tv_nsec: t.1 as _ },
+                last_access: rustix::fs::Timespec {
+                    tv_sec: t.0,
+                    tv_nsec: t.1 as _,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: t.0,
+                    tv_nsec: t.1 as _,
+                },
             };
-            rustix::fs::utimensat(dir.as_fd(), name.as_str(), &ts, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| io_err(self.path_of(comps))(e.into()))?;
+            rustix::fs::utimensat(
+                dir.as_fd(),
+                name.as_str(),
+                &ts,
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| io_err(self.path_of(comps))(e.into()))?;
         }
         Ok(())
     }
@@ -252,7 +287,10 @@ impl Sink for Writer {
         match &self.image {
             Some(img) => img.canonical(dest).map_err(|e| {
                 if e.raw_os_error() == Some(libc::ENOTDIR) {
-                    CopyError::NotADirectory { dest: dest.to_string(), path: dest.to_string() }
+                    CopyError::NotADirectory {
+                        dest: dest.to_string(),
+                        path: dest.to_string(),
+                    }
                 } else {
                     io_err(dest)(e)
                 }
@@ -345,7 +383,9 @@ impl Sink for Writer {
         if !apply {
             return Ok(());
         }
-        let Some((name, parent)) = dest.split_last() else { return Ok(()) };
+        let Some((name, parent)) = dest.split_last() else {
+            return Ok(());
+        };
         let dir = self.out_dir(parent)?;
         let (uid, gid) = self.owner(meta);
         let t = self.clamp((meta.mtime, meta.mtime_nsec));
@@ -365,7 +405,9 @@ impl Sink for Writer {
         if existing.is_some_and(|m| m.kind == Kind::Dir)
             || (existing.is_none() && self.image_meta(dest).is_some_and(|m| m.kind == Kind::Dir))
         {
-            return Err(CopyError::ReplaceDir { path: format!("/{}", dest.join("/")) });
+            return Err(CopyError::ReplaceDir {
+                path: format!("/{}", dest.join("/")),
+            });
         }
         fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))?;
         let m = e.meta;
@@ -392,7 +434,8 @@ impl Sink for Writer {
                     }
                 }
                 let src = fsops::open_read_at(e.dir, e.name).map_err(io_err(&path))?;
-                let sm = Meta::from_stat(&rustix::fs::fstat(&src).map_err(|x| io_err(&path)(x.into()))?);
+                let sm =
+                    Meta::from_stat(&rustix::fs::fstat(&src).map_err(|x| io_err(&path)(x.into()))?);
                 if sm.kind != Kind::File || sm.ino != m.ino {
                     return Err(io_err(&path)(std::io::Error::other(
                         "source changed while it was being copied",
@@ -415,7 +458,8 @@ impl Sink for Writer {
             }
             Kind::Socket | Kind::Dir => return Ok(()),
         }
-        fsops::set_meta_at(dir.as_fd(), name, m.kind, uid, gid, self.mode(&m), t).map_err(io_err(&path))
+        fsops::set_meta_at(dir.as_fd(), name, m.kind, uid, gid, self.mode(&m), t)
+            .map_err(io_err(&path))
     }
 
     fn archive(&mut self, e: &SrcEntry, dest: &[String]) -> Result<()> {
@@ -430,14 +474,20 @@ impl Sink for Writer {
         let path = self.path_of(dest);
         let dir = self.out_dir(parent)?;
         if fsops::lstat_at(dir.as_fd(), name).is_ok_and(|m| m.kind == Kind::Dir) {
-            return Err(CopyError::ReplaceDir { path: format!("/{}", dest.join("/")) });
+            return Err(CopyError::ReplaceDir {
+                path: format!("/{}", dest.join("/")),
+            });
         }
         fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))?;
         let fd = fsops::create_file_at(dir.as_fd(), name).map_err(io_err(&path))?;
         let mut f = std::fs::File::from(fd);
         f.write_all(content.as_bytes()).map_err(io_err(&path))?;
         drop(f);
-        let perm = self.chmod.as_ref().map(|c| c.apply(0o644, false)).unwrap_or(0o644);
+        let perm = self
+            .chmod
+            .as_ref()
+            .map(|c| c.apply(0o644, false))
+            .unwrap_or(0o644);
         let (uid, gid) = self.chown.unwrap_or((0, 0));
         let t = self.epoch.map(|e| (e, 0)).unwrap_or_else(now);
         fsops::set_meta_at(dir.as_fd(), name, Kind::File, uid, gid, perm, t).map_err(io_err(&path))
