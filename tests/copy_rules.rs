@@ -663,3 +663,113 @@ fn stdin_tar_context_is_extracted_in_root() {
     assert!(!t.out.join("escape").exists());
     t.canary_intact();
 }
+
+/// A throwaway `git daemon` serving one bare repository; killed on drop.
+struct GitServer {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git_server() -> GitServer {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    fs::create_dir_all(work.join("sub")).unwrap();
+    fs::write(work.join("sub/a.txt"), "from git").unwrap();
+    fs::write(work.join("b.txt"), "top").unwrap();
+    let git = |args: &[&str], cwd: &Path| {
+        let st = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    };
+    git(&["init", "-q"], &work);
+    git(&["add", "."], &work);
+    git(&["commit", "-q", "-m", "one"], &work);
+    git(&["tag", "v1"], &work);
+    git(&["clone", "-q", "--bare", "work", "repo.git"], dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // run git-daemon itself (the `git daemon` wrapper would leave it orphaned on kill)
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+    let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", dir.path().display()))
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    GitServer {
+        child,
+        url: format!("git://127.0.0.1:{port}/repo.git"),
+        _dir: dir,
+    }
+}
+
+#[test]
+fn add_git_ref_subdir_and_keep_git_dir() {
+    let t = setup();
+    let srv = git_server();
+    let src = format!("{}#v1:sub", srv.url);
+    t.copy(CopyRequest {
+        add: true,
+        ..req(&[&src], "/g/")
+    })
+    .unwrap();
+    assert_eq!(t.read("g/a.txt"), "from git");
+    assert!(!t.out.join("g/b.txt").exists());
+    t.copy(CopyRequest {
+        add: true,
+        keep_git_dir: true,
+        ..req(&[&srv.url], "/k")
+    })
+    .unwrap();
+    assert_eq!(t.read("k/b.txt"), "top");
+    assert!(t.out.join("k/.git").is_dir());
+    t.copy(CopyRequest {
+        add: true,
+        ..req(&[&srv.url], "/n/")
+    })
+    .unwrap();
+    assert!(!t.out.join("n/.git").exists());
+    let e = t
+        .copy(CopyRequest {
+            add: true,
+            ..req(&[&format!("{}#nope", srv.url)], "/x/")
+        })
+        .unwrap_err();
+    assert!(matches!(e, CopyError::Git { .. }), "{e}");
+}
