@@ -773,3 +773,20 @@ fn add_git_ref_subdir_and_keep_git_dir() {
         .unwrap_err();
     assert!(matches!(e, CopyError::Git { .. }), "{e}");
 }
+
+#[test]
+fn xattrs_are_copied_after_chown() {
+    let t = setup();
+    t.file("cap", "bin");
+    let f = fs::File::open(t.ctx.join("cap")).unwrap();
+    rustix::fs::fsetxattr(&f, "user.hoist", b"1", rustix::fs::XattrFlags::empty()).unwrap();
+    t.copy(CopyRequest {
+        chown: Some((5, 5)),
+        ..req(&["cap"], "/c")
+    })
+    .unwrap();
+    let g = fs::File::open(t.out.join("c")).unwrap();
+    let mut v = [0u8; 8];
+    let n = rustix::fs::fgetxattr(&g, "user.hoist", &mut v[..]).unwrap();
+    assert_eq!(&v[..n], b"1");
+}

@@ -7,7 +7,7 @@
 //! a build (they are simply not copied by `COPY . /x`).
 
 use super::write::Writer;
-use super::{Result, add, io_err};
+use super::{CopyError, Result, add, io_err};
 use crate::parser::dockerignore::Matcher;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,15 +45,7 @@ pub fn load_ignore(context_dir: &Path, dockerfile_path: &Path) -> Result<Matcher
             "ignore file larger than 16 MiB",
         )));
     }
-    Matcher::parse(&text).map_err(|e| match e {
-        crate::parser::dockerignore::IgnoreError::BadPattern { pattern, reason } => {
-            crate::parser::dockerignore::IgnoreError::BadPattern {
-                pattern: format!("{pattern}\" in \"{}", path.display()),
-                reason,
-            }
-            .into()
-        }
-    })
+    Matcher::parse(&text).map_err(|source| CopyError::Ignore { path, source })
 }
 
 /// Extracts a tar build context (plain, gzip, bzip2, xz or zstd) read from `reader` into a

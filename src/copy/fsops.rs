@@ -488,3 +488,46 @@ pub(crate) fn open_dir_nofollow(root: &Root, comps: &[String]) -> io::Result<Own
     }
     Ok(cur)
 }
+
+/// Copies extended attributes from `src` to `dst` (both open files), after ownership is set
+/// (a chown clears `security.capability`). Overlay-private (`trusted.overlay.*`) and SELinux
+/// labels are never copied; a filesystem without xattr support is not an error.
+pub(crate) fn copy_xattrs(src: &OwnedFd, dst: &OwnedFd) -> io::Result<()> {
+    let unsupported = |e: rustix::io::Errno| {
+        e == rustix::io::Errno::NOTSUP
+            || e == rustix::io::Errno::PERM
+            || e == rustix::io::Errno::NODATA
+    };
+    let n = match rustix::fs::flistxattr_query(src) {
+        Ok(0) => return Ok(()),
+        Ok(n) => n,
+        Err(e) if unsupported(e) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut list = vec![0u8; n];
+    let len = rustix::fs::flistxattr(src, &mut list[..])?;
+    for name in list[..len.min(n)]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+    {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if name.starts_with("trusted.overlay.") || name == "security.selinux" {
+            continue;
+        }
+        let vn = match rustix::fs::fgetxattr_query(src, name) {
+            Ok(v) => v,
+            Err(e) if unsupported(e) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut v = vec![0u8; vn];
+        let l = rustix::fs::fgetxattr(src, name, &mut v[..])?;
+        match rustix::fs::fsetxattr(dst, name, &v[..l.min(vn)], rustix::fs::XattrFlags::empty()) {
+            Ok(()) => {}
+            Err(e) if unsupported(e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

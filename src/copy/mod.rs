@@ -88,6 +88,9 @@ pub enum CopyError {
     /// Bad `--exclude` or `.dockerignore` pattern.
     #[error(transparent)]
     Pattern(#[from] IgnoreError),
+    /// A `.dockerignore` file with a bad pattern.
+    #[error("{path}: {source}")]
+    Ignore { path: PathBuf, source: IgnoreError },
     /// No sources at all.
     #[error("COPY/ADD needs at least one source")]
     NoSources,

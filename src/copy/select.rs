@@ -294,7 +294,9 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
             continue;
         }
         sink.set_keep_owner(keep_owner);
-        sink.set_root(root_path, true);
+        // Only context files are cached by stat: a rootfs view's inode numbers and device
+        // may repeat across mounts.
+        sink.set_root(root_path, !keep_owner);
         let w = Walker {
             root: Root::open(root_path).map_err(io_err(root_path))?,
             root_path: root_path.to_path_buf(),

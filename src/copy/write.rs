@@ -443,10 +443,12 @@ impl Sink for Writer {
                 }
                 let dst = fsops::create_file_at(dir.as_fd(), name).map_err(io_err(&path))?;
                 fsops::copy_contents(&src, &dst, sm.size).map_err(io_err(&path))?;
-                drop(dst);
                 if m.nlink > 1 {
                     self.links.insert((m.dev, m.ino), dest.to_vec());
                 }
+                fsops::set_meta_at(dir.as_fd(), name, m.kind, uid, gid, self.mode(&m), t)
+                    .map_err(io_err(&path))?;
+                return fsops::copy_xattrs(&src, &dst).map_err(io_err(&path));
             }
             Kind::Symlink => {
                 let target = fsops::readlink_at(e.dir, e.name).map_err(io_err(&path))?;
