@@ -790,3 +790,32 @@ fn xattrs_are_copied_after_chown() {
     let n = rustix::fs::fgetxattr(&g, "user.hoist", &mut v[..]).unwrap();
     assert_eq!(&v[..n], b"1");
 }
+
+#[test]
+fn add_refuses_a_decompression_bomb() {
+    let t = setup();
+    // 300 MiB of zeros in one member: a few KiB with zstd, far over 1000x
+    let f = fs::File::create(t.ctx.join("bomb.tar.zst")).unwrap();
+    let enc = zstd::stream::write::Encoder::new(f, 1)
+        .unwrap()
+        .auto_finish();
+    let mut b = tar::Builder::new(enc);
+    let mut h = tar::Header::new_gnu();
+    let size = 300u64 << 20;
+    h.set_size(size);
+    h.set_mode(0o644);
+    b.append_data(
+        &mut h,
+        "zeros",
+        std::io::Read::take(std::io::repeat(0), size),
+    )
+    .unwrap();
+    drop(b.into_inner().unwrap());
+    let e = t
+        .copy(CopyRequest {
+            add: true,
+            ..req(&["bomb.tar.zst"], "/b/")
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("decompression bomb"), "{e}");
+}

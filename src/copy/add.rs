@@ -345,11 +345,51 @@ pub(crate) fn extract_archive(
     w: &mut Writer,
     dest: &[String],
 ) -> Result<()> {
+    let compressed = file.metadata().map(|m| m.len()).unwrap_or(0);
     let r = decompressor(file).map_err(|e| CopyError::Archive {
         path: label.to_string(),
         reason: e.to_string(),
     })?;
-    extract_tar(r, label, w, dest)
+    let limit = MIN_UNPACKED.max(compressed.saturating_mul(MAX_RATIO));
+    extract_tar(
+        Box::new(Capped {
+            inner: r,
+            left: limit,
+            limit,
+        }),
+        label,
+        w,
+        dest,
+    )
+}
+
+/// Decompression-bomb guard: an archive may unpack to at most `MAX_RATIO` times its size
+/// (and always at least `MIN_UNPACKED` bytes).
+const MAX_RATIO: u64 = 1000;
+const MIN_UNPACKED: u64 = 256 << 20;
+/// Caps on one archive's members and their names.
+const MAX_ENTRIES: usize = 1_000_000;
+const MAX_PATH: usize = 4096;
+
+/// A reader that fails once more than `limit` bytes came through.
+struct Capped {
+    inner: Box<dyn Read>,
+    left: u64,
+    limit: u64,
+}
+
+impl Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "archive unpacks to more than {} bytes (over {MAX_RATIO}x its size): refusing a likely decompression bomb",
+                self.limit
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Decompresses a stream by its magic bytes (bzip2/xz through their tools, fed by a thread).
@@ -404,9 +444,15 @@ pub(crate) fn extract_tar(
     };
     let mut ar = tar::Archive::new(r);
     let entries = ar.entries().map_err(|e| bad(e.to_string()))?;
-    for entry in entries {
+    for (i, entry) in entries.enumerate() {
+        if i >= MAX_ENTRIES {
+            return Err(bad(format!("more than {MAX_ENTRIES} entries")));
+        }
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if raw.len() > MAX_PATH {
+            return Err(bad(format!("entry name longer than {MAX_PATH} bytes")));
+        }
         let clean = go_clean(&format!("/{raw}"));
         let rel: Vec<String> = clean
             .split('/')
