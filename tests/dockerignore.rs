@@ -1,6 +1,7 @@
 //! Table-driven tests of the `.dockerignore` matcher (tests/fixtures/dockerignore/cases.txt)
 //! and a pruned walk over a 100k-file tree.
 
+use hoist::copy::{CopyRequest, CopySource, HashCache, content_key};
 use hoist::parser::dockerignore::{Matcher, read_ignore_lines};
 use std::time::{Duration, Instant};
 
@@ -112,4 +113,18 @@ fn pruned_walk_of_100k_files_is_fast() {
     assert_eq!(kept, 52, "src, src/sub and 50 files");
     assert!(visited < 100, "pruned walk still visited {visited} entries");
     assert!(took < Duration::from_secs(2), "walk took {took:?}");
+
+    // COPY's own walker prunes the same way: a content key of `COPY . /x` reads only src.
+    let cache = HashCache::in_memory();
+    let src = CopySource::Context { root, ignore: &m };
+    let req = CopyRequest {
+        sources: vec![".".into()],
+        dest: "/x/".into(),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    content_key(&src, &req, &cache).unwrap();
+    let took = start.elapsed();
+    assert_eq!(cache.reads(), 50);
+    assert!(took < Duration::from_secs(2), "content key took {took:?}");
 }
