@@ -819,3 +819,19 @@ fn add_refuses_a_decompression_bomb() {
         .unwrap_err();
     assert!(e.to_string().contains("decompression bomb"), "{e}");
 }
+
+#[test]
+fn directories_below_the_destination_follow_image_symlinks_in_root() {
+    let t = setup();
+    t.file("rootfs/lib/x.so", "so");
+    t.file("rootfs/etc/conf", "c");
+    fs::create_dir_all(t.image.join("usr/lib")).unwrap();
+    symlink("usr/lib", t.image.join("lib")).unwrap();
+    symlink("../../../canary", t.image.join("etc")).unwrap(); // escaping link: re-rooted
+    fs::create_dir_all(t.image.join("canary")).unwrap();
+    t.copy(req(&["rootfs/"], "/")).unwrap();
+    assert_eq!(t.read("usr/lib/x.so"), "so");
+    assert!(!t.out.join("lib").exists());
+    assert_eq!(t.read("canary/conf"), "c"); // clamped: /canary inside the image
+    t.canary_intact();
+}

@@ -36,6 +36,11 @@ pub(crate) trait Sink {
     /// A source directory starts at `dest`; returns whether its metadata is to be applied
     /// at [`Sink::dir_end`].
     fn dir_begin(&mut self, meta: &Meta, rel: &str, dest: &[String], top: bool) -> Result<bool>;
+    /// Where a directory that is copied below `dest` really lands: an image symlink to a
+    /// directory at that path (merged-usr `lib -> usr/lib`) is followed in-root.
+    fn redirect(&mut self, dest: Vec<String>) -> Result<Vec<String>> {
+        Ok(dest)
+    }
     /// A source directory ends.
     fn dir_end(&mut self, meta: &Meta, rel: &str, dest: &[String], apply: bool) -> Result<()>;
     /// A file, symlink or special file.
@@ -93,6 +98,8 @@ struct Walker<'a> {
     ignore: Option<&'a Matcher>,
     exclude: Option<&'a Matcher>,
     include: Option<Matcher>,
+    /// Components of the include pattern when it has no `**` (deeper dirs cannot match).
+    include_depth: Option<usize>,
 }
 
 impl Walker<'_> {
@@ -139,6 +146,20 @@ impl Walker<'_> {
                 if prune_ign || prune_ex {
                     continue;
                 }
+                if not_included
+                    && self
+                        .include_depth
+                        .is_some_and(|d| r.inc.split('/').count() >= d)
+                {
+                    continue; // no deeper path can match an include pattern without `**`
+                }
+                let redirected = sink.redirect(child_dest.clone())?;
+                let child_dest = if redirected != child_dest {
+                    sink.mkdir_all(&redirected[..redirected.len().saturating_sub(1)])?;
+                    redirected
+                } else {
+                    child_dest
+                };
                 let sub =
                     fsops::open_read_at(dir.as_fd(), &name).map_err(io_err(here.join(&name)))?;
                 pending.push(Pending {
@@ -249,6 +270,7 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
                 ignore: None,
                 exclude: exclude.as_ref(),
                 include: None,
+                include_depth: None,
             };
             copy_top(&w, sink, req, &sub, &dest, dest_dir, None)?;
             continue;
@@ -271,6 +293,7 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
                 ignore: None,
                 exclude: None,
                 include: None,
+                include_depth: None,
             };
             let unpack = req.unpack == Some(true);
             let f = w
@@ -303,6 +326,7 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
             ignore,
             exclude: exclude.as_ref(),
             include: None,
+            include_depth: None,
         };
         local(w, sink, req, s, &dest, dest_dir)?;
     }
@@ -381,6 +405,7 @@ fn local<S: Sink>(
     if req.parents {
         // Walk from the literal base with the whole source as an include pattern.
         w.include = Some(Matcher::from_patterns([full.as_str()])?);
+        w.include_depth = (!full.contains("**")).then_some(comps.len());
         sink.mkdir_all(dest)?;
         let mut pending = Vec::new();
         for i in pivot..fw {

@@ -379,6 +379,19 @@ impl Sink for Writer {
         Ok(true)
     }
 
+    fn redirect(&mut self, dest: Vec<String>) -> Result<Vec<String>> {
+        match (&self.image, self.image_meta(&dest)) {
+            (Some(img), Some(m)) if m.kind == Kind::Symlink => {
+                let c = img
+                    .canonical(&dest.join("/"))
+                    .map_err(io_err(self.path_of(&dest)))?;
+                let target_is_dir = self.image_meta(&c).is_some_and(|m| m.kind == Kind::Dir);
+                Ok(if target_is_dir { c } else { dest })
+            }
+            _ => Ok(dest),
+        }
+    }
+
     fn dir_end(&mut self, meta: &Meta, _rel: &str, dest: &[String], apply: bool) -> Result<()> {
         if !apply {
             return Ok(());
