@@ -4,7 +4,24 @@
 //! ADD's archives, URLs and git repositories; and the content key of exactly what is read.
 //!
 //! Nothing outside a source root is ever read and nothing outside `out` is ever written:
-//! every path goes through [`fsops::Root::resolve`] (see that module).
+//! every path goes through an in-root resolver (a component-by-component `O_NOFOLLOW` walk
+//! from a root directory fd; absolute links and extra `..` are clamped at the root).
+//!
+//! How the engine uses it, per COPY/ADD step:
+//!
+//! ```text
+//! let ignore = copy::context::load_ignore(&context_dir, &dockerfile_path)?;   // once per build
+//! let cache  = copy::HashCache::open(&store_root.join("cache/content"))?;      // once per build
+//! let src = CopySource::Context { root: &context_dir, ignore: &ignore };       // or Rootfs(view)
+//! let key = copy::content_key(&src, &req, &cache)?;   // part of the step's cache key
+//! // on a miss: `out` is an empty dir (store tmp), `image_view` the parent's merged rootfs
+//! copy::apply(&src, &req, image_view.path(), &out)?;  // then layers::write_layer(&out, ..)
+//! cache.save()?;                                       // at the end of the build
+//! ```
+//!
+//! Names for `--chown` are resolved by the engine (`executor::user::resolve_chown`) before the
+//! request is made; `req.dest` is absolute (WORKDIR already joined, trailing `/` kept).
+//! `hoist build -` extracts its stdin tar with [`context::tar_stdin_context`] first.
 
 mod add;
 pub mod chmod;
