@@ -380,11 +380,11 @@ pub(crate) fn create_file_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Owne
     )?)
 }
 
-/// Removes a non-directory entry if present (to be replaced).
-pub(crate) fn remove_nondir_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+/// Removes a non-directory entry if present (to be replaced); true when one was removed.
+pub(crate) fn remove_nondir_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) => Ok(()),
-        Err(e) if e == rustix::io::Errno::NOENT => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::NOENT => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

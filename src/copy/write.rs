@@ -7,6 +7,7 @@ use super::chmod::Chmod;
 use super::fsops::{self, Kind, Meta, Root};
 use super::select::{Sink, SrcEntry};
 use super::{CopyError, CopyRequest, CopySource, Result, add, io_err};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -25,6 +26,10 @@ pub(crate) struct Writer {
     links: HashMap<(u64, u64), Vec<String>>,
     /// Directory mtimes to set last (children change them).
     dir_times: Vec<(Vec<String>, (i64, u32))>,
+    /// The last directory of `out` resolved (siblings are written one after another).
+    out_cache: RefCell<Option<(Vec<String>, OwnedFd)>>,
+    /// The last parent directory looked up in the image (read-only, never stale).
+    image_cache: RefCell<Option<(Vec<String>, Option<OwnedFd>)>>,
 }
 
 fn now() -> (i64, u32) {
@@ -62,6 +67,8 @@ impl Writer {
             epoch: req.source_date_epoch,
             links: HashMap::new(),
             dir_times: Vec::new(),
+            out_cache: RefCell::new(None),
+            image_cache: RefCell::new(None),
         })
     }
 
@@ -77,6 +84,8 @@ impl Writer {
             epoch: None,
             links: HashMap::new(),
             dir_times: Vec::new(),
+            out_cache: RefCell::new(None),
+            image_cache: RefCell::new(None),
         })
     }
 
@@ -88,15 +97,34 @@ impl Writer {
 
     /// The directory `comps` in `out` (O_PATH), links clamped in-root.
     pub(crate) fn out_dir(&self, comps: &[String]) -> Result<OwnedFd> {
-        self.out
+        if let Some((c, fd)) = &*self.out_cache.borrow()
+            && c == comps
+        {
+            return fd.try_clone().map_err(io_err(self.path_of(comps)));
+        }
+        let fd = self
+            .out
             .open_dir(&comps.join("/"))
-            .map_err(io_err(self.path_of(comps)))
+            .map_err(io_err(self.path_of(comps)))?;
+        let keep = fd.try_clone().map_err(io_err(self.path_of(comps)))?;
+        *self.out_cache.borrow_mut() = Some((comps.to_vec(), keep));
+        Ok(fd)
+    }
+
+    /// Forgets the cached directory fd: called whenever an entry of `out` is replaced, which
+    /// could change where a cached path resolves.
+    fn invalidate(&self) {
+        *self.out_cache.borrow_mut() = None;
     }
 
     fn image_meta(&self, comps: &[String]) -> Option<Meta> {
         let img = self.image.as_ref()?;
         let (last, parent) = comps.split_last()?;
-        let dir = fsops::open_dir_nofollow(img, parent).ok()?;
+        let mut cache = self.image_cache.borrow_mut();
+        if cache.as_ref().is_none_or(|(c, _)| c != parent) {
+            *cache = Some((parent.to_vec(), fsops::open_dir_nofollow(img, parent).ok()));
+        }
+        let dir = cache.as_ref()?.1.as_ref()?;
         fsops::lstat_at(dir.as_fd(), last).ok()
     }
 
@@ -135,6 +163,7 @@ impl Writer {
         };
         let dir = self.out_dir(parent)?;
         let created = fsops::mkdir_at(dir.as_fd(), name).map_err(io_err(self.path_of(comps)))?;
+        self.invalidate();
         if created {
             fsops::set_meta_at(dir.as_fd(), name, Kind::Dir, owner.0, owner.1, perm, t)
                 .map_err(io_err(self.path_of(comps)))?;
@@ -173,6 +202,7 @@ impl Writer {
         let t = self.clamp((mtime, 0));
         if kind == Kind::Dir {
             let created = fsops::mkdir_at(dir.as_fd(), name).map_err(io_err(&path))?;
+            self.invalidate();
             let _ = created;
             fsops::set_meta_at(dir.as_fd(), name, Kind::Dir, owner.0, owner.1, perm, t)
                 .map_err(io_err(&path))?;
@@ -186,7 +216,9 @@ impl Writer {
                 path: format!("/{}", comps.join("/")),
             });
         }
-        fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))?;
+        if fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))? {
+            self.invalidate();
+        }
         match kind {
             Kind::File => {
                 let fd = fsops::create_file_at(dir.as_fd(), name).map_err(io_err(&path))?;
@@ -237,7 +269,9 @@ impl Writer {
                 reason: "hard link to a directory".into(),
             });
         }
-        fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))?;
+        if fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))? {
+            self.invalidate();
+        }
         rustix::fs::linkat(
             tdir.as_fd(),
             tname.as_str(),
@@ -376,6 +410,7 @@ impl Sink for Writer {
         }
         let path = self.path_of(dest);
         fsops::mkdir_at(dir.as_fd(), name).map_err(io_err(&path))?;
+        self.invalidate();
         Ok(true)
     }
 
@@ -422,7 +457,9 @@ impl Sink for Writer {
                 path: format!("/{}", dest.join("/")),
             });
         }
-        fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))?;
+        if fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))? {
+            self.invalidate();
+        }
         let m = e.meta;
         let (uid, gid) = self.owner(&m);
         let t = self.clamp((m.mtime, m.mtime_nsec));
@@ -493,7 +530,9 @@ impl Sink for Writer {
                 path: format!("/{}", dest.join("/")),
             });
         }
-        fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))?;
+        if fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))? {
+            self.invalidate();
+        }
         let fd = fsops::create_file_at(dir.as_fd(), name).map_err(io_err(&path))?;
         let mut f = std::fs::File::from(fd);
         f.write_all(content.as_bytes()).map_err(io_err(&path))?;
