@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod copy;
 pub mod engine;
 pub mod executor;
 pub mod graph;
@@ -33,6 +34,8 @@ pub enum Error {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
+    #[error(transparent)]
+    Copy(#[from] copy::CopyError),
     /// A command-line value that does not parse; says which flag.
     #[error("{0}")]
     Usage(String),

@@ -1,0 +1,302 @@
+//! `content_key`: a digest of exactly what a COPY/ADD reads and what reaches its layer
+//! (destination path, type, mode and owner as they will land, symlink target, content hash),
+//! after `.dockerignore`/`--exclude`, so a change to an ignored or unrelated file never
+//! changes it; and [`HashCache`], which remembers content hashes by
+//! (path, size, mtime, ctime, inode, device) so a warm build reads no unchanged file.
+
+use super::chmod::Chmod;
+use super::fsops::{self, Kind, Meta};
+use super::select::{self, Sink, SrcEntry};
+use super::{CopyError, CopyRequest, CopySource, Result, io_err};
+use crate::oci::Digest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const KEY_VERSION: &str = "hoist-copy-key-v1";
+const CACHE_FILE: &str = "content-hashes-v1.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    size: u64,
+    mtime: i64,
+    mtime_nsec: u32,
+    ctime: i64,
+    ctime_nsec: u32,
+    ino: u64,
+    dev: u64,
+}
+
+impl Stamp {
+    fn of(m: &Meta) -> Stamp {
+        Stamp {
+            size: m.size,
+            mtime: m.mtime,
+            mtime_nsec: m.mtime_nsec,
+            ctime: m.ctime,
+            ctime_nsec: m.ctime_nsec,
+            ino: m.ino,
+            dev: m.dev,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cached {
+    stamp: Stamp,
+    sha256: String,
+}
+
+/// Content hashes of files keyed by path and stat, persisted in one JSON file under a
+/// directory. Thread-safe; call [`HashCache::save`] after a build.
+#[derive(Debug, Default)]
+pub struct HashCache {
+    file: Option<PathBuf>,
+    map: Mutex<HashMap<String, Cached>>,
+    reads: AtomicU64,
+}
+
+impl HashCache {
+    /// A cache that is never persisted.
+    pub fn in_memory() -> HashCache {
+        HashCache::default()
+    }
+
+    /// Opens (or starts) the cache kept in `dir`; an unreadable or corrupt file is a miss,
+    /// not an error.
+    pub fn open(dir: &Path) -> Result<HashCache> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let file = dir.join(CACHE_FILE);
+        let map = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<HashMap<String, Cached>>(&b).ok())
+            .unwrap_or_default();
+        Ok(HashCache {
+            file: Some(file),
+            map: Mutex::new(map),
+            reads: AtomicU64::new(0),
+        })
+    }
+
+    /// Writes the cache back (temp file + rename); a no-op for an in-memory cache.
+    pub fn save(&self) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let map = self.map.lock().map_err(|_| CopyError::HashCache {
+            path: file.clone(),
+            reason: "lock poisoned".into(),
+        })?;
+        let bytes = serde_json::to_vec(&*map).map_err(|e| CopyError::HashCache {
+            path: file.clone(),
+            reason: e.to_string(),
+        })?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
+        tmp.write_all(&bytes)
+            .map_err(io_err(tmp.path().to_path_buf()))?;
+        tmp.persist(file)
+            .map_err(|e| io_err(file.clone())(e.error))?;
+        Ok(())
+    }
+
+    /// How many files had to be read (cache misses) since this cache was opened.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    fn lookup(&self, key: &str, m: &Meta) -> Option<String> {
+        let map = self.map.lock().ok()?;
+        map.get(key)
+            .filter(|c| c.stamp == Stamp::of(m))
+            .map(|c| c.sha256.clone())
+    }
+
+    fn remember(&self, key: String, m: &Meta, sha256: String) {
+        if let Ok(mut map) = self.map.lock() {
+            map.insert(
+                key,
+                Cached {
+                    stamp: Stamp::of(m),
+                    sha256,
+                },
+            );
+        }
+    }
+}
+
+fn sha256_reader(r: &mut dyn Read) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+struct Hasher<'a> {
+    lines: Sha256,
+    cache: &'a HashCache,
+    root: Option<PathBuf>,
+    stable: bool,
+    keep_owner: bool,
+    chown: Option<(u32, u32)>,
+    chmod: Option<Chmod>,
+}
+
+impl Hasher<'_> {
+    fn line(&mut self, s: String) {
+        self.lines.update(s.as_bytes());
+        self.lines.update(b"\n");
+    }
+
+    fn owner(&self, m: &Meta) -> (u32, u32) {
+        self.chown.unwrap_or(if self.keep_owner {
+            (m.uid, m.gid)
+        } else {
+            (0, 0)
+        })
+    }
+
+    fn mode(&self, m: &Meta) -> u32 {
+        self.chmod
+            .as_ref()
+            .map(|c| c.apply(m.perm, m.kind == Kind::Dir))
+            .unwrap_or(m.perm)
+    }
+
+    fn file_hash(&self, e: &SrcEntry) -> Result<String> {
+        let path = self
+            .root
+            .as_ref()
+            .map(|r| r.join(e.rel))
+            .unwrap_or_else(|| PathBuf::from(e.rel));
+        let key = path.to_string_lossy().into_owned();
+        if self.stable
+            && let Some(h) = self.cache.lookup(&key, &e.meta)
+        {
+            return Ok(h);
+        }
+        let fd = fsops::open_read_at(e.dir, e.name).map_err(io_err(&path))?;
+        let mut f = std::fs::File::from(fd);
+        self.cache.reads.fetch_add(1, Ordering::Relaxed);
+        let h = sha256_reader(&mut f).map_err(io_err(&path))?;
+        if self.stable {
+            self.cache.remember(key, &e.meta, h.clone());
+        }
+        Ok(h)
+    }
+}
+
+impl Sink for Hasher<'_> {
+    fn set_keep_owner(&mut self, keep: bool) {
+        self.keep_owner = keep;
+    }
+    fn set_root(&mut self, root: &Path, stable: bool) {
+        self.root = Some(root.to_path_buf());
+        self.stable = stable;
+    }
+    fn canon(&mut self, dest: &str) -> Result<Vec<String>> {
+        let c = crate::parser::dockerignore::go_clean(&format!("/{dest}"));
+        Ok(fsops::split(&c))
+    }
+    fn is_dir(&mut self, _dest: &[String]) -> Result<bool> {
+        Ok(false)
+    }
+    fn mkdir_all(&mut self, _dest: &[String]) -> Result<()> {
+        Ok(())
+    }
+    fn dir_begin(&mut self, m: &Meta, _rel: &str, dest: &[String], top: bool) -> Result<bool> {
+        let (u, g) = self.owner(m);
+        self.line(format!(
+            "d /{} {:o} {u}:{g} {top}",
+            dest.join("/"),
+            self.mode(m)
+        ));
+        Ok(false)
+    }
+    fn dir_end(&mut self, _m: &Meta, _rel: &str, _dest: &[String], _apply: bool) -> Result<()> {
+        Ok(())
+    }
+    fn leaf(&mut self, e: &SrcEntry, dest: &[String]) -> Result<()> {
+        let m = &e.meta;
+        let (u, g) = self.owner(m);
+        let d = dest.join("/");
+        let mode = self.mode(m);
+        let line = match m.kind {
+            Kind::File => format!("f /{d} {mode:o} {u}:{g} {}", self.file_hash(e)?),
+            Kind::Symlink => {
+                let t = fsops::readlink_at(e.dir, e.name).map_err(io_err(e.rel))?;
+                format!("l /{d} {u}:{g} {t}")
+            }
+            k => format!("{} /{d} {mode:o} {u}:{g} {}", k.letter(), m.rdev),
+        };
+        self.line(line);
+        Ok(())
+    }
+    fn archive(&mut self, e: &SrcEntry, dest: &[String]) -> Result<()> {
+        let h = self.file_hash(e)?;
+        let o = self
+            .chown
+            .map(|(u, g)| format!("{u}:{g}"))
+            .unwrap_or_default();
+        self.line(format!("a /{} {h} {o}", dest.join("/")));
+        Ok(())
+    }
+    fn heredoc(&mut self, _name: &str, content: &str, dest: &[String]) -> Result<()> {
+        let h = hex::encode(Sha256::digest(content.as_bytes()));
+        let m = self
+            .chmod
+            .as_ref()
+            .map(|c| c.apply(0o644, false))
+            .unwrap_or(0o644);
+        let (u, g) = self.chown.unwrap_or((0, 0));
+        self.line(format!("h /{} {m:o} {u}:{g} {h}", dest.join("/")));
+        Ok(())
+    }
+    fn url(&mut self, url: &str, dest: &[String]) -> Result<bool> {
+        if super::add::is_http_url(url) {
+            return Ok(false); // download and hash what the step will write
+        }
+        let commit = super::add::git_ls_remote(url)?;
+        self.line(format!("g /{} {url} {commit}", dest.join("/")));
+        Ok(true)
+    }
+}
+
+/// The content key of a COPY/ADD: changes exactly when what the step would write changes
+/// (file contents, the paths, modes and owners they land with, symlink targets), and never
+/// for ignored, excluded or unrelated files. mtimes are not part of it (as in BuildKit).
+pub fn content_key(src: &CopySource, req: &CopyRequest, cache: &HashCache) -> Result<Digest> {
+    let chmod = match &req.chmod {
+        Some(s) => Some(Chmod::parse(s).ok_or_else(|| CopyError::BadChmod { spec: s.clone() })?),
+        None => None,
+    };
+    let mut h = Hasher {
+        lines: Sha256::new(),
+        cache,
+        root: None,
+        stable: false,
+        keep_owner: false,
+        chown: req.chown,
+        chmod,
+    };
+    h.line(format!(
+        "{KEY_VERSION} add={} parents={} unpack={:?} keepgit={} dest={}",
+        req.add, req.parents, req.unpack, req.keep_git_dir, req.dest
+    ));
+    select::run(src, req, &mut h)?;
+    let hex = hex::encode(h.lines.finalize());
+    Digest::from_hex(&hex).map_err(|e| CopyError::HashCache {
+        path: PathBuf::new(),
+        reason: e.to_string(),
+    })
+}
