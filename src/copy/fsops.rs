@@ -531,3 +531,36 @@ pub(crate) fn copy_xattrs(src: &OwnedFd, dst: &OwnedFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn resolve_clamps_and_rejects_loops() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().join("root");
+        std::fs::create_dir_all(r.join("a/b")).unwrap();
+        std::fs::write(r.join("a/b/f"), "f").unwrap();
+        symlink("/a", r.join("abs")).unwrap();
+        symlink("../../../../a/b", r.join("a/rel")).unwrap();
+        symlink("loop2", r.join("loop1")).unwrap();
+        symlink("loop1", r.join("loop2")).unwrap();
+        let root = Root::open(&r).unwrap();
+        let f = root.resolve("../../abs/b/f", true).unwrap();
+        assert_eq!(f.comps, ["a", "b", "f"]);
+        let f = root.resolve("a/rel/f", true).unwrap();
+        assert_eq!(f.comps, ["a", "b", "f"]);
+        let f = root.resolve("abs", false).unwrap();
+        assert_eq!(f.meta.map(|m| m.kind), Some(Kind::Symlink));
+        let e = root.resolve("loop1", true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+        let e = root.resolve("a/b/f/x", true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
+        assert_eq!(root.canonical("/abs/new/../x/y").unwrap(), ["a", "x", "y"]);
+        assert_eq!(root.canonical("/..").unwrap(), Vec::<String>::new());
+        let f = root.resolve("", true).unwrap();
+        assert!(f.name.is_none() && f.comps.is_empty());
+    }
+}
