@@ -1,6 +1,9 @@
 //! AST + build args + target → the build graph: stages with their base, the steps they run,
 //! the stages and images each depends on, pruned to what the target needs.
 
+pub mod args;
+pub mod plan;
+
 use crate::parser::{Dockerfile, Node};
 use std::collections::BTreeMap;
 

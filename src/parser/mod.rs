@@ -3,6 +3,7 @@
 //! Pure: no file, env or network access beyond the text it is given.
 
 pub mod ast;
+pub mod diagnostic;
 pub mod dockerignore;
 pub mod expand;
 pub mod mounts;
@@ -21,5 +22,10 @@ pub type Result<T> = std::result::Result<T, ParseError>;
 
 /// Parses a whole Dockerfile.
 pub fn parse(_text: &str) -> Result<Dockerfile> {
+    todo!("parser helper")
+}
+
+/// Parses one instruction line (ONBUILD triggers).
+pub fn parse_instruction(_line: &str, _escape: char) -> Result<Node> {
     todo!("parser helper")
 }

@@ -19,3 +19,23 @@ pub struct ImageRef {
     pub tag: Option<String>,
     pub digest: Option<Digest>,
 }
+
+impl ImageRef {
+    /// Parses a reference. (Stub until the registry work lands.)
+    pub fn parse(_s: &str) -> Result<ImageRef, ReferenceError> {
+        todo!()
+    }
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
