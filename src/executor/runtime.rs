@@ -65,7 +65,11 @@ impl OciRuntime {
                 .map(|binary| OciRuntime { binary, pool })
                 .ok_or(ExecutorError::NoRuntime);
         }
-        let order = if hybrid_with_v2_controllers() { ["runc", "crun"] } else { ["crun", "runc"] };
+        let order = if hybrid_with_v2_controllers() {
+            ["runc", "crun"]
+        } else {
+            ["crun", "runc"]
+        };
         order
             .iter()
             .find_map(|n| find_in_path(Path::new(n)))
@@ -99,7 +103,8 @@ impl OciRuntime {
 
 /// A cgroup v1 host (tmpfs on /sys/fs/cgroup) whose cgroup2 mount at `unified` has controllers.
 fn hybrid_with_v2_controllers() -> bool {
-    std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty())
+    std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .is_ok_and(|c| !c.trim().is_empty())
 }
 
 fn find_in_path(p: &Path) -> Option<PathBuf> {
