@@ -227,10 +227,7 @@ fn users_and_groups() {
     assert!(out.contains("HOME=/home/app"), "{out}");
     s.user = "1234:wheel".into();
     let (_, out) = run(&f, &s);
-    assert!(
-        out.contains("uid=1234 gid=10(wheel)\n"),
-        "{out}"
-    );
+    assert!(out.contains("uid=1234 gid=10(wheel)\n"), "{out}");
     assert!(out.contains("HOME=/\n"), "{out}");
     s.user = "ghost".into();
     let rt = OciRuntime::detect().unwrap().with_pool(f.pool.clone());
