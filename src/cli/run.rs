@@ -1,8 +1,13 @@
 //! `hoist run`: run a command in a throwaway sandbox of an image, like `docker run --rm`.
 
 use super::GlobalArgs;
+use crate::executor::{self, Limits, Network, OciRuntime, RunSpec, Sandbox};
+use crate::oci::RunConfig;
 use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// `hoist run` flags.
 #[derive(Debug, Args)]
@@ -38,7 +43,282 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-/// Runs `hoist run`.
-pub fn run(_g: &GlobalArgs, _a: RunArgs) -> crate::Result<ExitCode> {
-    todo!("executor helper")
+/// Runs `hoist run`: the image's entrypoint/cmd (or the given command) in a throwaway sandbox,
+/// output to the terminal, the process's exit code as hoist's.
+pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
+    let network = parse_network(&a.network)?;
+    let memory = a.memory.as_deref().map(parse_memory).transpose()?;
+    let cpus = a.cpus.as_deref().map(parse_cpus).transpose()?;
+    if let Some(w) = &a.workdir {
+        if !w.starts_with('/') {
+            return Err(crate::Error::Usage(format!(
+                "--workdir {w:?}: the working directory must be an absolute path"
+            )));
+        }
+    }
+    let runtime = OciRuntime::detect()?;
+    executor::install_signal_handlers(Duration::from_secs(10), on_signal)?;
+    // Whatever a killed hoist left behind in the pool goes first.
+    executor::cleanup_stale(runtime.pool())?;
+
+    let (config, lowers) = image_rootfs(g, &a.image)?;
+    let rc = &config.config;
+    let argv = command_line(rc, a.entrypoint.as_deref(), &a.command);
+    if argv.is_empty() {
+        return Err(crate::Error::Usage(format!(
+            "{}: no command specified: the image has no Entrypoint or Cmd; give one after the image name",
+            a.image
+        )));
+    }
+    let env = merge_env(rc.env.as_deref().unwrap_or(&[]), &a.env, |k| {
+        std::env::var(k).ok()
+    });
+    let cwd = a
+        .workdir
+        .clone()
+        .or_else(|| rc.working_dir.clone().filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    let user = a
+        .user
+        .clone()
+        .or_else(|| rc.user.clone())
+        .unwrap_or_default();
+
+    // Changes go to a temp upper on the store's filesystem and are discarded.
+    let tmp_root = g.store_root().join("tmp");
+    std::fs::create_dir_all(&tmp_root).map_err(|e| crate::Error::Io {
+        path: tmp_root.clone(),
+        source: e,
+    })?;
+    let scratch = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&tmp_root)
+        .map_err(|e| crate::Error::Io {
+            path: tmp_root.clone(),
+            source: e,
+        })?;
+    let upper = scratch.path().join("upper");
+    std::fs::create_dir(&upper).map_err(|e| crate::Error::Io {
+        path: upper.clone(),
+        source: e,
+    })?;
+
+    let spec = RunSpec {
+        lowers,
+        upper: Some(upper),
+        argv,
+        env,
+        cwd,
+        user,
+        hostname: "hoist".into(),
+        network,
+        mounts: Vec::new(),
+        limits: Limits {
+            memory,
+            cpus,
+            pids: a.pids_limit,
+        },
+    };
+    let mut stdout = std::io::stdout();
+    let code = runtime.run(&spec, &mut |b| {
+        let _ = stdout.write_all(b);
+        let _ = stdout.flush();
+    })?;
+    drop(scratch);
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+fn on_signal(sig: i32) {
+    eprintln!("hoist: signal {sig} received, stopping the sandbox");
+}
+
+// stand-in until store + registry land: the lead wires this to the store (pull if missing,
+// load the image config, return the unpacked snapshot dirs bottom first).
+fn image_rootfs(
+    _g: &GlobalArgs,
+    image: &str,
+) -> crate::Result<(crate::oci::ImageConfig, Vec<PathBuf>)> {
+    Err(crate::Error::Usage(format!(
+        "{image}: hoist run cannot load images yet: image_rootfs is not wired yet"
+    )))
+}
+
+/// `--network`: `host` or `none` (`default`/`bridge` mean host here: hoist has no bridge).
+pub fn parse_network(s: &str) -> crate::Result<Network> {
+    match s {
+        "host" | "default" => Ok(Network::Host),
+        "none" => Ok(Network::None),
+        _ => Err(crate::Error::Usage(format!(
+            "--network {s:?}: expected host or none"
+        ))),
+    }
+}
+
+/// `--memory`: bytes with an optional `b`, `k`, `m`, `g` or `t` suffix (binary units, as
+/// Docker): `512m`, `1g`, `1048576`.
+pub fn parse_memory(s: &str) -> crate::Result<u64> {
+    let bad = || {
+        crate::Error::Usage(format!(
+            "--memory {s:?}: expected a size such as 512m or 1g"
+        ))
+    };
+    let t = s.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix('b')
+        .filter(|r| r.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        Some('b') => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(bad());
+    }
+    let bytes = (v * mult as f64) as u64;
+    if bytes < 6 << 20 {
+        return Err(crate::Error::Usage(format!(
+            "--memory {s:?}: the minimum is 6m"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// `--cpus`: a positive number of CPUs, e.g. `1.5`.
+pub fn parse_cpus(s: &str) -> crate::Result<f64> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(crate::Error::Usage(format!(
+            "--cpus {s:?}: expected a positive number such as 1.5"
+        ))),
+    }
+}
+
+/// The process's argv like `docker run`: `--entrypoint` replaces the image's Entrypoint and
+/// drops its Cmd; a command given after the image replaces Cmd.
+pub fn command_line(rc: &RunConfig, entrypoint: Option<&str>, command: &[String]) -> Vec<String> {
+    let mut argv: Vec<String> = match entrypoint {
+        Some("") => Vec::new(),
+        Some(e) => vec![e.to_string()],
+        None => rc.entrypoint.clone().unwrap_or_default(),
+    };
+    if !command.is_empty() {
+        argv.extend(command.iter().cloned());
+    } else if entrypoint.is_none() {
+        argv.extend(rc.cmd.clone().unwrap_or_default());
+    }
+    argv
+}
+
+/// The image's Env with `-e` entries applied: `K=V` sets, a bare `K` takes hoist's own value
+/// (and is dropped when unset), as `docker run -e`.
+pub fn merge_env(
+    image: &[String],
+    flags: &[String],
+    host: impl Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let mut env: Vec<String> = image.to_vec();
+    for f in flags {
+        let entry = match f.split_once('=') {
+            Some(_) => f.clone(),
+            None => match host(f) {
+                Some(v) => format!("{f}={v}"),
+                None => continue,
+            },
+        };
+        let key = entry
+            .split_once('=')
+            .map_or(entry.as_str(), |(k, _)| k)
+            .to_string();
+        match env
+            .iter_mut()
+            .find(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == key)
+        {
+            Some(slot) => *slot = entry,
+            None => env.push(entry),
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("1GB").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("1.5g").unwrap(), 3 << 29);
+        assert_eq!(parse_memory("10485760").unwrap(), 10 << 20);
+        for bad in ["", "m", "-1g", "1x", "1k", "nan"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpus_and_network() {
+        assert_eq!(parse_cpus("1.5").unwrap(), 1.5);
+        assert!(parse_cpus("0").is_err() && parse_cpus("x").is_err() && parse_cpus("inf").is_err());
+        assert_eq!(parse_network("none").unwrap(), Network::None);
+        assert_eq!(parse_network("host").unwrap(), Network::Host);
+        assert!(parse_network("bridge").is_err());
+    }
+
+    #[test]
+    fn docker_run_command_semantics() {
+        let rc = RunConfig {
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+            cmd: Some(vec!["cat greeting".into()]),
+            ..Default::default()
+        };
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            command_line(&rc, None, &[]),
+            v(&["/bin/sh", "-c", "cat greeting"])
+        );
+        assert_eq!(
+            command_line(&rc, None, &v(&["echo hi"])),
+            v(&["/bin/sh", "-c", "echo hi"])
+        );
+        assert_eq!(command_line(&rc, Some("/bin/echo"), &[]), v(&["/bin/echo"]));
+        assert_eq!(
+            command_line(&rc, Some("/bin/echo"), &v(&["a"])),
+            v(&["/bin/echo", "a"])
+        );
+        assert_eq!(command_line(&rc, Some(""), &v(&["ls"])), v(&["ls"]));
+        let only_cmd = RunConfig {
+            cmd: Some(v(&["sh"])),
+            ..Default::default()
+        };
+        assert_eq!(
+            command_line(&only_cmd, None, &v(&["echo", "hi"])),
+            v(&["echo", "hi"])
+        );
+        assert_eq!(
+            command_line(&RunConfig::default(), None, &[]),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn env_flags() {
+        let image = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        let flags = vec![
+            "A=2".to_string(),
+            "B=x=y".to_string(),
+            "FROMHOST".to_string(),
+            "UNSET".to_string(),
+        ];
+        let host = |k: &str| (k == "FROMHOST").then(|| "h".to_string());
+        assert_eq!(
+            merge_env(&image, &flags, host),
+            ["PATH=/bin", "A=2", "B=x=y", "FROMHOST=h"]
+        );
+    }
 }

@@ -1,15 +1,144 @@
 //! Runs one process in an isolated sandbox over an overlay rootfs (through an OCI runtime,
 //! crun or runc), with RUN's extra mounts, and cleans up every mount and process after.
+//!
+//! Design: hoist never forks from its own (multi-threaded) process. [`OciRuntime`] mounts an
+//! overlay of the image's snapshots (with the kernel's new mount API and `lowerdir+`, so any
+//! number of layers fits), writes an OCI runtime `config.json` ([`spec`]) with Docker's default
+//! hardening, and runs `crun run` (or `runc run`) in the foreground as a child process. After
+//! the run it deletes the container, unmounts, and tidies the upper dir so that it holds exactly
+//! the changes BuildKit would record ([`fixup`]). Live sandboxes are kept in a registry so a
+//! SIGINT/SIGTERM kills and unmounts them ([`cleanup`]).
+
+mod cleanup;
+mod fixup;
+mod fsutil;
+mod overlay;
+mod runtime;
+pub mod spec;
+pub mod user;
+pub mod view;
+
+pub use cleanup::{cleanup_stale, install_signal_handlers, shutdown_requested};
+pub use runtime::{OciRuntime, default_pool_dir};
+pub use user::ResolvedUser;
+
+use std::path::PathBuf;
+
+/// The sandbox's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// The host's network namespace (what `docker build` gives RUN by default).
+    #[default]
+    Host,
+    /// A fresh network namespace with only loopback up.
+    None,
+}
+
+/// What an extra mount is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A bind mount of a host path.
+    Bind { source: PathBuf, readonly: bool },
+    /// A fresh tmpfs, optionally size-limited (bytes).
+    Tmpfs { size: Option<u64> },
+}
+
+/// An extra mount inside the sandbox (`RUN --mount`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    pub kind: MountKind,
+}
+
+/// Resource limits, applied through cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Limits {
+    /// Memory limit in bytes (swap is limited to the same total).
+    pub memory: Option<u64>,
+    /// CPU quota in CPUs (1.5 = one and a half cores).
+    pub cpus: Option<f64>,
+    /// Maximum number of processes.
+    pub pids: Option<i64>,
+}
+
+/// One process to run in a sandbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    /// Unpacked layer snapshots, bottom first.
+    pub lowers: Vec<PathBuf>,
+    /// Where the changes go (an empty dir on the store's filesystem); `None` discards them.
+    pub upper: Option<PathBuf>,
+    pub argv: Vec<String>,
+    /// `KEY=VALUE` entries.
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox (created if missing).
+    pub cwd: String,
+    /// As Dockerfile `USER`: `name`, `uid`, `name:group`, `uid:gid`; `""` = root.
+    pub user: String,
+    pub hostname: String,
+    pub network: Network,
+    pub mounts: Vec<Mount>,
+    pub limits: Limits,
+}
+
+/// Something that runs a [`RunSpec`].
+pub trait Sandbox: Send + Sync {
+    /// Runs `spec`, streaming the process's stdout and stderr (interleaved) to `out`. Returns
+    /// the exit code (128+signal when killed). Afterwards the upper dir holds exactly the
+    /// changes BuildKit would record.
+    fn run(&self, spec: &RunSpec, out: &mut dyn FnMut(&[u8])) -> Result<i32>;
+}
 
 /// Errors from this module.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
     #[error("{path}: {source}")]
     Io {
-        path: std::path::PathBuf,
+        path: PathBuf,
         source: std::io::Error,
     },
+    /// Neither crun nor runc is installed.
+    #[error(
+        "no OCI runtime found: install crun (preferred) or runc (e.g. `apt-get install crun`), \
+         or set HOIST_RUNTIME to its path"
+    )]
+    NoRuntime,
+    /// The OCI runtime could not be started or failed outside the container.
+    #[error("{runtime} {action} failed: {detail}")]
+    Runtime {
+        runtime: String,
+        action: String,
+        detail: String,
+    },
+    /// Mounting (overlay, bind) failed.
+    #[error("mounting {what} on {target}: {source}")]
+    Mount {
+        what: String,
+        target: PathBuf,
+        source: std::io::Error,
+    },
+    /// The run spec is unusable (empty argv, relative paths, …).
+    #[error("invalid run spec: {0}")]
+    InvalidSpec(String),
+    /// A USER/--chown name that /etc/passwd does not have.
+    #[error("unable to find user {name}: no matching entries in {rootfs}/etc/passwd")]
+    UnknownUser { name: String, rootfs: PathBuf },
+    /// A group name that /etc/group does not have.
+    #[error("unable to find group {name}: no matching entries in {rootfs}/etc/group")]
+    UnknownGroup { name: String, rootfs: PathBuf },
+    /// /etc/passwd or /etc/group is not a regular file or is too large.
+    #[error("{path}: {reason}")]
+    BadUserDb { path: PathBuf, reason: String },
+    /// hoist is shutting down after SIGINT/SIGTERM.
+    #[error("interrupted: hoist is shutting down")]
+    Interrupted,
 }
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, ExecutorError>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ExecutorError {
+    let path = path.into();
+    move |source| ExecutorError::Io { path, source }
+}

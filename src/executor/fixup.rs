@@ -1,0 +1,128 @@
+//! Making the upper dir hold exactly what BuildKit would record after a run. Mount stubs are
+//! created by hoist itself (so it knows their inodes) and removed through the merged view
+//! after the run when they are still the same, empty entries; a directory that overlayfs only
+//! copied up because a stub was created in it is then dropped from the upper again, as long as
+//! it is empty, not opaque, did not exist in the upper before, and matches the lower's mode and
+//! owner. `/dev`, `/proc`, `/sys` and the working dir stay, as BuildKit leaves them.
+
+use super::fsutil::Created;
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Relative paths of every directory in `upper` (small for a fresh upper: it is empty).
+pub(crate) fn upper_dirs(upper: &Path) -> BTreeSet<PathBuf> {
+    walkdir::WalkDir::new(upper)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_dir())
+        .filter_map(|e| e.path().strip_prefix(upper).ok().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect()
+}
+
+/// Drops from `upper` the dirs that were copied up only because of the removed `stubs`.
+pub(crate) fn drop_copied_up_parents(
+    upper: &Path,
+    lowers: &[PathBuf],
+    before: &BTreeSet<PathBuf>,
+    stubs: &[Created],
+) {
+    let mut cands: BTreeSet<PathBuf> = BTreeSet::new();
+    for s in stubs {
+        let mut p = Path::new(s.path.trim_start_matches('/')).parent();
+        while let Some(a) = p.filter(|a| !a.as_os_str().is_empty()) {
+            cands.insert(a.to_path_buf());
+            p = a.parent();
+        }
+    }
+    // Deepest first.
+    let mut cands: Vec<PathBuf> = cands.into_iter().collect();
+    cands.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for rel in cands {
+        if before.contains(&rel) {
+            continue;
+        }
+        let up = upper.join(&rel);
+        let Ok(um) = std::fs::symlink_metadata(&up) else {
+            continue;
+        };
+        if !um.is_dir()
+            || std::fs::read_dir(&up)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            continue;
+        }
+        if is_opaque(&up) {
+            continue;
+        }
+        let lower = lowers
+            .iter()
+            .rev()
+            .find_map(|l| std::fs::symlink_metadata(l.join(&rel)).ok());
+        match lower {
+            Some(lm)
+                if lm.is_dir()
+                    && lm.mode() == um.mode()
+                    && lm.uid() == um.uid()
+                    && lm.gid() == um.gid() =>
+            {
+                let _ = std::fs::remove_dir(&up);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_opaque(p: &Path) -> bool {
+    let mut buf = [0u8; 8];
+    matches!(rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf), Ok(n) if n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_only_untouched_copied_up_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let lower = t.path().join("lower");
+        let upper = t.path().join("upper");
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::create_dir_all(lower.join("var/lib")).unwrap();
+        std::fs::create_dir_all(upper.join("var/lib")).unwrap();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("var/lib/keep"), "x").unwrap();
+        let before = upper_dirs(&upper);
+        std::fs::create_dir_all(upper.join("opt")).unwrap();
+        let stub = |p: &str| Created {
+            path: p.into(),
+            dev: 0,
+            ino: 0,
+            is_dir: false,
+        };
+        // /etc existed in the upper before: kept. /var/lib is not empty: kept.
+        drop_copied_up_parents(
+            &upper,
+            &[lower.clone()],
+            &before,
+            &[stub("/etc/hosts"), stub("/var/lib/x")],
+        );
+        assert!(upper.join("etc").is_dir() && upper.join("var/lib/keep").exists());
+        // Now a fresh copy-up of /etc only for the stub: dropped.
+        std::fs::remove_dir(upper.join("etc")).unwrap();
+        let before = upper_dirs(&upper);
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        drop_copied_up_parents(
+            &upper,
+            &[lower],
+            &before,
+            &[stub("/etc/hosts"), stub("/opt/x")],
+        );
+        assert!(!upper.join("etc").exists());
+        // /opt does not exist in the lower: the run created it, kept.
+        assert!(upper.join("opt").is_dir());
+    }
+}

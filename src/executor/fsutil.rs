@@ -1,0 +1,289 @@
+//! In-root file operations on untrusted trees (a rootfs that came from an image): every path
+//! is resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so absolute symlinks and
+//! `..` are clamped inside the root and never reach the host.
+
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Opens the root of a tree.
+pub(crate) fn open_root(root: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Opens `path` (absolute or relative, always inside `root`) with `flags`.
+pub(crate) fn open_in_root(root: impl AsFd, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    Ok(rustix::fs::openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    )?)
+}
+
+/// Normal components of an in-root path (`.` and leading `/` dropped; `..` kept).
+pub(crate) fn components(path: &str) -> Vec<String> {
+    Path::new(path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The host path behind an fd (via /proc/self/fd), for telling which real directory an in-root
+/// path landed on.
+pub(crate) fn fd_path(fd: impl AsFd) -> io::Result<PathBuf> {
+    let p = format!(
+        "/proc/self/fd/{}",
+        rustix::fd::AsRawFd::as_raw_fd(&fd.as_fd())
+    );
+    std::fs::read_link(p)
+}
+
+/// What [`ensure_in_root`] did for one path component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Created {
+    /// In-root path as given (e.g. `/etc/hosts`).
+    pub path: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub is_dir: bool,
+}
+
+/// Makes sure `path` exists inside `root`: missing parent dirs are created (0755), and the
+/// last component as a dir (`leaf_dir`) or an empty file (0644). Returns what it created,
+/// parents first.
+pub(crate) fn ensure_in_root(
+    root: &OwnedFd,
+    path: &str,
+    leaf_dir: bool,
+) -> io::Result<Vec<Created>> {
+    let mut created = Vec::new();
+    ensure_rec(root, path, leaf_dir, 0, &mut created)?;
+    Ok(created)
+}
+
+fn ensure_rec(
+    root: &OwnedFd,
+    path: &str,
+    leaf_dir: bool,
+    depth: u32,
+    created: &mut Vec<Created>,
+) -> io::Result<()> {
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    let comps = components(path);
+    let mut prefix = String::new();
+    for (i, c) in comps.iter().enumerate() {
+        let parent = if prefix.is_empty() {
+            "/".to_string()
+        } else {
+            prefix.clone()
+        };
+        prefix = format!("{prefix}/{c}");
+        let last = i + 1 == comps.len();
+        match open_in_root(root, &prefix, OFlags::PATH) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if c == ".." {
+            continue;
+        }
+        let pfd = open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY)?;
+        // A dangling symlink: create what it points to, in-root.
+        if let Ok(st) = rustix::fs::statat(&pfd, c.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        {
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+                let target = rustix::fs::readlinkat(&pfd, c.as_str(), Vec::new())?;
+                let target = target.to_string_lossy().into_owned();
+                let base = if target.starts_with('/') {
+                    target
+                } else {
+                    format!("{parent}/{target}")
+                };
+                let rest = comps[i + 1..].join("/");
+                let next = if rest.is_empty() {
+                    base
+                } else {
+                    format!("{base}/{rest}")
+                };
+                return ensure_rec(root, &next, leaf_dir, depth + 1, created);
+            }
+        }
+        let is_dir = !last || leaf_dir;
+        if is_dir {
+            rustix::fs::mkdirat(&pfd, c.as_str(), Mode::from_raw_mode(0o755))?;
+            // mkdir honours the umask: set the mode BuildKit's stubs have.
+            let fd = rustix::fs::openat(
+                &pfd,
+                c.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
+        } else {
+            let fd = rustix::fs::openat(
+                &pfd,
+                c.as_str(),
+                OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o644))?;
+        }
+        let st = rustix::fs::statat(&pfd, c.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+        // Record the real in-root path (after symlinks), for the removal later.
+        let real_parent = fd_path(&pfd)?;
+        let root_path = fd_path(root)?;
+        let rel = real_parent
+            .strip_prefix(&root_path)
+            .unwrap_or(Path::new(""));
+        let real = format!("/{}", rel.join(c).to_string_lossy().trim_start_matches('/'));
+        created.push(Created {
+            path: real,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            is_dir,
+        });
+    }
+    Ok(())
+}
+
+/// Removes an entry that [`ensure_in_root`] created, only if it is still the same inode and
+/// still empty (an empty file or an empty dir). Returns whether it was removed.
+pub(crate) fn remove_if_stub(root: &OwnedFd, c: &Created) -> io::Result<bool> {
+    let comps = components(&c.path);
+    let Some((name, parents)) = comps.split_last() else {
+        return Ok(false);
+    };
+    let parent = format!("/{}", parents.join("/"));
+    let pfd = match open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let st = match rustix::fs::statat(&pfd, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    if st.st_ino != c.ino || st.st_dev != c.dev {
+        return Ok(false);
+    }
+    let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+    if c.is_dir && ft == rustix::fs::FileType::Directory {
+        match rustix::fs::unlinkat(&pfd, name.as_str(), rustix::fs::AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::NOTEMPTY) | Err(rustix::io::Errno::EXIST) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    } else if !c.is_dir && ft == rustix::fs::FileType::RegularFile && st.st_size == 0 {
+        rustix::fs::unlinkat(&pfd, name.as_str(), rustix::fs::AtFlags::empty())?;
+        Ok(true)
+    } else {
+        Ok(false)
+    }
+}
+
+/// Reads a regular file inside `root` of at most `max` bytes; `Ok(None)` when it is missing.
+pub(crate) fn read_regular_in_root(
+    root: &Path,
+    path: &str,
+    max: u64,
+) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let rfd = open_root(root).map_err(|e| e.to_string())?;
+    let fd = match open_in_root(&rfd, path, OFlags::RDONLY | OFlags::NONBLOCK) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(|e| e.to_string())?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err("not a regular file".into());
+    }
+    if st.st_size as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    let mut buf = Vec::new();
+    std::fs::File::from(fd)
+        .take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    if buf.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(Some(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_stays_in_root_and_removes_only_stubs() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // An absolute symlink that would escape if followed on the host.
+        std::os::unix::fs::symlink(&outside, root.join("esc")).unwrap();
+        let rfd = open_root(&root).unwrap();
+        let made = ensure_in_root(&rfd, "/esc/a/b", true).unwrap();
+        assert!(
+            root.join(outside.strip_prefix("/").unwrap())
+                .join("a/b")
+                .is_dir()
+        );
+        assert!(!outside.join("a").exists(), "escaped the root");
+        // Every missing component of <outside>, then a and b, created in-root (clamped).
+        assert_eq!(made.len(), outside.components().count() - 1 + 2);
+        assert!(made.iter().all(|c| c.is_dir));
+
+        let made = ensure_in_root(&rfd, "/etc/hosts", false).unwrap();
+        assert_eq!(made.len(), 1);
+        std::fs::write(root.join("etc/hosts"), "x").unwrap();
+        assert!(
+            !remove_if_stub(&rfd, &made[0]).unwrap(),
+            "non-empty file removed"
+        );
+        std::fs::write(root.join("etc/hosts"), "").unwrap();
+        assert!(remove_if_stub(&rfd, &made[0]).unwrap());
+        assert!(!root.join("etc/hosts").exists());
+    }
+
+    #[test]
+    fn reads_only_regular_small_files() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(t.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", t.path().join("etc/group")).unwrap();
+        assert!(
+            read_regular_in_root(t.path(), "/etc/passwd", 100)
+                .unwrap()
+                .is_some()
+        );
+        assert!(read_regular_in_root(t.path(), "/etc/passwd", 5).is_err());
+        // The symlink is clamped in-root: /etc/shadow inside the root does not exist.
+        assert_eq!(
+            read_regular_in_root(t.path(), "/etc/group", 100).unwrap(),
+            None
+        );
+        assert!(read_regular_in_root(t.path(), "/etc", 100).is_err());
+    }
+}

@@ -1,0 +1,465 @@
+//! Sandbox tests on the real kernel (need root, crun or runc, and /bin/busybox).
+
+use hoist::executor::{Limits, Mount, MountKind, Network, OciRuntime, RunSpec, Sandbox};
+use std::path::{Path, PathBuf};
+
+/// Tests run one at a time: some compare the host's mount table before and after.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn can_run() -> bool {
+    let ok = rustix::process::geteuid().is_root()
+        && Path::new("/bin/busybox").exists()
+        && OciRuntime::detect().is_ok();
+    if !ok {
+        eprintln!("skipped: needs root, /bin/busybox and crun or runc");
+    }
+    ok
+}
+
+/// A tiny rootfs from /bin/busybox, with /etc/passwd and /etc/group.
+fn busybox_rootfs(dir: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    for a in [
+        "sh", "echo", "cat", "id", "hostname", "ls", "mount", "ps", "touch", "mkdir", "ip",
+        "sleep", "head", "dd", "wc", "grep", "true", "false", "kill", "env", "pwd", "rm", "mknod",
+        "ifconfig", "tail", "awk",
+    ] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\nwheel:x:10:app\napp:x:1000:\nextra:x:2000:app\n",
+    )
+    .unwrap();
+}
+
+struct Fixture {
+    _t: tempfile::TempDir,
+    lower: PathBuf,
+    upper: PathBuf,
+    pool: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let t = tempfile::Builder::new()
+        .prefix("hoist-exec-test")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let lower = t.path().join("lower");
+    busybox_rootfs(&lower);
+    let upper = t.path().join("layers/upper");
+    std::fs::create_dir_all(&upper).unwrap();
+    let pool = t.path().join("pool");
+    Fixture {
+        lower,
+        upper,
+        pool,
+        _t: t,
+    }
+}
+
+fn spec(f: &Fixture, script: &str) -> RunSpec {
+    RunSpec {
+        lowers: vec![f.lower.clone()],
+        upper: Some(f.upper.clone()),
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec![],
+        cwd: "/".into(),
+        user: String::new(),
+        hostname: "sandbox".into(),
+        network: Network::Host,
+        mounts: vec![],
+        limits: Limits::default(),
+    }
+}
+
+fn run(f: &Fixture, s: &RunSpec) -> (i32, String) {
+    let rt = OciRuntime::detect().unwrap().with_pool(f.pool.clone());
+    let mut out = Vec::new();
+    let code = rt.run(s, &mut |b| out.extend_from_slice(b)).unwrap();
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Every entry in `dir` as "path mode uid:gid type".
+fn tree(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            let t = if m.is_dir() {
+                "d"
+            } else if m.is_file() {
+                "f"
+            } else {
+                "o"
+            };
+            format!(
+                "/{} {:o} {}:{} {t}",
+                e.path().strip_prefix(dir).unwrap().display(),
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn upper_holds_exactly_the_change() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let (code, out) = run(&f, &spec(&f, "echo x > /f"));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        tree(&f.upper),
+        [
+            "/dev 755 0:0 d",
+            "/f 644 0:0 f",
+            "/proc 755 0:0 d",
+            "/sys 755 0:0 d"
+        ],
+        "output: {out}"
+    );
+    assert_eq!(std::fs::read_to_string(f.upper.join("f")).unwrap(), "x\n");
+}
+
+fn discard(f: &Fixture, script: &str) -> RunSpec {
+    let mut s = spec(f, script);
+    s.upper = None;
+    s
+}
+
+#[test]
+fn isolation_pid_hostname_mounts() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let (code, out) = run(
+        &f,
+        &discard(
+            &f,
+            "echo pid=$$; hostname; cat /etc/hostname; cat /proc/mounts",
+        ),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pid=1\n"), "{out}");
+    assert!(out.contains("\nsandbox\nsandbox\n"), "{out}");
+    // Only the sandbox's own mounts are visible, none of the host's.
+    let expected = [
+        "/",
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+        "/etc/resolv.conf",
+        "/etc/hosts",
+        "/etc/hostname",
+    ];
+    for l in out.lines().skip(3) {
+        let point = l.split(' ').nth(1).unwrap_or("");
+        assert!(
+            expected.contains(&point) || point.starts_with("/proc/") || point.starts_with("/sys/"),
+            "unexpected mount {l}\n{out}"
+        );
+    }
+}
+
+#[test]
+fn cannot_mount_or_write_outside_root() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let canary = f._t.path().join("canary");
+    std::fs::write(&canary, "host").unwrap();
+    let script = format!(
+        "mount -t tmpfs none /tmp && echo MOUNTED; echo pwned > {c} ; cat {c} 2>&1; \
+         mknod /tmp/sda b 8 0 2>/dev/null && cat /tmp/sda > /dev/null 2>&1 && echo READ_DISK; \
+         cat /proc/kcore > /dev/null 2>&1 && echo KCORE; echo done",
+        c = canary.display()
+    );
+    let (code, out) = run(&f, &discard(&f, &script));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("MOUNTED") && !out.contains("READ_DISK") && !out.contains("KCORE"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "host");
+    assert!(out.ends_with("done\n"), "{out}");
+}
+
+#[test]
+fn users_and_groups() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut s = discard(&f, "id; echo HOME=$HOME");
+    s.user = "app".into();
+    let (code, out) = run(&f, &s);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("uid=1000(app) gid=1000(app) groups=10(wheel),2000(extra)"),
+        "{out}"
+    );
+    assert!(out.contains("HOME=/home/app"), "{out}");
+    s.user = "1234:wheel".into();
+    let (_, out) = run(&f, &s);
+    assert!(out.contains("uid=1234 gid=10(wheel)\n"), "{out}");
+    assert!(out.contains("HOME=/\n"), "{out}");
+    s.user = "ghost".into();
+    let rt = OciRuntime::detect().unwrap().with_pool(f.pool.clone());
+    let e = rt.run(&s, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("unable to find user ghost"), "{e}");
+}
+
+#[test]
+fn network_modes() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut s = discard(
+        &f,
+        "ls /sys/class/net; ip addr show lo | grep -c 'state UP\\|LOOPBACK,UP'",
+    );
+    s.network = Network::None;
+    let (code, out) = run(&f, &s);
+    assert_eq!(code, 0, "{out}");
+    let ifs: Vec<&str> = out
+        .lines()
+        .take_while(|l| !l.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(
+        ifs.join(" ").split_whitespace().collect::<Vec<_>>(),
+        ["lo"],
+        "{out}"
+    );
+    s.network = Network::Host;
+    let (_, out) = run(&f, &s);
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(host.len() > 1, "host has only {host:?}");
+    for h in host {
+        assert!(out.contains(&h), "host interface {h} not visible: {out}");
+    }
+}
+
+#[test]
+fn exit_codes_and_signals() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    assert_eq!(run(&f, &discard(&f, "exit 3")).0, 3);
+    assert_eq!(run(&f, &discard(&f, "true")).0, 0);
+    assert_eq!(run(&f, &discard(&f, "sh -c 'kill -9 $$'; exit $?")).0, 137);
+}
+
+#[test]
+fn memory_limit_kills() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    // PID 1 itself grows without bound: the OOM killer ends it, 128+SIGKILL.
+    let mut s = discard(&f, "");
+    s.argv = vec![
+        "/bin/awk".into(),
+        "BEGIN{s=\"xxxxxxxx\"; while(1) s = s s}".into(),
+    ];
+    s.limits.memory = Some(32 << 20);
+    assert_eq!(run(&f, &s).0, 137);
+    // Within the limits all is fine.
+    let mut s = discard(
+        &f,
+        "dd if=/dev/zero of=/tmp/x bs=1M count=4 2>/dev/null; echo ok",
+    );
+    s.limits = Limits {
+        memory: Some(256 << 20),
+        cpus: Some(0.5),
+        pids: Some(50),
+    };
+    let (code, out) = run(&f, &s);
+    assert_eq!((code, out.as_str()), (0, "ok\n"));
+}
+
+#[test]
+fn pids_limit() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let script = "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo end";
+    let (code, out) = run(&f, &discard(&f, script));
+    assert_eq!((code, out.as_str()), (0, "end\n"));
+    let mut s = discard(&f, script);
+    s.limits.pids = Some(5);
+    let (code, out) = run(&f, &s);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("can't fork"), "{out}");
+}
+
+fn mountinfo() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').skip(4).take(1).collect())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn cleanup_leaves_no_mount_process_or_dir() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let before = mountinfo();
+    let mut s = spec(&f, "sleep 100 & echo started");
+    s.mounts = vec![
+        Mount {
+            target: "/cache".into(),
+            kind: MountKind::Tmpfs {
+                size: Some(1 << 20),
+            },
+        },
+        Mount {
+            target: "/etc/ro/src".into(),
+            kind: MountKind::Bind {
+                source: f.lower.join("etc"),
+                readonly: true,
+            },
+        },
+    ];
+    let (code, out) = run(&f, &s);
+    assert_eq!((code, out.as_str()), (0, "started\n"));
+    // The sleep was killed with the sandbox: no process runs from the lower's busybox.
+    let procs: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            std::fs::read_link(e.path().join("root"))
+                .ok()
+                .map(|r| r.display().to_string())
+        })
+        .filter(|r| r.starts_with(f.pool.to_str().unwrap()))
+        .collect();
+    assert!(procs.is_empty(), "{procs:?}");
+    let after = mountinfo();
+    assert_eq!(before, after);
+    // Only the runtime's state dir remains in the pool, with no container in it.
+    let left: Vec<_> = std::fs::read_dir(&f.pool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["runtime-state"]);
+    assert_eq!(
+        std::fs::read_dir(f.pool.join("runtime-state"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // No work dir beside the upper; mount stubs (/cache, /etc/ro, /etc) removed.
+    assert_eq!(
+        std::fs::read_dir(f.upper.parent().unwrap())
+            .unwrap()
+            .count(),
+        1
+    );
+    assert_eq!(
+        tree(&f.upper),
+        ["/dev 755 0:0 d", "/proc 755 0:0 d", "/sys 755 0:0 d"]
+    );
+}
+
+#[test]
+fn workdir_and_env() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut s = spec(&f, "pwd; echo $A; echo $PATH");
+    s.cwd = "/srv/app".into();
+    s.env = vec!["A=b c".into()];
+    let (code, out) = run(&f, &s);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "/srv/app\nb c\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+    assert!(f.upper.join("srv/app").is_dir());
+}
+
+#[test]
+fn many_layers() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut lowers = vec![f.lower.clone()];
+    for i in 0..150 {
+        let d =
+            f._t.path()
+                .join(format!("layers/a-rather-long-layer-directory-name-{i:03}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}")), format!("{i}")).unwrap();
+        // Upper layers win.
+        std::fs::write(d.join("top"), format!("{i}")).unwrap();
+        lowers.push(d);
+    }
+    let mut s = discard(&f, "ls / | grep -c '^f'; cat /top; echo; cat /f0; echo");
+    s.lowers = lowers.clone();
+    let (code, out) = run(&f, &s);
+    assert_eq!((code, out.as_str()), (0, "150\n149\n0\n"));
+    let v = hoist::executor::view::mount_view_in(&f.pool, &lowers).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(v.path().join("top")).unwrap(),
+        "149"
+    );
+    assert!(
+        std::fs::write(v.path().join("new"), "x").is_err(),
+        "view is writable"
+    );
+    let p = v.path().to_path_buf();
+    drop(v);
+    assert!(!p.exists());
+    assert!(
+        !mountinfo()
+            .iter()
+            .any(|m| m.starts_with(f.pool.to_str().unwrap()))
+    );
+}
