@@ -1,14 +1,182 @@
-//! Build cache: pure, versioned step keys, the local cache index, and cache import/export.
+//! Build cache: pure, versioned step keys and the local cache index.
+//!
+//! A key is sha256 over a schema version, the parent step's key, and the parts of the step
+//! that decide its result (the expanded instruction, the args/env it can see, the content key
+//! of exactly the files it reads). Secrets never enter a key. The index keeps one small JSON
+//! file per key (`<root>/cache/<hex>.json`, written by temp file + rename); an entry whose
+//! layer blob is gone is a miss, never an error.
 
-/// Errors from this module.
+use crate::oci::Digest;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Bumped whenever what a key covers changes, so old entries simply stop matching.
+const SCHEMA: &str = "hoist-cache-v1";
+
+/// Errors from the cache index.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("{path}: {source}")]
     Io {
-        path: std::path::PathBuf,
+        path: PathBuf,
         source: std::io::Error,
     },
 }
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, CacheError>;
+
+/// The key of a step: `parent` plus the parts that decide its result, in order.
+pub fn key(parent: &Digest, parts: &[&str]) -> Digest {
+    let mut buf = Vec::new();
+    buf.extend_from_slice(SCHEMA.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(parent.to_string().as_bytes());
+    for p in parts {
+        buf.push(0);
+        // Length-prefixed, so ("ab","c") and ("a","bc") differ.
+        buf.extend_from_slice(p.len().to_string().as_bytes());
+        buf.push(b':');
+        buf.extend_from_slice(p.as_bytes());
+    }
+    Digest::of(&buf)
+}
+
+/// The layer a cached step produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedLayer {
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// What a step produced: its layer and when it was made (its history `created`), so a cached
+/// rebuild gives the very same config and image digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    pub layer: CachedLayer,
+    #[serde(default)]
+    pub created: Option<String>,
+}
+
+/// The local index under `<root>/cache`.
+#[derive(Debug, Clone)]
+pub struct CacheIndex {
+    dir: PathBuf,
+}
+
+impl CacheIndex {
+    /// Opens (creating) the index directory.
+    pub fn open(dir: &Path) -> Result<CacheIndex> {
+        fs::create_dir_all(dir).map_err(|source| CacheError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(CacheIndex {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn path(&self, key: &Digest) -> PathBuf {
+        self.dir.join(format!("{}.json", key.hex()))
+    }
+
+    /// The entry for `key`; unreadable or corrupt entries are misses. A hit refreshes the
+    /// entry's mtime, which `trim` uses as its last-use time.
+    pub fn get(&self, key: &Digest) -> Option<CacheEntry> {
+        let p = self.path(key);
+        let bytes = fs::read(&p).ok()?;
+        let e = serde_json::from_slice(&bytes).ok()?;
+        let _ = fs::File::options()
+            .append(true)
+            .open(&p)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        Some(e)
+    }
+
+    /// Records an entry atomically.
+    pub fn put(&self, key: &Digest, entry: &CacheEntry) -> Result<()> {
+        let p = self.path(key);
+        let io = |source| CacheError::Io {
+            path: p.clone(),
+            source,
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
+        let body = serde_json::to_vec(entry).map_err(|e| io(e.into()))?;
+        tmp.write_all(&body).map_err(io)?;
+        tmp.persist(&p).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// Removes least-recently-used entries until the layers they name total at most
+    /// `keep_bytes`; returns how many entries went. Blobs are left to the store's prune.
+    pub fn trim(&self, keep_bytes: u64) -> Result<usize> {
+        let rd = fs::read_dir(&self.dir).map_err(|source| CacheError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut entries: Vec<(std::time::SystemTime, PathBuf, u64)> = rd
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                let size = fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<CacheEntry>(&b).ok())
+                    .map(|c| c.layer.size)
+                    .unwrap_or(0);
+                Some((m.modified().ok()?, e.path(), size))
+            })
+            .collect();
+        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut total = 0u64;
+        let mut removed = 0;
+        for (_, p, size) in entries {
+            total += size;
+            if total > keep_bytes && fs::remove_file(&p).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_depend_on_parent_and_every_part() {
+        let p = Digest::of(b"parent");
+        let k = key(&p, &["RUN echo", "A=1"]);
+        assert_eq!(k, key(&p, &["RUN echo", "A=1"]));
+        assert_ne!(k, key(&Digest::of(b"other"), &["RUN echo", "A=1"]));
+        assert_ne!(k, key(&p, &["RUN echo", "A=2"]));
+        assert_ne!(key(&p, &["ab", "c"]), key(&p, &["a", "bc"]));
+    }
+
+    #[test]
+    fn index_round_trip_and_corrupt_entry_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = CacheIndex::open(dir.path()).unwrap();
+        let k = Digest::of(b"k");
+        assert!(idx.get(&k).is_none());
+        let layer = CachedLayer {
+            digest: Digest::of(b"l"),
+            diff_id: Digest::of(b"d"),
+            size: 3,
+            media_type: "m".into(),
+        };
+        let e = CacheEntry {
+            layer,
+            created: Some("2024-01-01T00:00:00Z".into()),
+        };
+        idx.put(&k, &e).unwrap();
+        assert_eq!(idx.get(&k), Some(e));
+        fs::write(dir.path().join(format!("{}.json", k.hex())), b"{not json").unwrap();
+        assert!(idx.get(&k).is_none());
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod images;
+pub mod progress;
 pub mod run;
 
 use clap::{Args, Parser, Subcommand};

@@ -132,15 +132,27 @@ fn on_signal(sig: i32) {
     eprintln!("hoist: signal {sig} received, stopping the sandbox");
 }
 
-// stand-in until store + registry land: the lead wires this to the store (pull if missing,
-// load the image config, return the unpacked snapshot dirs bottom first).
+/// The image's config and unpacked layers, pulling it first when the store lacks it (a local
+/// copy is used when its registry cannot be reached).
 fn image_rootfs(
-    _g: &GlobalArgs,
+    g: &GlobalArgs,
     image: &str,
 ) -> crate::Result<(crate::oci::ImageConfig, Vec<PathBuf>)> {
-    Err(crate::Error::Usage(format!(
-        "{image}: hoist run cannot load images yet: image_rootfs is not wired yet"
-    )))
+    let store = crate::store::Store::open(&g.store_root())?;
+    let registry = crate::registry::Client::new(crate::registry::RegistryOptions {
+        insecure: g.insecure_registries.clone(),
+        docker_config_dir: None,
+    })?;
+    let warn = |m: String| eprintln!("WARNING: {m}");
+    let b = crate::engine::base::load(
+        &store,
+        Some(&registry),
+        image,
+        &crate::oci::Platform::host(),
+        false,
+        &warn,
+    )?;
+    Ok((b.config, b.layers.into_iter().map(|l| l.snapshot).collect()))
 }
 
 /// `--network`: `host` or `none` (`default`/`bridge` mean host here: hoist has no bridge).

@@ -1,15 +1,260 @@
 //! Walks the build graph, runs independent stages concurrently, threads the image config
 //! through the steps, and emits progress events.
+//!
+//! Side effects go through the real modules behind narrow seams: RUN through the
+//! `executor::Sandbox` trait, files through `copy` and `layers`, images through `store` and
+//! `registry`. Config changes are pure functions in `config`.
 
-/// Errors from this module.
+pub mod base;
+pub mod config;
+mod output;
+mod run;
+mod stage;
+
+pub use output::BuildOutcome;
+
+use crate::cache::CacheIndex;
+use crate::copy::HashCache;
+use crate::executor::{Network, Sandbox};
+use crate::graph::{BuildGraph, GraphOptions};
+use crate::layers::Compression;
+use crate::oci::{Descriptor, Digest, ImageConfig, Platform};
+use crate::parser::dockerignore::Matcher;
+use crate::registry::Client;
+use crate::store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Errors from a build; step errors carry the Dockerfile location.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{path}: {source}")]
     Io {
-        path: std::path::PathBuf,
+        path: PathBuf,
         source: std::io::Error,
     },
+    /// A step failed: where, which instruction, why.
+    #[error("{location}: {instruction}: {source}")]
+    Step {
+        location: String,
+        instruction: String,
+        source: Box<EngineError>,
+    },
+    #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
+    RunFailed {
+        command: String,
+        code: i32,
+        tail: String,
+    },
+    #[error("invalid {what} value {value:?}: {reason}")]
+    BadValue {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Expand(#[from] crate::parser::expand::ExpandError),
+    #[error("failed to resolve base image {reference}: {source}")]
+    BaseImage {
+        reference: String,
+        source: Box<crate::Error>,
+    },
+    #[error(
+        "layer {digest} of {reference} unpacked to diffID {actual}, but its config says {expected}"
+    )]
+    DiffIdMismatch {
+        reference: String,
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("secret {id:?} is required but was not given (use --secret id={id},src=FILE)")]
+    MissingSecret { id: String },
+    #[error("invalid --mount: {0}")]
+    BadMount(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Layers(#[from] crate::layers::LayersError),
+    #[error(transparent)]
+    Executor(#[from] crate::executor::ExecutorError),
+    #[error(transparent)]
+    Copy(#[from] crate::copy::CopyError),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error("build cancelled because another stage failed")]
+    Cancelled,
 }
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// What `--secret` gives a build: the bytes, kept in memory only.
+#[derive(Clone)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Everything a build needs, after the CLI validated it.
+pub struct BuildRequest {
+    /// How errors name the Dockerfile (`Dockerfile`, `-`, a path).
+    pub dockerfile_name: String,
+    pub dockerfile_text: String,
+    pub graph: BuildGraph,
+    pub graph_options: GraphOptions,
+    pub context: PathBuf,
+    pub ignore: Matcher,
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    pub no_cache_filter: Vec<String>,
+    pub pull: bool,
+    pub network: Network,
+    pub secrets: BTreeMap<String, Secret>,
+    /// `--ssh` agent sockets by id.
+    pub ssh: BTreeMap<String, PathBuf>,
+    pub compression: Compression,
+    pub source_date_epoch: Option<i64>,
+    pub platform: Platform,
+}
+
+/// A progress event; `id` numbers steps in the order they start, like BuildKit's vertices.
+#[derive(Debug, Clone)]
+pub enum BuildEvent {
+    /// A step (or base-image load) started. `name` is e.g. `[build 2/4] RUN make`.
+    Started { id: usize, name: String },
+    /// It was satisfied from the cache.
+    Cached { id: usize },
+    /// Output from a RUN.
+    Output { id: usize, data: Vec<u8> },
+    /// It finished.
+    Done { id: usize, secs: f64 },
+    /// It failed.
+    Failed { id: usize, message: String },
+    /// Something the user should know (e.g. using a local base image offline).
+    Warning { message: String },
+}
+
+/// Receives build events (the CLI renders them; tests record them).
+pub trait Reporter: Send + Sync {
+    fn event(&self, e: BuildEvent);
+}
+
+/// The engine's shared state for one build.
+pub(crate) struct Ctx<'a> {
+    pub req: &'a BuildRequest,
+    pub store: &'a Store,
+    pub registry: Option<&'a Client>,
+    pub sandbox: &'a dyn Sandbox,
+    pub reporter: &'a dyn Reporter,
+    pub cache: CacheIndex,
+    pub hashes: HashCache,
+    next_id: Mutex<usize>,
+}
+
+impl Ctx<'_> {
+    pub fn new_id(&self) -> usize {
+        let mut n = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        *n
+    }
+}
+
+/// A layer of an image being built: its blob and its unpacked snapshot.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub desc: Descriptor,
+    pub diff_id: Digest,
+    pub snapshot: PathBuf,
+}
+
+/// A finished stage: its config, layers and the cache key of its last step.
+#[derive(Debug, Clone)]
+pub struct StageResult {
+    pub config: ImageConfig,
+    pub layers: Vec<Layer>,
+    pub key: Digest,
+}
+
+/// Runs a whole build: every stage the target needs, independent ones concurrently.
+pub fn build(
+    req: &BuildRequest,
+    store: &Store,
+    registry: Option<&Client>,
+    sandbox: &dyn Sandbox,
+    reporter: &dyn Reporter,
+) -> Result<BuildOutcome> {
+    let ctx = Ctx {
+        req,
+        store,
+        registry,
+        sandbox,
+        reporter,
+        cache: CacheIndex::open(&store.root().join("cache"))?,
+        hashes: HashCache::open(&store.root().join("cache").join("content"))?,
+        next_id: Mutex::new(0),
+    };
+    let results: Mutex<HashMap<usize, Arc<StageResult>>> = Mutex::new(HashMap::new());
+    let failed: Mutex<Option<EngineError>> = Mutex::new(None);
+    let cv = Condvar::new();
+    let g = &req.graph;
+
+    std::thread::scope(|s| {
+        for &idx in &g.order {
+            let (ctx, results, failed, cv) = (&ctx, &results, &failed, &cv);
+            s.spawn(move || {
+                let stage = &g.stages[idx];
+                // Wait for the stages this one needs.
+                let deps: HashMap<usize, Arc<StageResult>> = {
+                    let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
+                    loop {
+                        if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                            return;
+                        }
+                        if stage.deps.iter().all(|d| r.contains_key(d)) {
+                            break stage
+                                .deps
+                                .iter()
+                                .filter_map(|d| r.get(d).map(|v| (*d, v.clone())))
+                                .collect();
+                        }
+                        r = cv.wait(r).unwrap_or_else(|e| e.into_inner());
+                    }
+                };
+                match stage::run_stage(ctx, stage, &deps, &|| {
+                    failed.lock().map(|f| f.is_some()).unwrap_or(true)
+                }) {
+                    Ok(res) => {
+                        results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(idx, Arc::new(res));
+                    }
+                    Err(e) => {
+                        let mut f = failed.lock().unwrap_or_else(|e| e.into_inner());
+                        if f.is_none() && !matches!(e, EngineError::Cancelled) {
+                            *f = Some(e);
+                        }
+                    }
+                }
+                // Wake waiters under the lock so none misses the change.
+                let _guard = results.lock().unwrap_or_else(|e| e.into_inner());
+                cv.notify_all();
+            });
+        }
+    });
+
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    let _ = ctx.hashes.save();
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let target = results.get(&g.target).ok_or(EngineError::Cancelled)?;
+    output::write_image(&ctx, target)
+}

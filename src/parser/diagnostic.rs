@@ -8,9 +8,19 @@ pub fn render(file: &str, source: &str, span: Span, message: &str) -> String {
     let from = span.start.saturating_sub(2).max(1);
     let to = (span.end + 1).min(lines.len());
     for n in from..=to {
-        let mark = if n >= span.start && n <= span.end { ">>>" } else { "   " };
-        out.push_str(&format!(" {n:>3} | {mark} {}\n", lines.get(n - 1).unwrap_or(&"")));
+        let mark = if n >= span.start && n <= span.end {
+            ">>>"
+        } else {
+            "   "
+        };
+        out.push_str(&format!(
+            " {n:>3} | {mark} {}\n",
+            lines.get(n - 1).unwrap_or(&"")
+        ));
     }
-    out.push_str(&format!("--------------------\nerror: {file}:{}: {message}", span.start));
+    out.push_str(&format!(
+        "--------------------\nerror: {file}:{}: {message}",
+        span.start
+    ));
     out
 }

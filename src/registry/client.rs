@@ -28,7 +28,12 @@ impl Client {
         Ok(Client {})
     }
     /// Pull.
-    pub fn pull(&self, _r: &ImageRef, _p: &Platform, _s: &Store) -> Result<PulledImage, RegistryError> {
+    pub fn pull(
+        &self,
+        _r: &ImageRef,
+        _p: &Platform,
+        _s: &Store,
+    ) -> Result<PulledImage, RegistryError> {
         todo!()
     }
     /// Resolve.

@@ -1,0 +1,60 @@
+//! The final image: config (labels from `--label`, rootfs diffIDs, history, created) and an
+//! OCI manifest, both stored as blobs.
+
+use super::{Ctx, Result, StageResult};
+use crate::oci::{Descriptor, Digest, ImageConfig, Manifest, media};
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    pub manifest_digest: Digest,
+    pub manifest: Manifest,
+    pub manifest_size: u64,
+    pub config_digest: Digest,
+    pub config: ImageConfig,
+}
+
+pub(crate) fn write_image(ctx: &Ctx, target: &StageResult) -> Result<BuildOutcome> {
+    let mut config = target.config.clone();
+    if !ctx.req.labels.is_empty() {
+        let l = config.config.labels.get_or_insert_with(Default::default);
+        for (k, v) in &ctx.req.labels {
+            l.insert(k.clone(), v.clone());
+        }
+    }
+    config.rootfs.kind = "layers".into();
+    config.rootfs.diff_ids = target.layers.iter().map(|l| l.diff_id.clone()).collect();
+    if let Some(sde) = ctx.req.source_date_epoch {
+        config.created = Some(super::stage::rfc3339(sde));
+    } else if config.created.is_none() {
+        config.created = config.history.iter().rev().find_map(|h| h.created.clone());
+    }
+    let config_bytes = serde_json::to_vec(&config).map_err(|e| super::EngineError::Io {
+        path: "image config".into(),
+        source: e.into(),
+    })?;
+    let config_digest = ctx.store.put_blob(&config_bytes)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        config: Descriptor::new(
+            media::OCI_CONFIG,
+            config_digest.clone(),
+            config_bytes.len() as u64,
+        ),
+        layers: target.layers.iter().map(|l| l.desc.clone()).collect(),
+        annotations: None,
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| super::EngineError::Io {
+        path: "image manifest".into(),
+        source: e.into(),
+    })?;
+    let manifest_digest = ctx.store.put_blob(&manifest_bytes)?;
+    Ok(BuildOutcome {
+        manifest_digest,
+        manifest,
+        manifest_size: manifest_bytes.len() as u64,
+        config_digest,
+        config,
+    })
+}

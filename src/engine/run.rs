@@ -1,0 +1,649 @@
+//! RUN: the argv (shell form, exec form, heredocs), its environment and user, `--mount`s
+//! (cache, bind, tmpfs, secret, ssh), then the sandbox over the stage's layers. Secrets live in
+//! a private tmpfs-backed file for the run only: never in a layer, history, log or cache key.
+
+use super::stage::{RootView, State, heredoc_name, layer_step};
+use super::{BuildEvent, Ctx, EngineError, Result, StageResult, config};
+use crate::executor::{Limits, Mount, MountKind, Network, RunSpec};
+use crate::graph::{Source, Step};
+use crate::parser::mounts::{MountSpec, parse_mount};
+use crate::parser::{Command, Heredoc, Instruction, expand};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// argv for a RUN and, for a shebang heredoc, the script file to provide.
+pub(crate) fn run_argv(
+    shell: &[String],
+    cmd: &Command,
+    heredocs: &[Heredoc],
+) -> (Vec<String>, Option<(String, String)>) {
+    match cmd {
+        Command::Exec(v) => (v.clone(), None),
+        Command::Shell(s) if heredocs.is_empty() => {
+            let mut v = shell.to_vec();
+            v.push(s.clone());
+            (v, None)
+        }
+        Command::Shell(s) => {
+            let only = heredocs.len() == 1
+                && heredoc_name(s.trim()).is_some_and(|n| n == heredocs[0].name);
+            if only {
+                let h = &heredocs[0];
+                if h.content.starts_with("#!") {
+                    let path = format!("/dev/pipes/{}", h.name);
+                    return (vec![path.clone()], Some((path, h.content.clone())));
+                }
+                let mut v = shell.to_vec();
+                v.push(h.content.clone());
+                return (v, None);
+            }
+            // The shell reads the heredocs itself: the line, then each body and terminator.
+            let mut script = s.clone();
+            for h in heredocs {
+                script.push('\n');
+                script.push_str(&h.content);
+                if !h.content.ends_with('\n') && !h.content.is_empty() {
+                    script.push('\n');
+                }
+                script.push_str(&h.name);
+            }
+            let mut v = shell.to_vec();
+            v.push(script);
+            (v, None)
+        }
+    }
+}
+
+struct Prepared {
+    mounts: Vec<Mount>,
+    env: Vec<String>,
+    key: String,
+    /// Keeps temp files and views alive for the run.
+    _hold: Vec<Box<dyn std::any::Any>>,
+    _locks: Vec<std::fs::File>,
+}
+
+fn octal(m: Option<u32>, default: u32) -> u32 {
+    m.unwrap_or(default)
+}
+
+fn prepare_mounts(
+    ctx: &Ctx,
+    st: &State,
+    step: &Step,
+    raw: &[String],
+    deps: &HashMap<usize, Arc<StageResult>>,
+) -> Result<Prepared> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut p = Prepared {
+        mounts: vec![],
+        env: vec![],
+        key: String::new(),
+        _hold: vec![],
+        _locks: vec![],
+    };
+    for (i, m) in raw.iter().enumerate() {
+        let expanded = expand::expand_word(m, &st.lookup(), '\\')?;
+        let spec = parse_mount(&expanded).map_err(EngineError::BadMount)?;
+        let from = step
+            .mount_from
+            .iter()
+            .find(|(idx, _)| *idx == i)
+            .map(|(_, s)| s.clone());
+        let from_view = |ctx: &Ctx| -> Result<Option<(RootView, String)>> {
+            Ok(match &from {
+                None => None,
+                Some(Source::Stage(s)) => {
+                    let r = deps.get(s).ok_or(EngineError::Cancelled)?;
+                    let lowers: Vec<PathBuf> =
+                        r.layers.iter().map(|l| l.snapshot.clone()).collect();
+                    Some((RootView::open(ctx, &lowers)?, r.key.to_string()))
+                }
+                Some(Source::Image(reference)) => {
+                    let b = super::stage::load_image(ctx, reference)?;
+                    let lowers: Vec<PathBuf> =
+                        b.layers.iter().map(|l| l.snapshot.clone()).collect();
+                    Some((RootView::open(ctx, &lowers)?, b.manifest_digest.to_string()))
+                }
+                Some(Source::Scratch) => Some((RootView::open(ctx, &[])?, "scratch".into())),
+            })
+        };
+        match spec {
+            MountSpec::Bind {
+                target,
+                source,
+                readwrite,
+                ..
+            } => {
+                let source = source.unwrap_or_default();
+                let (root, tag) = match from_view(ctx)? {
+                    Some((v, k)) => {
+                        let path = v.path().to_path_buf();
+                        p._hold.push(Box::new(v));
+                        (path, k)
+                    }
+                    None => (ctx.req.context.clone(), "context".to_string()),
+                };
+                let resolved = resolve_in_root(&root, &source)?;
+                let content = if tag == "context" {
+                    let ignore = &ctx.req.ignore;
+                    let src = crate::copy::CopySource::Context {
+                        root: &ctx.req.context,
+                        ignore,
+                    };
+                    let req = crate::copy::CopyRequest {
+                        sources: vec![source.clone()],
+                        dest: "/m/".into(),
+                        ..Default::default()
+                    };
+                    crate::copy::content_key(&src, &req, &ctx.hashes)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                } else {
+                    tag
+                };
+                p.key
+                    .push_str(&format!("bind {target} {source} {readwrite} {content}\n"));
+                let target = abs_target(st, &target);
+                if readwrite {
+                    // Writes are discarded: give the run a private copy.
+                    let tmp = ctx.store.tmp_dir()?;
+                    let copy = tmp.path().join("rw");
+                    copy_tree(&resolved, &copy)?;
+                    p.mounts.push(Mount {
+                        target,
+                        kind: MountKind::Bind {
+                            source: copy,
+                            readonly: false,
+                        },
+                    });
+                    p._hold.push(Box::new(tmp));
+                } else {
+                    p.mounts.push(Mount {
+                        target,
+                        kind: MountKind::Bind {
+                            source: resolved,
+                            readonly: true,
+                        },
+                    });
+                }
+            }
+            MountSpec::Cache {
+                target,
+                id,
+                sharing,
+                mode,
+                uid,
+                gid,
+                readonly,
+                ..
+            } => {
+                let target = abs_target(st, &target);
+                let id = id.unwrap_or_else(|| target.clone());
+                let dir = ctx.store.cache_mount_dir(&id)?;
+                let data = dir.join("data");
+                if !data.exists() {
+                    std::fs::create_dir(&data).map_err(|source| EngineError::Io {
+                        path: data.clone(),
+                        source,
+                    })?;
+                    std::fs::set_permissions(
+                        &data,
+                        std::fs::Permissions::from_mode(octal(mode, 0o755)),
+                    )
+                    .map_err(|source| EngineError::Io {
+                        path: data.clone(),
+                        source,
+                    })?;
+                    std::os::unix::fs::chown(&data, Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0)))
+                        .map_err(|source| EngineError::Io {
+                            path: data.clone(),
+                            source,
+                        })?;
+                }
+                if matches!(
+                    sharing,
+                    crate::parser::mounts::CacheSharing::Locked
+                        | crate::parser::mounts::CacheSharing::Private
+                ) {
+                    p._locks.push(ctx.store.lock(&format!("cache-mount:{id}"))?);
+                }
+                p.key.push_str(&format!("cache {target}\n"));
+                p.mounts.push(Mount {
+                    target,
+                    kind: MountKind::Bind {
+                        source: data,
+                        readonly,
+                    },
+                });
+            }
+            MountSpec::Tmpfs { target, size } => {
+                p.key.push_str(&format!("tmpfs {target}\n"));
+                p.mounts.push(Mount {
+                    target: abs_target(st, &target),
+                    kind: MountKind::Tmpfs { size },
+                });
+            }
+            MountSpec::Secret {
+                id,
+                target,
+                env,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let id = id.or_else(|| {
+                    target.as_ref().and_then(|t| {
+                        Path::new(t)
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                    })
+                });
+                let Some(id) = id else {
+                    return Err(EngineError::BadMount(
+                        "secret mount needs id= or target=".into(),
+                    ));
+                };
+                let Some(secret) = ctx.req.secrets.get(&id) else {
+                    if required {
+                        return Err(EngineError::MissingSecret { id });
+                    }
+                    continue;
+                };
+                // The key names the secret, never its value.
+                p.key.push_str(&format!("secret {id} {target:?} {env:?}\n"));
+                if let Some(var) = env {
+                    p.env
+                        .push(format!("{var}={}", String::from_utf8_lossy(&secret.0)));
+                    if target.is_none() {
+                        continue;
+                    }
+                }
+                let file = secret_file(
+                    &secret.0,
+                    octal(mode, 0o400),
+                    uid.unwrap_or(0),
+                    gid.unwrap_or(0),
+                )?;
+                let target = target
+                    .map(|t| abs_target(st, &t))
+                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
+                p.mounts.push(Mount {
+                    target,
+                    kind: MountKind::Bind {
+                        source: file.path().to_path_buf(),
+                        readonly: true,
+                    },
+                });
+                p._hold.push(Box::new(file));
+            }
+            MountSpec::Ssh {
+                id,
+                target,
+                required,
+                ..
+            } => {
+                let id = id.unwrap_or_else(|| "default".into());
+                let sock = ctx.req.ssh.get(&id).cloned();
+                let Some(sock) = sock else {
+                    if required {
+                        return Err(EngineError::BadMount(format!(
+                            "ssh agent {id:?} is required but --ssh {id} was not given"
+                        )));
+                    }
+                    continue;
+                };
+                let target = target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into());
+                p.key.push_str(&format!("ssh {id} {target}\n"));
+                p.env.push(format!("SSH_AUTH_SOCK={target}"));
+                p.mounts.push(Mount {
+                    target,
+                    kind: MountKind::Bind {
+                        source: sock,
+                        readonly: true,
+                    },
+                });
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn abs_target(st: &State, t: &str) -> String {
+    if t.starts_with('/') {
+        config::clean_path(t)
+    } else {
+        let wd = st
+            .config
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into());
+        config::clean_path(&format!("{wd}/{t}"))
+    }
+}
+
+/// Resolves `rel` inside `root`, following symlinks only within it (absolute links and `..`
+/// are clamped at the root), so a bind mount can never expose a host path.
+pub(crate) fn resolve_in_root(root: &Path, rel: &str) -> Result<PathBuf> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = rel.split('/').rev().map(String::from).collect();
+    let mut hops = 0;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                parts.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate: PathBuf = std::iter::once(root.to_path_buf())
+            .chain(parts.iter().map(PathBuf::from))
+            .collect::<PathBuf>()
+            .join(&c);
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(EngineError::BadMount(format!(
+                        "too many symlinks resolving {rel}"
+                    )));
+                }
+                let target = std::fs::read_link(&candidate).map_err(|source| EngineError::Io {
+                    path: candidate.clone(),
+                    source,
+                })?;
+                let t = target.to_string_lossy().into_owned();
+                if t.starts_with('/') {
+                    parts.clear();
+                }
+                for seg in t.split('/').rev() {
+                    pending.push(seg.to_string());
+                }
+            }
+            _ => parts.push(c),
+        }
+    }
+    let p: PathBuf = std::iter::once(root.to_path_buf())
+        .chain(parts.iter().map(PathBuf::from))
+        .collect();
+    if !p.exists() {
+        return Err(EngineError::BadMount(format!(
+            "bind source {rel:?} not found"
+        )));
+    }
+    Ok(p)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .map_err(|source| EngineError::Io {
+            path: from.to_path_buf(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(EngineError::Io {
+            path: from.to_path_buf(),
+            source: std::io::Error::other("cp -a failed"),
+        });
+    }
+    Ok(())
+}
+
+/// A secret in a file on /dev/shm (memory, not disk) when available.
+fn secret_file(data: &[u8], mode: u32, uid: u32, gid: u32) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let mut f = tempfile::Builder::new()
+        .prefix("hoist-secret-")
+        .tempfile_in(&dir)
+        .map_err(|source| EngineError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    f.write_all(data).map_err(|source| EngineError::Io {
+        path: f.path().to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode)).map_err(
+        |source| EngineError::Io {
+            path: f.path().to_path_buf(),
+            source,
+        },
+    )?;
+    std::os::unix::fs::chown(f.path(), Some(uid), Some(gid)).map_err(|source| EngineError::Io {
+        path: f.path().to_path_buf(),
+        source,
+    })?;
+    Ok(f)
+}
+
+pub(crate) fn run_step(
+    ctx: &Ctx,
+    st: &mut State,
+    step: &Step,
+    deps: &HashMap<usize, Arc<StageResult>>,
+    name: &str,
+    no_cache: bool,
+) -> Result<()> {
+    let Instruction::Run {
+        cmd,
+        heredocs,
+        mounts,
+        network,
+        ..
+    } = &step.node.instruction
+    else {
+        return Ok(());
+    };
+    let shell = config::shell_of(&st.config.config);
+    let (argv, script) = run_argv(&shell, cmd, heredocs);
+    let prepared = prepare_mounts(ctx, st, step, mounts, deps)?;
+    let net = match network.as_deref() {
+        Some("none") => Network::None,
+        Some("host") | Some("default") => Network::Host,
+        Some(other) => {
+            return Err(EngineError::BadValue {
+                what: "RUN --network",
+                value: other.into(),
+                reason: "expected default, none or host".into(),
+            });
+        }
+        None => ctx.req.network,
+    };
+    let mut env = st.run_env();
+    let user = st.config.config.user.clone().unwrap_or_default();
+    let cwd = st
+        .config
+        .config
+        .working_dir
+        .clone()
+        .unwrap_or_else(|| "/".into());
+    let heredoc_key: String = heredocs
+        .iter()
+        .map(|h| format!("{}\n{}", h.name, h.content))
+        .collect();
+    let key_parts = [
+        "RUN".to_string(),
+        serde_json::to_string(&argv).unwrap_or_default(),
+        heredoc_key,
+        env.join("\n"),
+        user.clone(),
+        cwd.clone(),
+        prepared.key.clone(),
+        format!("{net:?}"),
+    ];
+    let key_refs: Vec<&str> = key_parts.iter().map(|s| s.as_str()).collect();
+    let created_by = match cmd {
+        Command::Shell(s) => format!("RUN {} {s} # buildkit", shell.join(" ")),
+        Command::Exec(v) => format!(
+            "RUN {} # buildkit",
+            serde_json::to_string(v).unwrap_or_default()
+        ),
+    };
+    env.extend(prepared.env.iter().cloned());
+    let mut mounts = prepared.mounts.clone();
+    let lowers = st.lowers();
+    let script_file = match &script {
+        Some((target, content)) => {
+            use std::os::unix::fs::PermissionsExt;
+            let f = tempfile::NamedTempFile::new().map_err(|source| EngineError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+            std::fs::write(f.path(), content).map_err(|source| EngineError::Io {
+                path: f.path().to_path_buf(),
+                source,
+            })?;
+            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o755)).map_err(
+                |source| EngineError::Io {
+                    path: f.path().to_path_buf(),
+                    source,
+                },
+            )?;
+            mounts.push(Mount {
+                target: target.clone(),
+                kind: MountKind::Bind {
+                    source: f.path().to_path_buf(),
+                    readonly: true,
+                },
+            });
+            Some(f)
+        }
+        None => None,
+    };
+    let command_text = match cmd {
+        Command::Shell(s) => format!("{} {s}", shell.join(" ")),
+        Command::Exec(v) => v.join(" "),
+    };
+    let result = layer_step(
+        ctx,
+        st,
+        name,
+        no_cache,
+        &key_refs,
+        created_by,
+        |_st, out, id| {
+            let spec = RunSpec {
+                lowers,
+                upper: Some(out.to_path_buf()),
+                argv,
+                env,
+                cwd,
+                user,
+                hostname: "buildkitsandbox".into(),
+                network: net,
+                mounts,
+                limits: Limits::default(),
+            };
+            let mut tail: Vec<u8> = Vec::new();
+            let reporter = ctx.reporter;
+            let code = ctx.sandbox.run(&spec, &mut |chunk: &[u8]| {
+                tail.extend_from_slice(chunk);
+                if tail.len() > 64 * 1024 {
+                    tail.drain(..tail.len() - 32 * 1024);
+                }
+                reporter.event(BuildEvent::Output {
+                    id,
+                    data: chunk.to_vec(),
+                });
+            })?;
+            if code != 0 {
+                let text = String::from_utf8_lossy(&tail);
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+                return Err(EngineError::RunFailed {
+                    command: command_text,
+                    code,
+                    tail,
+                });
+            }
+            Ok(true)
+        },
+    );
+    drop(script_file);
+    drop(prepared);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh() -> Vec<String> {
+        vec!["/bin/sh".into(), "-c".into()]
+    }
+
+    fn hd(name: &str, content: &str) -> Heredoc {
+        Heredoc {
+            name: name.into(),
+            content: content.into(),
+            expand: true,
+        }
+    }
+
+    #[test]
+    fn single_heredoc_is_the_script() {
+        let (argv, file) = run_argv(
+            &sh(),
+            &Command::Shell("<<EOT".into()),
+            &[hd("EOT", "set -e\necho hi\n")],
+        );
+        assert_eq!(argv, vec!["/bin/sh", "-c", "set -e\necho hi\n"]);
+        assert!(file.is_none());
+    }
+
+    #[test]
+    fn shebang_heredoc_runs_as_a_file() {
+        let (argv, file) = run_argv(
+            &sh(),
+            &Command::Shell("<<EOF".into()),
+            &[hd("EOF", "#!/usr/bin/env python3\nprint(1)\n")],
+        );
+        assert_eq!(argv, vec!["/dev/pipes/EOF"]);
+        assert_eq!(file.unwrap().1, "#!/usr/bin/env python3\nprint(1)\n");
+    }
+
+    #[test]
+    fn heredocs_with_a_command_go_to_the_shell() {
+        let (argv, _) = run_argv(
+            &sh(),
+            &Command::Shell("<<ONE cat /dev/stdin > /e && <<TWO cat >> /e".into()),
+            &[hd("ONE", "first\n"), hd("TWO", "second\n")],
+        );
+        assert_eq!(
+            argv[2],
+            "<<ONE cat /dev/stdin > /e && <<TWO cat >> /e\nfirst\nONE\nsecond\nTWO"
+        );
+    }
+
+    #[test]
+    fn bind_sources_stay_in_root() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.path().join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../f", root.path().join("up")).unwrap();
+        assert_eq!(
+            resolve_in_root(root.path(), "../../f").unwrap(),
+            root.path().join("f")
+        );
+        assert_eq!(
+            resolve_in_root(root.path(), "up").unwrap(),
+            root.path().join("f")
+        );
+        // /etc/hostname re-rooted inside the root does not exist there.
+        assert!(resolve_in_root(root.path(), "escape").is_err());
+    }
+}
