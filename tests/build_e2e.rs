@@ -19,12 +19,23 @@ fn hoist(root: &Path, args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn require_lab() {
-    let ok = Command::new("curl").args(["-sf", "http://localhost:5000/v2/busybox/tags/list"]).output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok, "the lab registry is not running on localhost:5000 with busybox:latest: run scripts/lab-setup.sh (as root) first");
+    let ok = Command::new("curl")
+        .args(["-sf", "http://localhost:5000/v2/busybox/tags/list"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "the lab registry is not running on localhost:5000 with busybox:latest: run scripts/lab-setup.sh (as root) first"
+    );
 }
 
 fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -52,14 +63,32 @@ fn builds_pushes_and_rebuilds_from_cache() {
     require_lab();
     let root = tempfile::tempdir().unwrap();
     let ctx = context(&[
-        ("Dockerfile", &format!("FROM {BASE}\nENV APP=/srv/app GREETING=\"hello world\"\nWORKDIR $APP\nCOPY hello.txt .\nRUN echo \"$GREETING\" > greeting && cat hello.txt >> greeting\nEXPOSE 8080\nUSER app\nCMD [\"cat\", \"greeting\"]\n")),
+        (
+            "Dockerfile",
+            &format!(
+                "FROM {BASE}\nENV APP=/srv/app GREETING=\"hello world\"\nWORKDIR $APP\nCOPY hello.txt .\nRUN echo \"$GREETING\" > greeting && cat hello.txt >> greeting\nEXPOSE 8080\nUSER app\nCMD [\"cat\", \"greeting\"]\n"
+            ),
+        ),
         ("hello.txt", "from the context\n"),
     ]);
     let tag = format!("localhost:5000/hoist-e2e/basic:{}", std::process::id());
-    let o = hoist(root.path(), &["build", "--progress", "plain", "-t", &tag, "--push", ctx.path().to_str().unwrap()]);
+    let o = hoist(
+        root.path(),
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            &tag,
+            "--push",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
 
-    let repo_tag = tag.trim_start_matches("localhost:5000/").replacen(':', "/manifests/", 1);
+    let repo_tag = tag
+        .trim_start_matches("localhost:5000/")
+        .replacen(':', "/manifests/", 1);
     let manifest = registry_json(&repo_tag);
     let cfg_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
     let repo = repo_tag.split("/manifests/").next().unwrap();
@@ -71,27 +100,58 @@ fn builds_pushes_and_rebuilds_from_cache() {
     assert!(c["ExposedPorts"]["8080/tcp"].is_object());
     let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
     assert!(env.contains(&"GREETING=hello world".to_string()), "{env:?}");
-    assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), manifest["layers"].as_array().unwrap().len());
+    assert_eq!(
+        cfg["rootfs"]["diff_ids"].as_array().unwrap().len(),
+        manifest["layers"].as_array().unwrap().len()
+    );
 
     // The image runs and shows what RUN wrote.
     let o = hoist(root.path(), &["run", &tag]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello world\nfrom the context\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "hello world\nfrom the context\n"
+    );
 
     // Unchanged rebuild: every step cached, the same image.
-    let o2 = hoist(root.path(), &["build", "--progress", "plain", "-t", &tag, ctx.path().to_str().unwrap()]);
+    let o2 = hoist(
+        root.path(),
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            &tag,
+            ctx.path().to_str().unwrap(),
+        ],
+    );
     assert!(o2.status.success(), "{}", text(&o2));
     let out = text(&o2);
     assert_eq!(out.matches(" CACHED").count(), 3, "{out}");
     let manifest2 = registry_json(&repo_tag);
     assert_eq!(manifest, manifest2);
-    let built = |o: &Output| text(o).lines().find(|l| l.starts_with("built ")).map(str::to_string);
+    let built = |o: &Output| {
+        text(o)
+            .lines()
+            .find(|l| l.starts_with("built "))
+            .map(str::to_string)
+    };
     assert_eq!(built(&o), None); // `hoist run` printed no build line
     assert!(built(&o2).unwrap().contains(&cfg_digest), "{out}");
 
     // A changed source invalidates COPY and what follows, not what comes before.
     std::fs::write(ctx.path().join("hello.txt"), "changed\n").unwrap();
-    let o3 = hoist(root.path(), &["build", "--progress", "plain", "-t", &tag, ctx.path().to_str().unwrap()]);
+    let o3 = hoist(
+        root.path(),
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            &tag,
+            ctx.path().to_str().unwrap(),
+        ],
+    );
     assert!(o3.status.success(), "{}", text(&o3));
     assert_eq!(text(&o3).matches(" CACHED").count(), 1, "{}", text(&o3));
 }
@@ -100,8 +160,14 @@ fn builds_pushes_and_rebuilds_from_cache() {
 fn failing_run_names_the_line_and_exit_code() {
     require_lab();
     let root = tempfile::tempdir().unwrap();
-    let ctx = context(&[("Dockerfile", &format!("FROM {BASE}\nRUN echo about to fail && exit 3\nRUN echo never\n"))]);
-    let o = hoist(root.path(), &["build", "--progress", "plain", ctx.path().to_str().unwrap()]);
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE}\nRUN echo about to fail && exit 3\nRUN echo never\n"),
+    )]);
+    let o = hoist(
+        root.path(),
+        &["build", "--progress", "plain", ctx.path().to_str().unwrap()],
+    );
     assert!(!o.status.success());
     let t = text(&o);
     assert!(t.contains("exit code: 3"), "{t}");
@@ -116,33 +182,61 @@ fn independent_stages_run_concurrently() {
     let root = tempfile::tempdir().unwrap();
     let mut df = String::new();
     for s in ["a", "b", "c"] {
-        df.push_str(&format!("FROM {BASE} AS {s}\nRUN sleep 2 && echo {s} > /{s}\n"));
+        df.push_str(&format!(
+            "FROM {BASE} AS {s}\nRUN sleep 2 && echo {s} > /{s}\n"
+        ));
     }
-    df.push_str(&format!("FROM {BASE}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n"));
+    df.push_str(&format!(
+        "FROM {BASE}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n"
+    ));
     let ctx = context(&[("Dockerfile", &df)]);
     // Warm the base image so only the stages are timed.
     assert!(hoist(root.path(), &["pull", BASE]).status.success());
     let t = Instant::now();
-    let o = hoist(root.path(), &["build", "--no-cache", "-t", "hoist-e2e/parallel:latest", ctx.path().to_str().unwrap()]);
+    let o = hoist(
+        root.path(),
+        &[
+            "build",
+            "--no-cache",
+            "-t",
+            "hoist-e2e/parallel:latest",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
     let secs = t.elapsed().as_secs_f64();
     assert!(o.status.success(), "{}", text(&o));
-    assert!(secs < 5.0, "three 2 s stages took {secs:.1} s: not concurrent");
+    assert!(
+        secs < 5.0,
+        "three 2 s stages took {secs:.1} s: not concurrent"
+    );
 }
 
 #[test]
 fn unneeded_stages_never_run() {
     require_lab();
     let root = tempfile::tempdir().unwrap();
-    let ctx = context(&[("Dockerfile", &format!("FROM {BASE} AS broken\nRUN exit 1\nFROM {BASE} AS good\nRUN echo ok > /ok\n"))]);
-    let o = hoist(root.path(), &["build", "--target", "good", ctx.path().to_str().unwrap()]);
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE} AS broken\nRUN exit 1\nFROM {BASE} AS good\nRUN echo ok > /ok\n"),
+    )]);
+    let o = hoist(
+        root.path(),
+        &["build", "--target", "good", ctx.path().to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
 }
 
 #[test]
 fn dry_run_plans_without_pulling() {
     let root = tempfile::tempdir().unwrap();
-    let ctx = context(&[("Dockerfile", "ARG V=1\nFROM nowhere.invalid/never:${V} AS a\nRUN make\nFROM scratch\nCOPY --from=a /out /out\n")]);
-    let o = hoist(root.path(), &["build", "--dry-run", ctx.path().to_str().unwrap()]);
+    let ctx = context(&[(
+        "Dockerfile",
+        "ARG V=1\nFROM nowhere.invalid/never:${V} AS a\nRUN make\nFROM scratch\nCOPY --from=a /out /out\n",
+    )]);
+    let o = hoist(
+        root.path(),
+        &["build", "--dry-run", ctx.path().to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("RUN make"), "{t}");

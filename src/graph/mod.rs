@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod plan;
+mod resolve;
 
 use crate::parser::{Dockerfile, Node};
 use std::collections::BTreeMap;
@@ -74,7 +75,4 @@ pub struct BuildGraph {
     pub build_args: BTreeMap<String, String>,
 }
 
-/// Builds the graph.
-pub fn build(_df: &Dockerfile, _opts: &GraphOptions) -> Result<BuildGraph, GraphError> {
-    todo!("parser helper")
-}
+pub use resolve::build;

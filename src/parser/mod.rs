@@ -4,6 +4,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+mod dockerfile;
 pub mod dockerignore;
 pub mod expand;
 pub mod mounts;
@@ -20,12 +21,4 @@ pub enum ParseError {
 /// Result alias for the parser.
 pub type Result<T> = std::result::Result<T, ParseError>;
 
-/// Parses a whole Dockerfile.
-pub fn parse(_text: &str) -> Result<Dockerfile> {
-    todo!("parser helper")
-}
-
-/// Parses one instruction line (ONBUILD triggers).
-pub fn parse_instruction(_line: &str, _escape: char) -> Result<Node> {
-    todo!("parser helper")
-}
+pub use dockerfile::{parse, parse_instruction};

@@ -1,0 +1,282 @@
+//! Splits the AST into stages, resolves FROM with global ARGs, `--from` references to stages or
+//! images, orders and prunes what the target needs, and rejects cycles.
+
+use super::*;
+use crate::oci::Platform;
+use crate::parser::expand::expand_word;
+use crate::parser::{Instruction, mounts};
+
+fn invalid(line: usize, message: impl Into<String>) -> GraphError {
+    GraphError::Invalid {
+        line,
+        message: message.into(),
+    }
+}
+
+fn predefined(opts: &GraphOptions) -> BTreeMap<String, String> {
+    let host = Platform::host();
+    let target = opts
+        .platform
+        .as_deref()
+        .and_then(Platform::parse)
+        .unwrap_or_else(|| host.clone());
+    let mut m = BTreeMap::new();
+    for (prefix, p) in [("TARGET", &target), ("BUILD", &host)] {
+        m.insert(format!("{prefix}PLATFORM"), p.to_string_short());
+        m.insert(format!("{prefix}OS"), p.os.clone());
+        m.insert(format!("{prefix}ARCH"), p.architecture.clone());
+        m.insert(
+            format!("{prefix}VARIANT"),
+            p.variant.clone().unwrap_or_default(),
+        );
+    }
+    m
+}
+
+/// Builds the graph.
+pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphError> {
+    let escape = df.directives.escape;
+    let mut build_args = predefined(opts);
+    build_args.extend(opts.build_args.clone());
+
+    // Global ARGs before the first FROM.
+    let mut global_args: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut idx = 0;
+    while idx < df.nodes.len() {
+        let Instruction::Arg(defs) = &df.nodes[idx].instruction else {
+            break;
+        };
+        for (n, d) in defs {
+            let lookup = |k: &str| {
+                global_args
+                    .get(k)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| build_args.get(k).filter(|_| is_predefined(k)).cloned())
+            };
+            let d = d
+                .as_ref()
+                .map(|d| {
+                    expand_word(d, &lookup, escape)
+                        .map_err(|e| invalid(df.nodes[idx].span.start, e.to_string()))
+                })
+                .transpose()?;
+            let v = opts.build_args.get(n).cloned().or(d);
+            global_args.insert(n.clone(), v);
+        }
+        idx += 1;
+    }
+    let meta_lookup = |k: &str| {
+        global_args
+            .get(k)
+            .cloned()
+            .flatten()
+            .or_else(|| build_args.get(k).filter(|_| is_predefined(k)).cloned())
+    };
+
+    // Stages.
+    let mut stages: Vec<Stage> = Vec::new();
+    for node in &df.nodes[idx..] {
+        match &node.instruction {
+            Instruction::From {
+                image,
+                name,
+                platform,
+            } => {
+                let line = node.span.start;
+                let image = expand_word(image, &meta_lookup, escape)
+                    .map_err(|e| invalid(line, e.to_string()))?;
+                if image.trim().is_empty() {
+                    return Err(invalid(line, "base name (FROM) should not be blank"));
+                }
+                let platform = platform
+                    .as_ref()
+                    .map(|p| {
+                        expand_word(p, &meta_lookup, escape)
+                            .map_err(|e| invalid(line, e.to_string()))
+                    })
+                    .transpose()?;
+                let lower = image.to_ascii_lowercase();
+                let base = if lower == "scratch" {
+                    Source::Scratch
+                } else if let Some(s) = stages
+                    .iter()
+                    .find(|s| s.name.as_deref() == Some(lower.as_str()))
+                {
+                    Source::Stage(s.index)
+                } else {
+                    Source::Image(image)
+                };
+                if let Some(n) = name
+                    && stages.iter().any(|s| s.name.as_deref() == Some(n.as_str()))
+                {
+                    return Err(invalid(line, format!("duplicate stage name {n:?}")));
+                }
+                stages.push(Stage {
+                    index: stages.len(),
+                    name: name.clone(),
+                    base,
+                    platform,
+                    from_node: node.clone(),
+                    steps: vec![],
+                    deps: vec![],
+                });
+            }
+            _ => {
+                let Some(stage) = stages.last_mut() else {
+                    return Err(invalid(
+                        node.span.start,
+                        "no build stage in current context",
+                    ));
+                };
+                stage.steps.push(Step {
+                    node: node.clone(),
+                    from: None,
+                    mount_from: vec![],
+                });
+            }
+        }
+    }
+    if stages.is_empty() {
+        return Err(invalid(0, "the Dockerfile has no FROM"));
+    }
+
+    // Resolve --from references (by name, then index, else an image).
+    let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
+    let resolve = |r: &str, line: usize, own: usize| -> Result<Source, GraphError> {
+        let expanded =
+            expand_word(r, &meta_lookup, escape).map_err(|e| invalid(line, e.to_string()))?;
+        let lower = expanded.to_ascii_lowercase();
+        if let Some(i) = names
+            .iter()
+            .position(|n| n.as_deref() == Some(lower.as_str()))
+        {
+            if i == own {
+                return Err(invalid(
+                    line,
+                    format!("circular dependency: stage {expanded:?} cannot copy from itself"),
+                ));
+            }
+            if i > own {
+                return Err(invalid(
+                    line,
+                    format!("stage {expanded:?} is defined after the stage that uses it"),
+                ));
+            }
+            return Ok(Source::Stage(i));
+        }
+        if let Ok(i) = expanded.parse::<usize>() {
+            if i >= own {
+                return Err(invalid(
+                    line,
+                    format!(
+                        "circular dependency: stage index {i} refers to this stage or a later one"
+                    ),
+                ));
+            }
+            return Ok(Source::Stage(i));
+        }
+        if lower == "scratch" {
+            return Ok(Source::Scratch);
+        }
+        Ok(Source::Image(expanded))
+    };
+    for si in 0..stages.len() {
+        let mut deps = Vec::new();
+        if let Source::Stage(b) = stages[si].base {
+            deps.push(b);
+        }
+        for step_i in 0..stages[si].steps.len() {
+            let node = stages[si].steps[step_i].node.clone();
+            let line = node.span.start;
+            match &node.instruction {
+                Instruction::Copy(a) | Instruction::Add(a) => {
+                    if let Some(f) = &a.from {
+                        let s = resolve(f, line, si)?;
+                        if let Source::Stage(d) = s {
+                            deps.push(d);
+                        }
+                        stages[si].steps[step_i].from = Some(s);
+                    }
+                }
+                Instruction::Run { mounts: ms, .. } => {
+                    for (mi, raw) in ms.iter().enumerate() {
+                        // Options are expanded with ARGs at build time; `from` is resolved now.
+                        let Ok(spec) = mounts::parse_mount(raw) else {
+                            continue;
+                        };
+                        let from = match spec {
+                            mounts::MountSpec::Bind { from, .. }
+                            | mounts::MountSpec::Cache { from, .. } => from,
+                            _ => None,
+                        };
+                        if let Some(f) = from {
+                            let s = resolve(&f, line, si)?;
+                            if let Source::Stage(d) = s {
+                                deps.push(d);
+                            }
+                            stages[si].steps[step_i].mount_from.push((mi, s));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        deps.sort_unstable();
+        deps.dedup();
+        stages[si].deps = deps;
+    }
+
+    // Target and pruning.
+    let target = match &opts.target {
+        None => stages.len() - 1,
+        Some(t) => {
+            let lt = t.to_ascii_lowercase();
+            stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(lt.as_str()))
+                .ok_or_else(|| {
+                    let known: Vec<String> = stages.iter().filter_map(|s| s.name.clone()).collect();
+                    invalid(
+                        0,
+                        format!(
+                            "target stage {t:?} could not be found (stages: {})",
+                            known.join(", ")
+                        ),
+                    )
+                })?
+        }
+    };
+    let mut needed = vec![false; stages.len()];
+    let mut stack = vec![target];
+    while let Some(s) = stack.pop() {
+        if needed[s] {
+            continue;
+        }
+        needed[s] = true;
+        stack.extend(stages[s].deps.iter().copied());
+    }
+    // Deps always point to earlier stages, so file order is a valid run order.
+    let order: Vec<usize> = (0..stages.len()).filter(|&i| needed[i]).collect();
+    Ok(BuildGraph {
+        stages,
+        target,
+        order,
+        global_args,
+        build_args,
+    })
+}
+
+fn is_predefined(k: &str) -> bool {
+    matches!(
+        k,
+        "TARGETPLATFORM"
+            | "TARGETOS"
+            | "TARGETARCH"
+            | "TARGETVARIANT"
+            | "BUILDPLATFORM"
+            | "BUILDOS"
+            | "BUILDARCH"
+            | "BUILDVARIANT"
+    )
+}
