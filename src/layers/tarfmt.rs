@@ -49,7 +49,8 @@ pub struct Entry {
     /// Relative path, no leading `/`; directories end with `/` when written.
     pub name: Vec<u8>,
     pub kind: Kind,
-    /// Permission bits including setuid/setgid/sticky (0o7777).
+    /// Permission bits including setuid/setgid/sticky (0o7777). Written as is, so a writer may
+    /// add the `S_IF*` file-type bits as Go's `archive/tar` does; read back masked to 0o7777.
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
@@ -240,7 +241,7 @@ pub fn write_header(w: &mut dyn Write, e: &Entry) -> io::Result<()> {
         }
         None => put_str(&mut b[0..100], &name),
     }
-    put_octal(&mut b[100..108], u64::from(e.mode & 0o7777));
+    put_octal(&mut b[100..108], u64::from(e.mode & 0o7777777));
     put_octal(&mut b[108..116], e.uid);
     put_octal(&mut b[116..124], e.gid);
     put_octal(&mut b[124..136], e.size);

@@ -209,7 +209,8 @@ fn write_items(items: &[Item], sde: Option<i64>, w: &mut dyn Write) -> Result<()
             continue;
         }
         let mut e = Entry::new(item.rel.clone(), Kind::Regular);
-        e.mode = m.mode() & 0o7777;
+        // Go's FileInfoHeader keeps the S_IF* type bits in the mode field; so do we.
+        e.mode = m.mode();
         e.uid = u64::from(m.uid());
         e.gid = u64::from(m.gid());
         e.mtime = mtime;
@@ -238,7 +239,6 @@ fn write_items(items: &[Item], sde: Option<i64>, w: &mut dyn Write) -> Result<()
                     e.kind = Kind::Link;
                     e.link = first.clone();
                     // A link carries no data and no xattrs of its own.
-                    e.mode = m.mode() & 0o7777;
                     tarfmt::write_header(w, &e).map_err(out_err)?;
                     continue;
                 }
@@ -256,7 +256,12 @@ fn write_items(items: &[Item], sde: Option<i64>, w: &mut dyn Write) -> Result<()
             let mut name = item.rel.clone();
             name.push(b'/');
             name.extend_from_slice(OPAQUE_MARKER);
+            // Like Docker's archive code: the marker takes the directory's owner and
+            // permissions, no type bits.
             let mut o = Entry::new(name, Kind::Regular);
+            o.mode = m.mode() & 0o777;
+            o.uid = e.uid;
+            o.gid = e.gid;
             o.mtime = mtime;
             tarfmt::write_header(w, &o).map_err(out_err)?;
         }
