@@ -320,10 +320,15 @@ pub enum DecompressHint<'a> {
 /// Compression formats recognised by magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// gzip (`1f 8b`).
     Gzip,
+    /// zstd (`28 b5 2f fd`).
     Zstd,
+    /// bzip2 (`BZh`).
     Bzip2,
+    /// xz (`fd 37 7a 58 5a 00`).
     Xz,
+    /// Anything else: read as a plain tar.
     Plain,
 }
 

@@ -14,7 +14,7 @@
 
 use super::compress::{DecompressHint, decompress};
 use super::fsops::{self, Meta};
-use super::tarfmt::{Entry, Kind, ReadLimits, Reader};
+use super::tarfmt::{Entry, Kind, LimitHit, ReadLimits, Reader};
 use super::{LayersError, Result};
 use crate::oci::Digest;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -74,9 +74,13 @@ pub struct ExtractStats {
     pub tar_bytes: u64,
     /// Entries in the archive (PAX/GNU extension headers not counted).
     pub entries: u64,
+    /// Regular files created.
     pub files: u64,
+    /// Directories created or merged (the root's own entry included).
     pub dirs: u64,
+    /// Symlinks created.
     pub symlinks: u64,
+    /// Hardlinks created.
     pub hardlinks: u64,
     /// Fifos and device nodes.
     pub specials: u64,
@@ -167,10 +171,10 @@ impl<R: Read> Read for RatioGuard<R> {
             .max(64 << 10)
             .saturating_mul(self.ratio);
         if self.out > allowed {
-            return Err(io::Error::other(format!(
-                "decompression ratio above {}:1 (a decompression bomb?)",
-                self.ratio
-            )));
+            return Err(io::Error::other(LimitHit {
+                what: "decompression ratio (uncompressed bytes per compressed byte; a decompression bomb?)",
+                limit: self.ratio,
+            }));
         }
         Ok(k)
     }

@@ -20,12 +20,19 @@ pub const BLOCK: usize = 512;
 /// Type of a tar entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// A regular file (`0`, also `\0` and `7` when read).
     Regular,
+    /// A hardlink to an earlier entry (`1`).
     Link,
+    /// A symbolic link (`2`).
     Symlink,
+    /// A character device (`3`).
     Char,
+    /// A block device (`4`).
     Block,
+    /// A directory (`5`).
     Dir,
+    /// A named pipe (`6`).
     Fifo,
 }
 
@@ -52,7 +59,9 @@ pub struct Entry {
     /// Permission bits including setuid/setgid/sticky (0o7777). Written as is, so a writer may
     /// add the `S_IF*` file-type bits as Go's `archive/tar` does; read back masked to 0o7777.
     pub mode: u32,
+    /// Owner user id.
     pub uid: u64,
+    /// Owner group id.
     pub gid: u64,
     /// Seconds since the epoch.
     pub mtime: i64,
@@ -62,7 +71,9 @@ pub struct Entry {
     pub size: u64,
     /// Hardlink or symlink target.
     pub link: Vec<u8>,
+    /// Device major number (char/block devices).
     pub devmajor: u32,
+    /// Device minor number (char/block devices).
     pub devminor: u32,
     /// Extended attributes, in the order to write them (sorted by the writer).
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
@@ -318,6 +329,22 @@ pub fn write_end(w: &mut dyn Write) -> io::Result<()> {
 
 // ---------------------------------------------------------------- reading
 
+/// An `io::Error` payload for a limit hit below the tar reader (decompression ratio); the
+/// reader turns it into [`LayersError::Limit`].
+#[derive(Debug)]
+pub(crate) struct LimitHit {
+    pub what: &'static str,
+    pub limit: u64,
+}
+
+impl std::fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} limit of {}", self.what, self.limit)
+    }
+}
+
+impl std::error::Error for LimitHit {}
+
 /// Hard limits for reading a tar stream.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadLimits {
@@ -445,6 +472,13 @@ impl<R: Read> Reader<R> {
     }
 
     fn read_io(&self, e: io::Error) -> LayersError {
+        if let Some(hit) = e.get_ref().and_then(|x| x.downcast_ref::<LimitHit>()) {
+            return LayersError::Limit {
+                what: hit.what,
+                limit: hit.limit,
+                offset: self.r.count,
+            };
+        }
         LayersError::InvalidTar {
             offset: self.r.count,
             name: String::new(),
