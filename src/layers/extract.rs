@@ -458,13 +458,11 @@ impl<R: Read> Extractor<'_, R> {
         let path = self.path_of(comps);
         let mut f = std::fs::File::from(fd);
         let n = self.reader.copy_data(&mut f, &path)?;
-        drop(f);
         self.stats.data_bytes += n;
         let m = self.meta(e);
-        let pfd = self.parent(parent)?;
-        let r = fsops::set_meta(pfd, base, false, &m)
-            .and_then(|()| fsops::set_times(pfd, base, e.mtime, e.mtime_nsec));
+        let r = fsops::set_meta_open_file(f.as_fd(), &m, e.mtime, e.mtime_nsec);
         r.map_err(|x| self.fs_err(comps, x))?;
+        drop(f);
         self.files.insert(path_key(comps));
         self.stats.files += 1;
         Ok(())

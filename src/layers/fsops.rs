@@ -213,6 +213,29 @@ pub(crate) fn set_meta_fd(fd: BorrowedFd<'_>, m: &Meta<'_>) -> Result<(), Errno>
     Ok(())
 }
 
+/// Owner, mode, xattrs and times of a regular file through the fd it was written with
+/// (no path lookups at all).
+pub(crate) fn set_meta_open_file(
+    fd: BorrowedFd<'_>,
+    m: &Meta<'_>,
+    sec: i64,
+    nsec: u32,
+) -> Result<(), Errno> {
+    rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(m.uid)),
+        Some(rustix::fs::Gid::from_raw(m.gid)),
+    )?;
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(m.mode & 0o7777))?;
+    for (k, v) in m.xattrs {
+        match rustix::fs::fsetxattr(fd, os(k), v, rustix::fs::XattrFlags::empty()) {
+            Ok(()) | Err(Errno::NOTSUP) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    rustix::fs::futimens(fd, &times(sec, nsec))
+}
+
 fn times(sec: i64, nsec: u32) -> Timestamps {
     let t = Timespec {
         tv_sec: sec,
