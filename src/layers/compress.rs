@@ -400,7 +400,15 @@ pub fn decompress<'a, R: Read + Send + 'a>(
             Box::new(d)
         }
         Format::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(br)),
-        Format::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(br)),
+        Format::Xz => {
+            // 256 MiB of decoder memory at most: a hostile header cannot ask for 1.5 GiB.
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                256 << 20,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(|e| derr(e.to_string()))?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(br, stream))
+        }
         Format::Plain => Box::new(br),
     })
 }
