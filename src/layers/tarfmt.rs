@@ -436,7 +436,7 @@ fn parse_mtime(v: &[u8]) -> Option<(i64, u32)> {
     }
     if secs < 0 && nanos > 0 {
         // -1.5 means 1.5 s before the epoch; keep it simple: round towards the past.
-        return Some((secs - 1, 1_000_000_000 - nanos));
+        return Some((secs.checked_sub(1)?, 1_000_000_000 - nanos));
     }
     Some((secs, nanos))
 }
@@ -987,6 +987,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("disagrees"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096), header_like in proptest::prelude::any::<bool>()) {
+            let mut bytes = data;
+            if header_like && bytes.len() >= BLOCK {
+                // Make the first block pass the checksum so parsing goes deeper.
+                let mut b = [0u8; BLOCK];
+                b.copy_from_slice(&bytes[..BLOCK]);
+                b[257..263].copy_from_slice(b"ustar\0");
+                finish_block(&mut b);
+                bytes[..BLOCK].copy_from_slice(&b);
+            }
+            let mut r = Reader::new(&bytes[..], limits());
+            let mut sink = Vec::new();
+            while let Ok(Some(_)) = r.next_entry() {
+                if r.copy_data(&mut sink, std::path::Path::new("x")).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pax_mtimes_parse_without_overflow() {
+        assert_eq!(
+            parse_mtime(b"1700000000.25"),
+            Some((1_700_000_000, 250_000_000))
+        );
+        assert_eq!(parse_mtime(b"-1.5"), Some((-2, 500_000_000)));
+        assert_eq!(parse_mtime(b"-9223372036854775808.5"), None);
+        assert_eq!(parse_mtime(b"12x"), None);
+        assert_eq!(parse_mtime(b"1.2.3"), None);
     }
 
     #[test]
