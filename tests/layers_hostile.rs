@@ -865,3 +865,28 @@ mod generated {
         }
     }
 }
+
+#[test]
+fn absolute_and_overlong_symlinks_resolve_inside_dest_like_real_images() {
+    let tar = Tar::default()
+        .dir("run")
+        .dir("usr/lib")
+        .dir("var")
+        .symlink("var/run", "/run")
+        .symlink("lib", "../../../../usr/lib")
+        .file("var/run/pid", b"1")
+        .file("lib/libc.so", b"elf")
+        .end();
+    let (a, r) = layer("real-image-links", &tar);
+    r.unwrap();
+    assert_eq!(fs::read_to_string(a.dest.join("run/pid")).unwrap(), "1");
+    assert_eq!(
+        fs::read_to_string(a.dest.join("usr/lib/libc.so")).unwrap(),
+        "elf"
+    );
+    assert_eq!(
+        fs::read_link(a.dest.join("var/run")).unwrap(),
+        Path::new("/run"),
+        "link targets are kept verbatim"
+    );
+}
