@@ -320,10 +320,15 @@ pub enum DecompressHint<'a> {
 /// Compression formats recognised by magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// gzip (`1f 8b`).
     Gzip,
+    /// zstd (`28 b5 2f fd`).
     Zstd,
+    /// bzip2 (`BZh`).
     Bzip2,
+    /// xz (`fd 37 7a 58 5a 00`).
     Xz,
+    /// Anything else: read as a plain tar.
     Plain,
 }
 
@@ -395,7 +400,15 @@ pub fn decompress<'a, R: Read + Send + 'a>(
             Box::new(d)
         }
         Format::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(br)),
-        Format::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(br)),
+        Format::Xz => {
+            // 256 MiB of decoder memory at most: a hostile header cannot ask for 1.5 GiB.
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                256 << 20,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(|e| derr(e.to_string()))?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(br, stream))
+        }
         Format::Plain => Box::new(br),
     })
 }

@@ -14,7 +14,7 @@
 
 use super::compress::{DecompressHint, decompress};
 use super::fsops::{self, Meta};
-use super::tarfmt::{Entry, Kind, ReadLimits, Reader};
+use super::tarfmt::{Entry, Kind, LimitHit, ReadLimits, Reader};
 use super::{LayersError, Result};
 use crate::oci::Digest;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -74,9 +74,13 @@ pub struct ExtractStats {
     pub tar_bytes: u64,
     /// Entries in the archive (PAX/GNU extension headers not counted).
     pub entries: u64,
+    /// Regular files created.
     pub files: u64,
+    /// Directories created or merged (the root's own entry included).
     pub dirs: u64,
+    /// Symlinks created.
     pub symlinks: u64,
+    /// Hardlinks created.
     pub hardlinks: u64,
     /// Fifos and device nodes.
     pub specials: u64,
@@ -167,10 +171,10 @@ impl<R: Read> Read for RatioGuard<R> {
             .max(64 << 10)
             .saturating_mul(self.ratio);
         if self.out > allowed {
-            return Err(io::Error::other(format!(
-                "decompression ratio above {}:1 (a decompression bomb?)",
-                self.ratio
-            )));
+            return Err(io::Error::other(LimitHit {
+                what: "decompression ratio (uncompressed bytes per compressed byte; a decompression bomb?)",
+                limit: self.ratio,
+            }));
         }
         Ok(k)
     }
@@ -200,6 +204,7 @@ pub fn extract_with_limits(
         reader,
         stats: Counts::default(),
         files: HashSet::new(),
+        dir_bytes: 0,
         dir_times: Vec::new(),
         cache: None,
     };
@@ -241,8 +246,11 @@ struct Extractor<'d, R> {
     mode: ExtractMode,
     reader: Reader<R>,
     stats: Counts,
-    /// Regular files extracted so far (joined clean paths): the only valid hardlink targets.
-    files: HashSet<Vec<u8>>,
+    /// Regular files extracted so far (128-bit hashes of joined clean paths, so memory stays
+    /// 16 bytes per file whatever the name length): the only valid hardlink targets.
+    files: HashSet<u128>,
+    /// Bytes of paths held in `dir_times`, capped by [`DIR_BOOKKEEPING`].
+    dir_bytes: u64,
     /// Directories whose times are set at the end.
     dir_times: Vec<(Vec<Vec<u8>>, i64, u32)>,
     /// The last parent directory resolved, reused while nothing could have replaced it.
@@ -262,6 +270,17 @@ fn clean(name: &[u8]) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// Most bytes of directory paths remembered for setting directory times at the end.
+const DIR_BOOKKEEPING: u64 = 256 << 20;
+
+fn path_key(comps: &[Vec<u8>]) -> u128 {
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(fsops::join(comps));
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    u128::from_le_bytes(b)
 }
 
 fn is_overlay_xattr(k: &[u8]) -> bool {
@@ -346,6 +365,19 @@ impl<R: Read> Extractor<'_, R> {
         }
     }
 
+    fn remember_dir(&mut self, comps: Vec<Vec<u8>>, e: &Entry) -> Result<()> {
+        self.dir_bytes += comps.iter().map(|c| c.len() as u64 + 24).sum::<u64>() + 48;
+        if self.dir_bytes > DIR_BOOKKEEPING {
+            return Err(LayersError::Limit {
+                what: "directory bookkeeping (bytes of directory paths)",
+                limit: DIR_BOOKKEEPING,
+                offset: self.reader.offset(),
+            });
+        }
+        self.dir_times.push((comps, e.mtime, e.mtime_nsec));
+        Ok(())
+    }
+
     fn root_entry(&mut self, e: &Entry) -> Result<()> {
         if e.kind != Kind::Dir {
             return Err(self.reject(e, "the root of a layer must stay a directory"));
@@ -353,7 +385,7 @@ impl<R: Read> Extractor<'_, R> {
         let m = self.meta(e);
         let fd = fsops::resolve_dir(self.root.as_fd(), &[]).map_err(|x| self.fs_err(&[], x))?;
         fsops::set_meta_fd(fd.as_fd(), &m).map_err(|x| self.fs_err(&[], x))?;
-        self.dir_times.push((Vec::new(), e.mtime, e.mtime_nsec));
+        self.remember_dir(Vec::new(), e)?;
         self.stats.dirs += 1;
         Ok(())
     }
@@ -402,7 +434,7 @@ impl<R: Read> Extractor<'_, R> {
         let pfd = self.parent(parent)?;
         let r = fsops::set_meta(pfd, base, false, &m);
         r.map_err(|x| self.fs_err(comps, x))?;
-        self.dir_times.push((comps.to_vec(), e.mtime, e.mtime_nsec));
+        self.remember_dir(comps.to_vec(), e)?;
         self.stats.dirs += 1;
         Ok(())
     }
@@ -426,14 +458,12 @@ impl<R: Read> Extractor<'_, R> {
         let path = self.path_of(comps);
         let mut f = std::fs::File::from(fd);
         let n = self.reader.copy_data(&mut f, &path)?;
-        drop(f);
         self.stats.data_bytes += n;
         let m = self.meta(e);
-        let pfd = self.parent(parent)?;
-        let r = fsops::set_meta(pfd, base, false, &m)
-            .and_then(|()| fsops::set_times(pfd, base, e.mtime, e.mtime_nsec));
+        let r = fsops::set_meta_open_file(f.as_fd(), &m, e.mtime, e.mtime_nsec);
         r.map_err(|x| self.fs_err(comps, x))?;
-        self.files.insert(fsops::join(comps));
+        drop(f);
+        self.files.insert(path_key(comps));
         self.stats.files += 1;
         Ok(())
     }
@@ -446,14 +476,13 @@ impl<R: Read> Extractor<'_, R> {
         base: &[u8],
     ) -> Result<()> {
         let target = clean(&e.link);
-        let key = fsops::join(&target);
         let Some((tbase, tparent)) = target.split_last() else {
             return Err(self.reject(e, "hardlink to the root"));
         };
         if target == comps {
             return Err(self.reject(e, "hardlink to itself"));
         }
-        if !self.files.contains(&key) {
+        if !self.files.contains(&path_key(&target)) {
             return Err(self.reject(
                 e,
                 format!(
@@ -478,7 +507,7 @@ impl<R: Read> Extractor<'_, R> {
             rustix::fs::AtFlags::empty(),
         );
         r.map_err(|x| self.fs_err(comps, x))?;
-        self.files.insert(fsops::join(comps));
+        self.files.insert(path_key(comps));
         self.stats.hardlinks += 1;
         Ok(())
     }

@@ -170,7 +170,12 @@ pub(crate) fn set_meta(
         rustix::fs::chownat(dir, os(name), uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
         let p = proc_child(dir, name);
         for (k, v) in m.xattrs {
-            rustix::fs::lsetxattr(os(&p), os(k), v, rustix::fs::XattrFlags::empty())?;
+            // Symlinks take only trusted.*/security.* xattrs; like containerd, what the
+            // filesystem cannot store on a link is skipped rather than failing the layer.
+            match rustix::fs::lsetxattr(os(&p), os(k), v, rustix::fs::XattrFlags::empty()) {
+                Ok(()) | Err(Errno::NOTSUP | Errno::PERM) => {}
+                Err(e) => return Err(e),
+            }
         }
         return Ok(());
     }
@@ -199,9 +204,36 @@ pub(crate) fn set_meta_fd(fd: BorrowedFd<'_>, m: &Meta<'_>) -> Result<(), Errno>
     let p = proc_path(fd);
     rustix::fs::chmod(p.as_str(), Mode::from_raw_mode(m.mode & 0o7777))?;
     for (k, v) in m.xattrs {
-        rustix::fs::setxattr(p.as_str(), os(k), v, rustix::fs::XattrFlags::empty())?;
+        // A filesystem without xattr support (ENOTSUP) loses them, as with containerd.
+        match rustix::fs::setxattr(p.as_str(), os(k), v, rustix::fs::XattrFlags::empty()) {
+            Ok(()) | Err(Errno::NOTSUP) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
+}
+
+/// Owner, mode, xattrs and times of a regular file through the fd it was written with
+/// (no path lookups at all).
+pub(crate) fn set_meta_open_file(
+    fd: BorrowedFd<'_>,
+    m: &Meta<'_>,
+    sec: i64,
+    nsec: u32,
+) -> Result<(), Errno> {
+    rustix::fs::fchown(
+        fd,
+        Some(rustix::fs::Uid::from_raw(m.uid)),
+        Some(rustix::fs::Gid::from_raw(m.gid)),
+    )?;
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(m.mode & 0o7777))?;
+    for (k, v) in m.xattrs {
+        match rustix::fs::fsetxattr(fd, os(k), v, rustix::fs::XattrFlags::empty()) {
+            Ok(()) | Err(Errno::NOTSUP) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    rustix::fs::futimens(fd, &times(sec, nsec))
 }
 
 fn times(sec: i64, nsec: u32) -> Timestamps {

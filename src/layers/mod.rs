@@ -10,8 +10,8 @@
 //!   Hand-written because the `tar` crate's reader silently merges PAX/GNU extensions without
 //!   the limits and PAX/ustar size checks we need for hostile layers, and its writer hides
 //!   the exact header layout that decides the diffID.
-//! - [`write`]: [`write_layer`], the deterministic walk of an upper dir.
-//! - [`extract`]: [`extract`]/[`unpack`], the in-root extractor (`openat2` with
+//! - [`mod@write`]: [`write_layer`], the deterministic walk of an upper dir.
+//! - [`mod@extract`]: [`extract()`]/[`unpack`], the in-root extractor (`openat2` with
 //!   `RESOLVE_IN_ROOT`, never following a link for metadata).
 
 pub mod compress;
