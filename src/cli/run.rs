@@ -149,7 +149,7 @@ fn image_rootfs(
         Some(&registry),
         image,
         &crate::oci::Platform::host(),
-        false,
+        crate::engine::base::Policy::PreferLocal,
         &warn,
     )?;
     Ok((b.config, b.layers.into_iter().map(|l| l.snapshot).collect()))

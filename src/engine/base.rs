@@ -18,22 +18,34 @@ pub struct BaseImage {
     pub layers: Vec<Layer>,
 }
 
+/// When to ask the registry about an image the store already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Re-resolve a tag once (`docker build`): pull when it moved, warn when unreachable.
+    Check,
+    /// Use the local copy when present (`docker run`).
+    PreferLocal,
+    /// Always pull (`--pull`).
+    Always,
+}
+
 /// Resolves, pulls when needed, and unpacks `reference`.
 pub fn load(
     store: &Store,
     registry: Option<&Client>,
     reference: &str,
     platform: &Platform,
-    always_pull: bool,
+    policy: Policy,
     warn: &dyn Fn(String),
 ) -> crate::Result<BaseImage> {
+    let always_pull = policy == Policy::Always;
     let r = ImageRef::parse(reference).map_err(crate::registry::RegistryError::from)?;
     let name = r.to_string();
     // Serialise concurrent stages on the same base so it is pulled and unpacked once.
     let _lock = store.lock(&format!("base:{name}"))?;
     let local = store.get_image(&name)?.filter(|d| store.has_blob(d));
     let manifest_digest = match (registry, local) {
-        (_, Some(d)) if r.digest.is_some() && !always_pull => d,
+        (_, Some(d)) if (r.digest.is_some() || policy == Policy::PreferLocal) && !always_pull => d,
         (Some(c), Some(d)) if !always_pull => match c.resolve(&r, platform) {
             Ok(remote) if remote == d => d,
             Ok(_) => c.pull(&r, platform, store)?.manifest_digest,

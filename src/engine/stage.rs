@@ -155,7 +155,7 @@ pub(crate) fn load_image(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
         ctx.registry,
         reference,
         &ctx.req.platform,
-        ctx.req.pull,
+        if ctx.req.pull { base::Policy::Always } else { base::Policy::Check },
         &warn,
     ) {
         Ok(b) => {
