@@ -131,7 +131,7 @@ impl CacheIndex {
                 Some((m.modified().ok()?, e.path(), size))
             })
             .collect();
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0));
         let mut total = 0u64;
         let mut removed = 0;
         for (_, p, size) in entries {

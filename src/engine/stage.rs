@@ -155,7 +155,11 @@ pub(crate) fn load_image(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
         ctx.registry,
         reference,
         &ctx.req.platform,
-        if ctx.req.pull { base::Policy::Always } else { base::Policy::Check },
+        if ctx.req.pull {
+            base::Policy::Always
+        } else {
+            base::Policy::Check
+        },
         &warn,
     ) {
         Ok(b) => {
