@@ -364,16 +364,15 @@ fn cleanup_leaves_no_mount_process_or_dir() {
     ];
     let (code, out) = run(&f, &s);
     assert_eq!((code, out.as_str()), (0, "started\n"));
-    // The sleep was killed with the sandbox: no process runs from the lower's busybox.
+    // The sleep was killed with the sandbox: no process is left in our sandboxes' cgroups.
+    let tag = format!("/hoist/hoist-{}-", std::process::id());
     let procs: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|e| {
-            std::fs::read_link(e.path().join("root"))
-                .ok()
-                .map(|r| r.display().to_string())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(&tag))
         })
-        .filter(|r| r.starts_with(f.pool.to_str().unwrap()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert!(procs.is_empty(), "{procs:?}");
     let after = mountinfo();

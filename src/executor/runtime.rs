@@ -198,6 +198,20 @@ impl Sandbox for OciRuntime {
         if cleanup::shutdown_requested() {
             return Err(ExecutorError::Interrupted);
         }
+        let r = self.run_inner(spec, out);
+        if cleanup::shutdown_requested() {
+            // This sandbox is torn down; the signal thread ends the process with 128+signal
+            // once every other one is too. Returning would let the caller race it.
+            loop {
+                std::thread::park();
+            }
+        }
+        r
+    }
+}
+
+impl OciRuntime {
+    fn run_inner(&self, spec: &RunSpec, out: &mut dyn FnMut(&[u8])) -> Result<i32> {
         validate(spec)?;
         let id = unique_name();
         let dir = self.pool.join(&id);
