@@ -1,5 +1,7 @@
 //! Sandbox tests on the real kernel (need root, crun or runc, and /bin/busybox).
 
+#![allow(clippy::print_stderr)]
+
 use hoist::executor::{Limits, Mount, MountKind, Network, OciRuntime, RunSpec, Sandbox};
 use std::path::{Path, PathBuf};
 

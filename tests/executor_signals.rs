@@ -1,6 +1,8 @@
 //! SIGTERM/SIGINT and kill -9 leave no mount, process, container or temp dir behind.
 //! The test binary re-runs itself as the hoist-like child (`HOIST_TEST_CHILD=1`).
 
+#![allow(clippy::print_stderr)]
+
 use hoist::executor::{Limits, Network, OciRuntime, RunSpec, Sandbox};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -427,13 +427,13 @@ fn validate(spec: &RunSpec) -> Result<()> {
             )));
         }
     }
-    if let Some(u) = &spec.upper {
-        if !u.is_absolute() {
-            return Err(ExecutorError::InvalidSpec(format!(
-                "upper dir {} is not absolute",
-                u.display()
-            )));
-        }
+    if let Some(u) = &spec.upper
+        && !u.is_absolute()
+    {
+        return Err(ExecutorError::InvalidSpec(format!(
+            "upper dir {} is not absolute",
+            u.display()
+        )));
     }
     for m in &spec.mounts {
         if !m.target.starts_with('/') {

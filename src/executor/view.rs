@@ -23,10 +23,10 @@ impl View {
 
 impl Drop for View {
     fn drop(&mut self) {
-        if let Some((dir, key)) = self.owned.take() {
-            if remove_dir_safely(&dir).is_ok() {
-                cleanup::deregister(key);
-            }
+        if let Some((dir, key)) = self.owned.take()
+            && remove_dir_safely(&dir).is_ok()
+        {
+            cleanup::deregister(key);
         }
     }
 }
