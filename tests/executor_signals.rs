@@ -31,6 +31,7 @@ fn busybox_rootfs(dir: &Path) {
 /// The child: installs hoist's signal handling and runs a long sandbox. Only acts when the
 /// parent test started it.
 #[test]
+#[ignore = "helper: the signal tests run it as their child process"]
 fn child_process() {
     let (Ok(pool), Ok(lower)) = (
         std::env::var("HOIST_TEST_POOL"),
@@ -107,6 +108,7 @@ fn start_child(pool: &Path, lower: &Path) -> std::process::Child {
         .args([
             "--exact",
             "child_process",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -435,7 +435,22 @@ fn validate(spec: &RunSpec) -> Result<()> {
             u.display()
         )));
     }
+    // A working dir or mount target inside the sandbox's /proc (e.g. /proc/self/fd/N, the
+    // runc CVE-2024-21626 vector) would reach host file descriptors.
+    let in_proc = |p: &str| fsutil::components(p).first().is_some_and(|c| c == "proc");
+    if in_proc(&spec.cwd) {
+        return Err(ExecutorError::InvalidSpec(format!(
+            "working dir {:?} is inside /proc; use a directory of the image",
+            spec.cwd
+        )));
+    }
     for m in &spec.mounts {
+        if in_proc(&m.target) {
+            return Err(ExecutorError::InvalidSpec(format!(
+                "mount target {:?} is inside /proc",
+                m.target
+            )));
+        }
         if !m.target.starts_with('/') {
             return Err(ExecutorError::InvalidSpec(format!(
                 "mount target {:?} is not absolute",
