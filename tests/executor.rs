@@ -474,6 +474,14 @@ fn many_layers() {
     let p = v.path().to_path_buf();
     drop(v);
     assert!(!p.exists());
+    let one = hoist::executor::view::mount_view_in(&f.pool, &lowers[1..2]).unwrap();
+    assert_eq!(std::fs::read_to_string(one.path().join("f0")).unwrap(), "0");
+    assert!(
+        std::fs::write(one.path().join("new"), "x").is_err(),
+        "single-layer view is writable"
+    );
+    drop(one);
+    assert!(!lowers[1].join("new").exists());
     assert!(
         !mountinfo()
             .iter()
