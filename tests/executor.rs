@@ -488,3 +488,53 @@ fn many_layers() {
             .any(|m| m.starts_with(f.pool.to_str().unwrap()))
     );
 }
+
+#[test]
+fn upper_clean_whatever_etc_holds() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    // /etc with the files present, /etc without them (covered above), no /etc at all, and
+    // /dev /proc /sys already in the image.
+    for variant in ["files", "no-etc", "has-dev"] {
+        let f = fixture();
+        match variant {
+            "files" => {
+                for n in ["hosts", "resolv.conf", "hostname"] {
+                    std::fs::write(f.lower.join("etc").join(n), "image\n").unwrap();
+                }
+            }
+            "no-etc" => std::fs::remove_dir_all(f.lower.join("etc")).unwrap(),
+            _ => {
+                for d in ["dev", "proc", "sys"] {
+                    std::fs::create_dir(f.lower.join(d)).unwrap();
+                }
+            }
+        }
+        let mut s = spec(&f, "cat /etc/hosts > /dev/null && echo x > /f");
+        s.mounts = vec![Mount {
+            target: "/mnt/cache".into(),
+            kind: MountKind::Tmpfs { size: None },
+        }];
+        let (code, out) = run(&f, &s);
+        assert_eq!(code, 0, "{variant}: {out}");
+        let expected: &[&str] = if variant == "has-dev" {
+            &["/f 644 0:0 f"]
+        } else {
+            &[
+                "/dev 755 0:0 d",
+                "/f 644 0:0 f",
+                "/proc 755 0:0 d",
+                "/sys 755 0:0 d",
+            ]
+        };
+        assert_eq!(tree(&f.upper), expected, "{variant}");
+        if variant == "files" {
+            assert_eq!(
+                std::fs::read_to_string(f.lower.join("etc/hosts")).unwrap(),
+                "image\n"
+            );
+        }
+    }
+}
