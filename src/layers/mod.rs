@@ -7,10 +7,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum LayersError {
     #[error("{path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: std::path::PathBuf, source: std::io::Error },
 }
 
 /// Result alias for this module.

@@ -64,24 +64,18 @@ pub struct RunConfig {
 impl RunConfig {
     /// The value of `key` in `Env`.
     pub fn env_get(&self, key: &str) -> Option<&str> {
-        self.env
-            .as_ref()?
-            .iter()
-            .find_map(|kv| match kv.split_once('=') {
-                Some((k, v)) if k == key => Some(v),
-                None if kv == key => Some(""),
-                _ => None,
-            })
+        self.env.as_ref()?.iter().find_map(|kv| match kv.split_once('=') {
+            Some((k, v)) if k == key => Some(v),
+            None if kv == key => Some(""),
+            _ => None,
+        })
     }
 
     /// Sets `key=value` in `Env`, replacing an existing entry in place (Docker's order).
     pub fn env_set(&mut self, key: &str, value: &str) {
         let env = self.env.get_or_insert_with(Vec::new);
         let entry = format!("{key}={value}");
-        match env
-            .iter_mut()
-            .find(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == key)
-        {
+        match env.iter_mut().find(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k) == key) {
             Some(slot) => *slot = entry,
             None => env.push(entry),
         }
@@ -116,10 +110,7 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs {
-            kind: "layers".into(),
-            diff_ids: Vec::new(),
-        }
+        RootFs { kind: "layers".into(), diff_ids: Vec::new() }
     }
 }
 
@@ -146,10 +137,7 @@ mod tests {
     fn keeps_unknown_fields_and_healthcheck() {
         let src = r#"{"architecture":"amd64","os":"linux","config":{"Env":["A=1"],"Healthcheck":{"Test":["NONE"]},"Foo":1},"rootfs":{"type":"layers","diff_ids":[]},"x-extra":true}"#;
         let c: ImageConfig = serde_json::from_str(src).unwrap();
-        assert_eq!(
-            c.config.healthcheck.as_ref().unwrap().test.as_deref(),
-            Some(&["NONE".to_string()][..])
-        );
+        assert_eq!(c.config.healthcheck.as_ref().unwrap().test.as_deref(), Some(&["NONE".to_string()][..]));
         let back = serde_json::to_value(&c).unwrap();
         assert_eq!(back["x-extra"], true);
         assert_eq!(back["config"]["Foo"], 1);
@@ -157,10 +145,7 @@ mod tests {
 
     #[test]
     fn env_set_replaces_in_place() {
-        let mut rc = RunConfig {
-            env: Some(vec!["PATH=/bin".into(), "A=1".into()]),
-            ..Default::default()
-        };
+        let mut rc = RunConfig { env: Some(vec!["PATH=/bin".into(), "A=1".into()]), ..Default::default() };
         rc.env_set("PATH", "/usr/bin");
         rc.env_set("B", "2");
         assert_eq!(rc.env.as_ref().unwrap(), &["PATH=/usr/bin", "A=1", "B=2"]);

@@ -26,21 +26,13 @@ pub struct Digest {
 impl Digest {
     /// Digest of a byte slice.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest {
-            hex: hex::encode(Sha256::digest(bytes)),
-        }
+        Digest { hex: hex::encode(Sha256::digest(bytes)) }
     }
 
     /// Builds a digest from 64 lowercase hex characters.
     pub fn from_hex(hex: &str) -> Result<Digest, DigestError> {
-        if hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            Ok(Digest {
-                hex: hex.to_string(),
-            })
+        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(Digest { hex: hex.to_string() })
         } else {
             Err(DigestError::Invalid(hex.to_string()))
         }
@@ -66,9 +58,7 @@ impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Digest, DigestError> {
         match s.split_once(':') {
-            Some(("sha256", hex)) => {
-                Digest::from_hex(hex).map_err(|_| DigestError::Invalid(s.to_string()))
-            }
+            Some(("sha256", hex)) => Digest::from_hex(hex).map_err(|_| DigestError::Invalid(s.to_string())),
             Some((alg, _)) if !alg.is_empty() => Err(DigestError::Algorithm(s.to_string())),
             _ => Err(DigestError::Invalid(s.to_string())),
         }
@@ -111,11 +101,7 @@ pub struct Digester<W = io::Sink> {
 impl Digester<io::Sink> {
     /// A digester that only hashes.
     pub fn new() -> Self {
-        Digester {
-            hasher: Sha256::new(),
-            inner: io::sink(),
-            len: 0,
-        }
+        Digester { hasher: Sha256::new(), inner: io::sink(), len: 0 }
     }
 }
 
@@ -128,11 +114,7 @@ impl Default for Digester<io::Sink> {
 impl<W: Write> Digester<W> {
     /// Hashes everything written, then forwards it to `inner`.
     pub fn wrap(inner: W) -> Self {
-        Digester {
-            hasher: Sha256::new(),
-            inner,
-            len: 0,
-        }
+        Digester { hasher: Sha256::new(), inner, len: 0 }
     }
 
     /// Bytes written so far.
@@ -175,33 +157,18 @@ mod tests {
 
     #[test]
     fn parses_and_prints() {
-        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-            .parse()
-            .unwrap();
+        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse().unwrap();
         assert_eq!(d, Digest::of(b""));
-        assert_eq!(
-            d.to_string(),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(d.short(), "e3b0c44298fc");
     }
 
     #[test]
     fn rejects_bad_digests() {
-        for bad in [
-            "",
-            "sha256:",
-            "sha256:../../etc/passwd",
-            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
-            "e3b0",
-            "sha256:abc",
-        ] {
+        for bad in ["", "sha256:", "sha256:../../etc/passwd", "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "e3b0", "sha256:abc"] {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
-        assert!(matches!(
-            "sha512:abcd".parse::<Digest>(),
-            Err(DigestError::Algorithm(_))
-        ));
+        assert!(matches!("sha512:abcd".parse::<Digest>(), Err(DigestError::Algorithm(_))));
     }
 
     #[test]

@@ -13,12 +13,10 @@ pub mod media {
     pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
     pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    pub const DOCKER_MANIFEST_LIST: &str =
-        "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-    pub const DOCKER_LAYER_FOREIGN: &str =
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    pub const DOCKER_LAYER_FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
     /// Every manifest/index type, for the registry's `Accept` header.
     pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -39,17 +37,9 @@ pub mod media {
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
     pub os_features: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -68,12 +58,7 @@ impl Platform {
             "riscv64" => ("riscv64", None),
             other => (other, None),
         };
-        Platform {
-            architecture: architecture.into(),
-            os: "linux".into(),
-            variant,
-            ..Default::default()
-        }
+        Platform { architecture: architecture.into(), os: "linux".into(), variant, ..Default::default() }
     }
 
     /// Parses `os/arch[/variant]`.
@@ -117,14 +102,7 @@ pub struct Descriptor {
 impl Descriptor {
     /// A descriptor with only the required fields.
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-        Descriptor {
-            media_type: media_type.to_string(),
-            digest,
-            size,
-            platform: None,
-            annotations: None,
-            urls: None,
-        }
+        Descriptor { media_type: media_type.to_string(), digest, size, platform: None, annotations: None, urls: None }
     }
 }
 
@@ -164,8 +142,6 @@ impl Index {
                     _ => true,
                 }
         };
-        self.manifests
-            .iter()
-            .find(|d| d.platform.as_ref().is_some_and(matches))
+        self.manifests.iter().find(|d| d.platform.as_ref().is_some_and(matches))
     }
 }

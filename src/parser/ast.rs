@@ -20,11 +20,7 @@ pub struct Directives {
 
 impl Default for Directives {
     fn default() -> Self {
-        Directives {
-            syntax: None,
-            escape: '\\',
-            check: None,
-        }
+        Directives { syntax: None, escape: '\\', check: None }
     }
 }
 
@@ -109,19 +105,8 @@ pub struct Healthcheck {
 /// Every Dockerfile instruction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Instruction {
-    From {
-        image: String,
-        name: Option<String>,
-        platform: Option<String>,
-    },
-    Run {
-        cmd: Command,
-        heredocs: Vec<Heredoc>,
-        mounts: Vec<RawMount>,
-        network: Option<String>,
-        security: Option<String>,
-        devices: Vec<String>,
-    },
+    From { image: String, name: Option<String>, platform: Option<String> },
+    Run { cmd: Command, heredocs: Vec<Heredoc>, mounts: Vec<RawMount>, network: Option<String>, security: Option<String>, devices: Vec<String> },
     Cmd(Command),
     Entrypoint(Command),
     /// Raw `key=value` pairs; both sides expanded and unquoted at build time.

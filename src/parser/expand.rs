@@ -26,10 +26,6 @@ pub fn expand_word(_word: &str, _env: &dyn Lookup, _escape: char) -> Result<Stri
 }
 
 /// Expands and splits into words as BuildKit's `ProcessWords` does (used for e.g. VOLUME, EXPOSE).
-pub fn expand_words(
-    _text: &str,
-    _env: &dyn Lookup,
-    _escape: char,
-) -> Result<Vec<String>, ExpandError> {
+pub fn expand_words(_text: &str, _env: &dyn Lookup, _escape: char) -> Result<Vec<String>, ExpandError> {
     todo!("parser helper")
 }

@@ -3,44 +3,11 @@
 /// A typed `--mount`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
-    Bind {
-        target: String,
-        source: Option<String>,
-        from: Option<String>,
-        readwrite: bool,
-    },
-    Cache {
-        target: String,
-        id: Option<String>,
-        sharing: CacheSharing,
-        from: Option<String>,
-        source: Option<String>,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        readonly: bool,
-    },
-    Tmpfs {
-        target: String,
-        size: Option<u64>,
-    },
-    Secret {
-        id: Option<String>,
-        target: Option<String>,
-        env: Option<String>,
-        required: bool,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-    },
-    Ssh {
-        id: Option<String>,
-        target: Option<String>,
-        required: bool,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-    },
+    Bind { target: String, source: Option<String>, from: Option<String>, readwrite: bool },
+    Cache { target: String, id: Option<String>, sharing: CacheSharing, from: Option<String>, source: Option<String>, mode: Option<u32>, uid: Option<u32>, gid: Option<u32>, readonly: bool },
+    Tmpfs { target: String, size: Option<u64> },
+    Secret { id: Option<String>, target: Option<String>, env: Option<String>, required: bool, mode: Option<u32>, uid: Option<u32>, gid: Option<u32> },
+    Ssh { id: Option<String>, target: Option<String>, required: bool, mode: Option<u32>, uid: Option<u32>, gid: Option<u32> },
 }
 
 /// `sharing=` of a cache mount.
