@@ -162,7 +162,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 "{}",
                 crate::parser::diagnostic::render(&df_name, &text, span, message)
             );
-            return Err(e.into());
+            return Err(crate::Error::Dockerfile {
+                location: format!("{df_name}:{line}"),
+                message: message.clone(),
+            });
         }
     };
 
@@ -218,6 +221,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                     "{}",
                     crate::parser::diagnostic::render(&df_name, &text, span, message)
                 );
+                return Err(crate::Error::Dockerfile {
+                    location: format!("{df_name}:{line}"),
+                    message: message.clone(),
+                });
             }
             return Err(e.into());
         }
@@ -432,7 +439,9 @@ fn parse_secret(s: &str) -> Result<(String, Secret), String> {
 /// Prints the Dockerfile lines around a failed step and the end of a failed RUN's output.
 fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError) {
     let EngineError::Step {
-        location, source, ..
+        location,
+        error: source,
+        ..
     } = e
     else {
         return;

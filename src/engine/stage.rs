@@ -121,7 +121,7 @@ fn at(ctx: &Ctx, node: &Node, e: impl Into<EngineError>) -> EngineError {
     EngineError::Step {
         location: location(ctx, node),
         instruction: node.original.clone(),
-        source: Box::new(e),
+        error: Box::new(e),
     }
 }
 
@@ -176,7 +176,7 @@ pub(crate) fn load_image(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
             });
             Err(EngineError::BaseImage {
                 reference: reference.to_string(),
-                source: Box::new(e),
+                error: Box::new(e),
             })
         }
     }
