@@ -1,6 +1,8 @@
 //! Registry client against the lab registry at localhost:5000 (skipped with a message when it
 //! is not running) and against a tiny in-process HTTP server that serves a wrong blob.
 
+#![allow(clippy::print_stderr)]
+
 use hoist::oci::{Digest, Platform};
 use hoist::registry::{Client, ImageRef, RegistryError, RegistryOptions};
 use hoist::store::Store;

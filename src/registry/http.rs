@@ -107,7 +107,11 @@ fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
 
 /// The error text of a reqwest error with its causes (no headers, so no secrets).
 fn describe(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
+    // The URL is named by the caller's error already.
+    let mut s = match e.url() {
+        Some(u) => e.to_string().replace(&format!(" for url ({u})"), ""),
+        None => e.to_string(),
+    };
     let mut src = std::error::Error::source(e);
     while let Some(c) = src {
         s.push_str(": ");
@@ -366,7 +370,6 @@ impl Http {
             registry: scope.registry.clone(),
             repository: scope.repository.clone(),
             scope: scope.scopes().join(" "),
-            actions: scope.actions.to_string(),
             body,
         }
     }

@@ -31,7 +31,7 @@ pub const PARALLEL_LAYERS: usize = 3;
 /// Never carries credentials or tokens.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("{0}")]
+    #[error(transparent)]
     Reference(#[from] reference::ReferenceError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -40,14 +40,13 @@ pub enum RegistryError {
     )]
     Connect { url: String, message: String },
     #[error(
-        "{status} from registry {registry} for repository {repository} (scope {scope}): {body}; run `hoist login {registry}` with an account that has {actions} access"
+        "{status} from registry {registry} for repository {repository} (scope {scope}): {body}; run `hoist login {registry}` with an account that has this access"
     )]
     Unauthorized {
         status: u16,
         registry: String,
         repository: String,
         scope: String,
-        actions: String,
         body: String,
     },
     #[error(
