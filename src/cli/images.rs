@@ -186,7 +186,7 @@ pub fn pull(g: &GlobalArgs, a: PullArgs) -> crate::Result<ExitCode> {
     let store = open_store(g)?;
     let client = Client::new(registry_options(g))?;
     if !a.quiet {
-        eout!("Pulling {r} ({})", platform.to_string_short());
+        eprintln!("Pulling {r} ({})", platform.to_string_short());
     }
     let p = client.pull(&r, &platform, &store)?;
     if a.quiet {
@@ -208,7 +208,7 @@ pub fn push(g: &GlobalArgs, a: PushArgs) -> crate::Result<ExitCode> {
     };
     let client = Client::new(registry_options(g))?;
     if !a.quiet {
-        eout!("Pushing {dest}");
+        eprintln!("Pushing {dest}");
     }
     let pushed = client.push(&store, &digest, &dest)?;
     if a.quiet {
@@ -237,7 +237,7 @@ pub fn images(g: &GlobalArgs, a: ImagesArgs) -> crate::Result<ExitCode> {
         let (m, c) = match store.load_image(&digest) {
             Ok(x) => x,
             Err(e) => {
-                eout!("warning: {name}: {e}");
+                eprintln!("warning: {name}: {e}");
                 continue;
             }
         };
@@ -301,7 +301,7 @@ pub fn rmi(g: &GlobalArgs, a: RmiArgs) -> crate::Result<ExitCode> {
         if store.remove_image(&r.to_string())? {
             out!("Untagged: {r}");
         } else {
-            eout!("error: no such image: {r}");
+            eprintln!("error: no such image: {r}");
             code = ExitCode::from(1);
         }
     }
@@ -425,7 +425,7 @@ pub fn prune(g: &GlobalArgs, a: PruneArgs) -> crate::Result<ExitCode> {
         snaps += 1;
     }
     if a.all || a.keep_storage.is_some() {
-        eout!(
+        eprintln!(
             "note: build-cache pruning (--all/--keep-storage) is not implemented yet; only unreferenced blobs and snapshots were removed"
         );
     }
@@ -532,7 +532,7 @@ pub fn login(g: &GlobalArgs, a: LoginArgs) -> crate::Result<ExitCode> {
             ));
         }
         (Some(p), false) => {
-            eout!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+            eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
             p
         }
         (None, _) => read_line("Password: ")?,
