@@ -8,6 +8,7 @@ use hoist::registry::{Client, ImageRef, RegistryError, RegistryOptions};
 use hoist::store::Store;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 
 fn lab_up() -> bool {
     TcpStream::connect_timeout(
@@ -91,14 +92,38 @@ fn missing_image_names_it() {
     );
 }
 
-/// Serves `routes` (path → (content type, body)) over HTTP/1.1 until the listener drops.
-fn serve(routes: Vec<(String, String, Vec<u8>)>) -> u16 {
+/// One request as the fake server saw it.
+#[derive(Debug, Clone)]
+struct Req {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// (status line, extra headers, body)
+type Resp = (String, Vec<(String, String)>, Vec<u8>);
+type Handler = Arc<dyn Fn(&Req) -> Resp + Send + Sync>;
+
+/// A tiny HTTP/1.1 server on a loopback port; every request is logged in the returned list.
+fn serve_fn(handler: Handler) -> (u16, Arc<Mutex<Vec<Req>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = log.clone();
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let routes = routes.clone();
+            let handler = handler.clone();
+            let log = log2.clone();
             std::thread::spawn(move || {
                 let mut r = BufReader::new(conn.try_clone().unwrap());
                 loop {
@@ -109,36 +134,228 @@ fn serve(routes: Vec<(String, String, Vec<u8>)>) -> u16 {
                     let mut parts = line.split_whitespace();
                     let method = parts.next().unwrap_or("").to_string();
                     let path = parts.next().unwrap_or("").to_string();
+                    let mut headers = Vec::new();
                     let mut len = 0usize;
                     loop {
                         let mut h = String::new();
                         if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
                             break;
                         }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
+                        if let Some((k, v)) = h.trim_end().split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                            headers.push((k.to_string(), v.trim().to_string()));
                         }
                     }
                     let mut body = vec![0; len];
                     r.read_exact(&mut body).unwrap();
-                    let found = routes.iter().find(|(p, _, _)| *p == path);
-                    let (status, ct, data) = match found {
-                        Some((_, ct, b)) => ("200 OK", ct.clone(), b.clone()),
-                        None => ("404 Not Found", "application/json".into(), b"{}".to_vec()),
+                    let req = Req {
+                        method: method.clone(),
+                        path,
+                        headers,
                     };
-                    let head = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-                        data.len()
-                    );
-                    conn.write_all(head.as_bytes()).unwrap();
-                    if method != "HEAD" {
-                        conn.write_all(&data).unwrap();
+                    log.lock().unwrap().push(req.clone());
+                    let (status, extra, data) = handler(&req);
+                    let mut head =
+                        format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", data.len());
+                    for (k, v) in extra {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    if conn.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    if method != "HEAD" && conn.write_all(&data).is_err() {
+                        return;
                     }
                 }
             });
         }
     });
-    port
+    (port, log)
+}
+
+/// Serves fixed `routes` (path → (content type, body)); anything else is 404.
+fn serve(routes: Vec<(String, String, Vec<u8>)>) -> u16 {
+    serve_fn(Arc::new(move |req: &Req| {
+        match routes.iter().find(|(p, _, _)| *p == req.path) {
+            Some((_, ct, b)) => (
+                "200 OK".into(),
+                vec![("Content-Type".into(), ct.clone())],
+                b.clone(),
+            ),
+            None => ("404 Not Found".into(), vec![], b"{}".to_vec()),
+        }
+    }))
+    .0
+}
+
+/// A manifest, config and one layer for the fake registries.
+fn fake_image() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let layer = b"the real layer bytes".to_vec();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
+        Digest::of(&config),
+        config.len(),
+        Digest::of(&layer),
+        layer.len()
+    );
+    (manifest.into_bytes(), config, layer)
+}
+
+#[test]
+fn bearer_auth_token_cache_redirects_without_credentials_and_retries() {
+    let (manifest, config, layer) = fake_image();
+    let (cd, ld) = (Digest::of(&config), Digest::of(&layer));
+    // The CDN the layer redirects to: must never see the registry's Authorization.
+    let layer2 = layer.clone();
+    let (cdn_port, cdn_log) = serve_fn(Arc::new(move |_req: &Req| {
+        ("200 OK".into(), vec![], layer2.clone())
+    }));
+    let fails = Arc::new(Mutex::new(0));
+    let fails2 = fails.clone();
+    let reg_port = Arc::new(Mutex::new(0u16));
+    let reg_port2 = reg_port.clone();
+    let (port, log) = serve_fn(Arc::new(move |req: &Req| {
+        let port = *reg_port2.lock().unwrap();
+        if req.path.starts_with("/token") {
+            // user "me", password "pw"
+            if req.header("Authorization") != Some("Basic bWU6cHc=") {
+                return ("401 Unauthorized".into(), vec![], b"{}".to_vec());
+            }
+            assert!(
+                req.path.contains("scope=repository%3Aprivate%2Fimg%3Apull"),
+                "{}",
+                req.path
+            );
+            return (
+                "200 OK".into(),
+                vec![],
+                br#"{"token":"T0K","expires_in":300}"#.to_vec(),
+            );
+        }
+        if req.header("Authorization") != Some("Bearer T0K") {
+            let ch = format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake""#);
+            return (
+                "401 Unauthorized".into(),
+                vec![("WWW-Authenticate".into(), ch)],
+                b"{}".to_vec(),
+            );
+        }
+        if req.path == format!("/v2/private/img/blobs/{cd}") {
+            // Flaky: two 503s, then a 429 with Retry-After, then the config.
+            let mut f = fails2.lock().unwrap();
+            *f += 1;
+            return match *f {
+                1 | 2 => ("503 Service Unavailable".into(), vec![], b"busy".to_vec()),
+                3 => (
+                    "429 Too Many Requests".into(),
+                    vec![("Retry-After".into(), "1".into())],
+                    vec![],
+                ),
+                _ => ("200 OK".into(), vec![], config.clone()),
+            };
+        }
+        if req.path == format!("/v2/private/img/blobs/{ld}") {
+            let loc = format!("http://127.0.0.1:{cdn_port}/signed/layer?sig=x");
+            return (
+                "307 Temporary Redirect".into(),
+                vec![("Location".into(), loc)],
+                vec![],
+            );
+        }
+        if req.path == "/v2/private/img/manifests/latest" {
+            let ct = "application/vnd.oci.image.manifest.v1+json".to_string();
+            return (
+                "200 OK".into(),
+                vec![("Content-Type".into(), ct)],
+                manifest.clone(),
+            );
+        }
+        ("404 Not Found".into(), vec![], b"{}".to_vec())
+    }));
+    *reg_port.lock().unwrap() = port;
+
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("config.json"),
+        format!(r#"{{"auths":{{"127.0.0.1:{port}":{{"auth":"bWU6cHc="}}}}}}"#),
+    )
+    .unwrap();
+    let c = Client::new(RegistryOptions {
+        insecure: vec![],
+        docker_config_dir: Some(cfg.path().to_path_buf()),
+    })
+    .unwrap();
+    let r: ImageRef = format!("127.0.0.1:{port}/private/img").parse().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    let p = c
+        .pull(&r, &Platform::parse("linux/amd64").unwrap(), &s)
+        .unwrap();
+    assert_eq!(s.read_blob(&Digest::of(&layer)).unwrap(), layer);
+    assert_eq!(
+        s.get_image(&r.to_string()).unwrap(),
+        Some(p.manifest_digest)
+    );
+
+    let log = log.lock().unwrap();
+    let tokens = log.iter().filter(|q| q.path.starts_with("/token")).count();
+    assert_eq!(tokens, 1, "the token is fetched once and cached: {log:#?}");
+    assert_eq!(*fails.lock().unwrap(), 4, "two 503s and a 429 were retried");
+    let cdn = cdn_log.lock().unwrap();
+    assert_eq!(cdn.len(), 1);
+    assert_eq!(
+        cdn[0].header("Authorization"),
+        None,
+        "credentials leaked on a redirect to another host"
+    );
+}
+
+#[test]
+fn wrong_credentials_name_registry_repository_and_scope_without_the_secret() {
+    let reg_port = Arc::new(Mutex::new(0u16));
+    let reg_port2 = reg_port.clone();
+    let (port, _log) = serve_fn(Arc::new(move |req: &Req| {
+        let port = *reg_port2.lock().unwrap();
+        if req.path.starts_with("/token") {
+            return (
+                "401 Unauthorized".into(),
+                vec![],
+                br#"{"details":"bad credentials"}"#.to_vec(),
+            );
+        }
+        let ch = format!(r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake""#);
+        (
+            "401 Unauthorized".into(),
+            vec![("WWW-Authenticate".into(), ch)],
+            b"{}".to_vec(),
+        )
+    }));
+    *reg_port.lock().unwrap() = port;
+    let cfg = tempfile::tempdir().unwrap();
+    // user "me", password "s3cr3t-value"
+    std::fs::write(
+        cfg.path().join("config.json"),
+        format!(r#"{{"auths":{{"127.0.0.1:{port}":{{"auth":"bWU6czNjcjN0LXZhbHVl"}}}}}}"#),
+    )
+    .unwrap();
+    let c = Client::new(RegistryOptions {
+        insecure: vec![],
+        docker_config_dir: Some(cfg.path().to_path_buf()),
+    })
+    .unwrap();
+    let r: ImageRef = format!("127.0.0.1:{port}/team/app:v1").parse().unwrap();
+    let e = c.get_manifest(&r).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "401 from registry 127.0.0.1:{port} for repository team/app (scope repository:team/app:pull): {{\"details\":\"bad credentials\"}}; run `hoist login 127.0.0.1:{port}` with an account that has this access"
+        )
+    );
+    assert!(!e.contains("s3cr3t") && !e.contains("bWU6"));
 }
 
 #[test]

@@ -37,13 +37,24 @@ impl BlobWriter {
     /// Finishes the blob: verifies it against `expected` (when given), syncs it to disk and
     /// renames it into place. Returns its digest and size.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
-        let BlobWriter { store, tmp, digester } = self;
+        let BlobWriter {
+            store,
+            tmp,
+            digester,
+        } = self;
         let (digest, size, buf) = digester.finish();
-        let file = buf.into_inner().map_err(|e| StoreError::Io { path: tmp.path().to_path_buf(), source: e.into_error() })?;
+        let file = buf.into_inner().map_err(|e| StoreError::Io {
+            path: tmp.path().to_path_buf(),
+            source: e.into_error(),
+        })?;
         if let Some(exp) = expected
             && exp != &digest
         {
-            return Err(StoreError::DigestMismatch { expected: exp.clone(), actual: digest, size });
+            return Err(StoreError::DigestMismatch {
+                expected: exp.clone(),
+                actual: digest,
+                size,
+            });
         }
         file.sync_all().map_err(io_err(tmp.path()))?;
         let dest: PathBuf = store.blob_path(&digest);
@@ -53,7 +64,10 @@ impl BlobWriter {
         let mut perm = file.metadata().map_err(io_err(tmp.path()))?.permissions();
         perm.set_readonly(true);
         file.set_permissions(perm).map_err(io_err(tmp.path()))?;
-        tmp.persist(&dest).map_err(|e| StoreError::Io { path: dest.clone(), source: e.error })?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
         if let Some(parent) = dest.parent()
             && let Ok(d) = fs::File::open(parent)
         {

@@ -30,21 +30,39 @@ pub enum StoreError {
     Io { path: PathBuf, source: io::Error },
     #[error("blob {0} is not in the store")]
     MissingBlob(Digest),
-    #[error("digest mismatch: expected {expected}, got {actual} ({size} bytes); nothing was stored")]
-    DigestMismatch { expected: Digest, actual: Digest, size: u64 },
-    #[error("blob {digest} at {path} is corrupt (its bytes hash to {actual}); run `hoist fsck --repair`")]
-    CorruptBlob { digest: Digest, actual: Digest, path: PathBuf },
+    #[error(
+        "digest mismatch: expected {expected}, got {actual} ({size} bytes); nothing was stored"
+    )]
+    DigestMismatch {
+        expected: Digest,
+        actual: Digest,
+        size: u64,
+    },
+    #[error(
+        "blob {digest} at {path} is corrupt (its bytes hash to {actual}); run `hoist fsck --repair`"
+    )]
+    CorruptBlob {
+        digest: Digest,
+        actual: Digest,
+        path: PathBuf,
+    },
     #[error("image {0} is not in the store")]
     UnknownImage(String),
     #[error("{path}: invalid JSON: {source}")]
-    Json { path: String, source: serde_json::Error },
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
 }
 
 /// Result alias for the store.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A store rooted at a directory.
@@ -61,7 +79,9 @@ impl Store {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        let store = Store { root: root.to_path_buf() };
+        let store = Store {
+            root: root.to_path_buf(),
+        };
         store.clean_stale_tmp();
         Ok(store)
     }
@@ -102,12 +122,18 @@ impl Store {
         let path = self.blob_path(d);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::MissingBlob(d.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::MissingBlob(d.clone()));
+            }
             Err(e) => return Err(StoreError::Io { path, source: e }),
         };
         let actual = Digest::of(&bytes);
         if &actual != d {
-            return Err(StoreError::CorruptBlob { digest: d.clone(), actual, path });
+            return Err(StoreError::CorruptBlob {
+                digest: d.clone(),
+                actual,
+                path,
+            });
         }
         Ok(bytes)
     }
@@ -124,7 +150,10 @@ impl Store {
     /// A fresh scratch directory under `<root>/tmp`, removed on drop.
     pub fn tmp_dir(&self) -> Result<tempfile::TempDir> {
         let p = self.root.join("tmp");
-        tempfile::Builder::new().prefix(&format!("t{}-", std::process::id())).tempdir_in(&p).map_err(io_err(&p))
+        tempfile::Builder::new()
+            .prefix(&format!("t{}-", std::process::id()))
+            .tempdir_in(&p)
+            .map_err(io_err(&p))
     }
 
     /// Names `manifest` as `name` (a normalized reference).
@@ -143,7 +172,9 @@ impl Store {
     /// Every named image, sorted by name.
     pub fn list_images(&self) -> Result<Vec<(String, Digest)>> {
         let m = index::read(self)?;
-        Ok(m.into_iter().filter_map(|(k, v)| v.parse().ok().map(|d| (k, d))).collect())
+        Ok(m.into_iter()
+            .filter_map(|(k, v)| v.parse().ok().map(|d| (k, d)))
+            .collect())
     }
 
     /// Removes a name; true when it existed.
@@ -156,11 +187,16 @@ impl Store {
     /// Reads a manifest and its config from the store, both verified.
     pub fn load_image(&self, manifest: &Digest) -> Result<(Manifest, ImageConfig)> {
         let bytes = self.read_blob(manifest)?;
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|source| StoreError::Json { path: format!("manifest {manifest}"), source })?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+            path: format!("manifest {manifest}"),
+            source,
+        })?;
         let cbytes = self.read_blob(&m.config.digest)?;
-        let c: ImageConfig = serde_json::from_slice(&cbytes)
-            .map_err(|source| StoreError::Json { path: format!("config {}", m.config.digest), source })?;
+        let c: ImageConfig =
+            serde_json::from_slice(&cbytes).map_err(|source| StoreError::Json {
+                path: format!("config {}", m.config.digest),
+                source,
+            })?;
         Ok((m, c))
     }
 
@@ -188,23 +224,41 @@ impl Store {
                 let _ = fs::remove_dir_all(filled_dir);
                 Ok(dest)
             }
-            Err(e) => Err(StoreError::Io { path: dest, source: e }),
+            Err(e) => Err(StoreError::Io {
+                path: dest,
+                source: e,
+            }),
         }
     }
 
     /// The directory for `RUN --mount=type=cache,id=ID`: the id is hashed, never used as a path.
     pub fn cache_mount_dir(&self, id: &str) -> Result<PathBuf> {
-        let p = self.root.join("cache-mounts").join(Digest::of(id.as_bytes()).hex());
+        let p = self
+            .root
+            .join("cache-mounts")
+            .join(Digest::of(id.as_bytes()).hex());
         fs::create_dir_all(&p).map_err(io_err(&p))?;
         Ok(p)
     }
 
     /// An exclusive advisory lock on `<root>/locks/<name>`, held until the file is dropped.
     pub fn lock(&self, name: &str) -> Result<fs::File> {
-        let p = self.root.join("locks").join(Digest::of(name.as_bytes()).hex());
-        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(io_err(&p))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| StoreError::Io { path: p.clone(), source: e.into() })?;
+        let p = self
+            .root
+            .join("locks")
+            .join(Digest::of(name.as_bytes()).hex());
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(io_err(&p))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            StoreError::Io {
+                path: p.clone(),
+                source: e.into(),
+            }
+        })?;
         Ok(f)
     }
 
@@ -215,13 +269,20 @@ impl Store {
         for e in rd.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            let pid = name.strip_prefix('t').and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok());
+            let pid = name
+                .strip_prefix('t')
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<i32>().ok());
             let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
             if !alive {
                 let p = e.path();
                 // A stale overlay or bind mount below would make removal fail; leave it for the
                 // executor's cleanup and `hoist prune` instead of crossing into it.
-                let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
             }
         }
     }
@@ -245,7 +306,10 @@ mod tests {
         perm.set_readonly(false);
         fs::set_permissions(&p, perm).unwrap();
         fs::write(&p, b"hellO").unwrap();
-        assert!(matches!(s.read_blob(&d), Err(StoreError::CorruptBlob { .. })));
+        assert!(matches!(
+            s.read_blob(&d),
+            Err(StoreError::CorruptBlob { .. })
+        ));
     }
 
     #[test]
@@ -255,7 +319,10 @@ mod tests {
         let mut w = s.blob_writer().unwrap();
         io::Write::write_all(&mut w, b"abc").unwrap();
         let wrong = Digest::of(b"xyz");
-        assert!(matches!(w.commit(Some(&wrong)), Err(StoreError::DigestMismatch { .. })));
+        assert!(matches!(
+            w.commit(Some(&wrong)),
+            Err(StoreError::DigestMismatch { .. })
+        ));
         assert!(!s.has_blob(&wrong));
         assert!(!s.has_blob(&Digest::of(b"abc")));
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
@@ -268,7 +335,10 @@ mod tests {
         let d = Digest::of(b"m");
         s.set_image("localhost:5000/a:latest", &d).unwrap();
         s.set_image("docker.io/library/b:1", &d).unwrap();
-        assert_eq!(s.get_image("localhost:5000/a:latest").unwrap(), Some(d.clone()));
+        assert_eq!(
+            s.get_image("localhost:5000/a:latest").unwrap(),
+            Some(d.clone())
+        );
         assert_eq!(s.list_images().unwrap().len(), 2);
         assert!(s.remove_image("docker.io/library/b:1").unwrap());
         assert!(!s.remove_image("docker.io/library/b:1").unwrap());
