@@ -401,3 +401,107 @@ fn a_blob_that_does_not_match_its_digest_is_refused_and_nothing_is_stored() {
     assert_eq!(s.list_images().unwrap(), vec![]);
     assert_eq!(std::fs::read_dir(d.path().join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn push_mounts_a_blob_known_in_another_repository_of_the_same_registry() {
+    let (manifest, config, layer) = fake_image();
+    let (cd, ld) = (Digest::of(&config), Digest::of(&layer));
+    let (port, log) = serve_fn(Arc::new(move |req: &Req| {
+        let p = req.path.as_str();
+        let ok = |b: &[u8]| ("200 OK".to_string(), vec![], b.to_vec());
+        match req.method.as_str() {
+            "GET" if p == "/v2/src/img/manifests/latest" => (
+                "200 OK".into(),
+                vec![(
+                    "Content-Type".into(),
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                )],
+                manifest.clone(),
+            ),
+            "GET" if p == format!("/v2/src/img/blobs/{cd}") => ok(&config),
+            "GET" if p == format!("/v2/src/img/blobs/{ld}") => ok(&layer),
+            "HEAD" => ("404 Not Found".into(), vec![], vec![]),
+            "POST" if p.contains("mount=") => ("201 Created".into(), vec![], vec![]),
+            "POST" => (
+                "202 Accepted".into(),
+                vec![("Location".into(), "/v2/dst/img/blobs/uploads/u1".into())],
+                vec![],
+            ),
+            "PUT" if p.starts_with("/v2/dst/img/blobs/uploads/u1?digest=") => {
+                ("201 Created".into(), vec![], vec![])
+            }
+            "PUT" if p == "/v2/dst/img/manifests/v1" => ("201 Created".into(), vec![], vec![]),
+            _ => ("404 Not Found".into(), vec![], b"{}".to_vec()),
+        }
+    }));
+    let c = client();
+    let src: ImageRef = format!("127.0.0.1:{port}/src/img").parse().unwrap();
+    let dest: ImageRef = format!("127.0.0.1:{port}/dst/img:v1").parse().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    let pulled = c
+        .pull(&src, &Platform::parse("linux/amd64").unwrap(), &s)
+        .unwrap();
+    assert_eq!(
+        c.push(&s, &pulled.manifest_digest, &dest).unwrap(),
+        pulled.manifest_digest
+    );
+    let log = log.lock().unwrap();
+    let mounts: Vec<&Req> = log.iter().filter(|q| q.method == "POST").collect();
+    assert_eq!(mounts.len(), 2, "{log:#?}");
+    assert!(
+        mounts.iter().all(|q| q.path.contains("from=src/img")),
+        "{mounts:#?}"
+    );
+    assert!(
+        !log.iter()
+            .any(|q| q.method == "PUT" && q.path.contains("/blobs/")),
+        "blobs were uploaded, not mounted"
+    );
+    let put = log.iter().find(|q| q.method == "PUT").unwrap();
+    assert_eq!(
+        put.header("Content-Type"),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+}
+
+#[test]
+fn a_blob_over_the_monolithic_limit_is_pushed_in_chunks_and_pulls_back() {
+    if !lab_up() {
+        eprintln!("SKIPPED: no registry at localhost:5000");
+        return;
+    }
+    let size = hoist::registry::MONOLITHIC_UPLOAD_MAX as usize + 3 * 1024 * 1024 + 17;
+    let mut layer = vec![0u8; size];
+    let mut x: u32 = std::process::id();
+    for b in layer.iter_mut() {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        *b = (x >> 24) as u8;
+    }
+    let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let d1 = tempfile::tempdir().unwrap();
+    let s1 = Store::open(d1.path()).unwrap();
+    let cd = s1.put_blob(&config).unwrap();
+    let ld = s1.put_blob(&layer).unwrap();
+    drop(layer);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{size}}}]}}"#,
+        config.len()
+    );
+    let md = s1.put_blob(manifest.as_bytes()).unwrap();
+    let c = client();
+    let dest: ImageRef = format!("localhost:5000/hoist-test/big:t{}", std::process::id())
+        .parse()
+        .unwrap();
+    assert_eq!(c.push(&s1, &md, &dest).unwrap(), md);
+    let d2 = tempfile::tempdir().unwrap();
+    let s2 = Store::open(d2.path()).unwrap();
+    let back = c
+        .pull(&dest, &Platform::parse("linux/amd64").unwrap(), &s2)
+        .unwrap();
+    assert_eq!(back.manifest_digest, md);
+    assert_eq!(
+        std::fs::metadata(s2.blob_path(&ld)).unwrap().len(),
+        size as u64
+    );
+}
