@@ -156,9 +156,15 @@ fn serve_fn(handler: Handler) -> (u16, Arc<Mutex<Vec<Req>>>) {
                         headers,
                     };
                     log.lock().unwrap().push(req.clone());
-                    let (status, extra, data) = handler(&req);
-                    let mut head =
-                        format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", data.len());
+                    let (status, mut extra, mut data) = handler(&req);
+                    // `X-Truncate-At: N`: send the full Content-Length, then only N bytes, then hang up.
+                    let cut = extra.iter().position(|(k, _)| k == "X-Truncate-At");
+                    let cut = cut.map(|i| extra.remove(i).1.parse::<usize>().unwrap());
+                    let full_len = data.len();
+                    if let Some(n) = cut {
+                        data.truncate(n);
+                    }
+                    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {full_len}\r\n");
                     for (k, v) in extra {
                         head.push_str(&format!("{k}: {v}\r\n"));
                     }
@@ -167,6 +173,9 @@ fn serve_fn(handler: Handler) -> (u16, Arc<Mutex<Vec<Req>>>) {
                         return;
                     }
                     if method != "HEAD" && conn.write_all(&data).is_err() {
+                        return;
+                    }
+                    if cut.is_some() {
                         return;
                     }
                 }
@@ -504,4 +513,57 @@ fn a_blob_over_the_monolithic_limit_is_pushed_in_chunks_and_pulls_back() {
         std::fs::metadata(s2.blob_path(&ld)).unwrap().len(),
         size as u64
     );
+}
+
+#[test]
+fn a_dropped_download_resumes_with_range() {
+    let (manifest, config, layer) = fake_image();
+    let (cd, ld) = (Digest::of(&config), Digest::of(&layer));
+    let layer2 = layer.clone();
+    let (port, log) = serve_fn(Arc::new(move |req: &Req| {
+        let p = req.path.as_str();
+        if p == "/v2/x/img/manifests/latest" {
+            let ct = "application/vnd.oci.image.manifest.v1+json".to_string();
+            return (
+                "200 OK".into(),
+                vec![("Content-Type".into(), ct)],
+                manifest.clone(),
+            );
+        }
+        if p == format!("/v2/x/img/blobs/{cd}") {
+            return ("200 OK".into(), vec![], config.clone());
+        }
+        if p == format!("/v2/x/img/blobs/{ld}") {
+            return match req.header("Range") {
+                None => (
+                    "200 OK".into(),
+                    vec![("X-Truncate-At".into(), "7".into())],
+                    layer2.clone(),
+                ),
+                Some(r) => {
+                    let from: usize = r
+                        .trim_start_matches("bytes=")
+                        .trim_end_matches('-')
+                        .parse()
+                        .unwrap();
+                    (
+                        "206 Partial Content".into(),
+                        vec![],
+                        layer2[from..].to_vec(),
+                    )
+                }
+            };
+        }
+        ("404 Not Found".into(), vec![], b"{}".to_vec())
+    }));
+    let c = client();
+    let r: ImageRef = format!("127.0.0.1:{port}/x/img").parse().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    c.pull(&r, &Platform::parse("linux/amd64").unwrap(), &s)
+        .unwrap();
+    assert_eq!(s.read_blob(&Digest::of(&layer)).unwrap(), layer);
+    let log = log.lock().unwrap();
+    let ranges: Vec<_> = log.iter().filter_map(|q| q.header("Range")).collect();
+    assert_eq!(ranges, vec!["bytes=7-"]);
 }
