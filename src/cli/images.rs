@@ -4,7 +4,7 @@
 use super::GlobalArgs;
 use crate::Error;
 use crate::oci::{Digest, Index, Manifest, Platform};
-use crate::registry::{Client, ImageRef, RegistryError, RegistryOptions, auth};
+use crate::registry::{Client, ImageRef, Progress, RegistryError, RegistryOptions, auth};
 use crate::store::{Store, StoreError};
 use clap::Args;
 use std::collections::HashSet;
@@ -147,6 +147,27 @@ pub fn open_store(g: &GlobalArgs) -> crate::Result<Store> {
     Ok(Store::open(&g.store_root())?)
 }
 
+/// A client that prints one plain line per blob event on stderr (unless `quiet`).
+fn client_with_progress(g: &GlobalArgs, quiet: bool) -> crate::Result<Client> {
+    let c = Client::new(registry_options(g))?;
+    if quiet {
+        return Ok(c);
+    }
+    Ok(c.with_progress(|p| match p {
+        Progress::Started { digest, size, push } => {
+            let verb = if *push { "Pushing" } else { "Downloading" };
+            eprintln!("{}: {verb} {}", digest.short(), human_size(*size));
+        }
+        Progress::Bytes { .. } => {}
+        Progress::Exists { digest, .. } => eprintln!("{}: Already exists", digest.short()),
+        Progress::Mounted { digest, from } => eprintln!("{}: Mounted from {from}", digest.short()),
+        Progress::Done { digest, push, .. } => {
+            let what = if *push { "Pushed" } else { "Pull complete" };
+            eprintln!("{}: {what}", digest.short());
+        }
+    }))
+}
+
 fn parse_ref(s: &str) -> crate::Result<ImageRef> {
     Ok(ImageRef::parse(s).map_err(RegistryError::from)?)
 }
@@ -184,7 +205,7 @@ pub fn pull(g: &GlobalArgs, a: PullArgs) -> crate::Result<ExitCode> {
     let r = parse_ref(&a.image)?;
     let platform = platform_arg(a.platform.as_deref())?;
     let store = open_store(g)?;
-    let client = Client::new(registry_options(g))?;
+    let client = client_with_progress(g, a.quiet)?;
     if !a.quiet {
         eprintln!("Pulling {r} ({})", platform.to_string_short());
     }
@@ -206,7 +227,7 @@ pub fn push(g: &GlobalArgs, a: PushArgs) -> crate::Result<ExitCode> {
         Some(d) => parse_ref(d)?,
         None => src,
     };
-    let client = Client::new(registry_options(g))?;
+    let client = client_with_progress(g, a.quiet)?;
     if !a.quiet {
         eprintln!("Pushing {dest}");
     }

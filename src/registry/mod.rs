@@ -156,9 +156,39 @@ pub struct PulledImage {
     pub config: ImageConfig,
 }
 
+/// Transfer progress of one blob, reported to the callback given to `Client::with_progress`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// A download or upload of `size` bytes starts.
+    Started {
+        digest: Digest,
+        size: u64,
+        push: bool,
+    },
+    /// `done` of `total` bytes downloaded so far (about every MiB).
+    Bytes {
+        digest: Digest,
+        done: u64,
+        total: u64,
+    },
+    /// Nothing to transfer: the store (pull) or the registry (push) has it already.
+    Exists { digest: Digest, push: bool },
+    /// Pushed by cross-repository mount from `from`.
+    Mounted { digest: Digest, from: String },
+    /// Transfer finished and verified.
+    Done {
+        digest: Digest,
+        size: u64,
+        push: bool,
+    },
+}
+
+type ProgressFn = std::sync::Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// A registry client; cheap to share between threads (`&Client` is `Sync`).
 pub struct Client {
     pub(crate) http: http::Http,
+    progress: Option<ProgressFn>,
 }
 
 impl Client {
@@ -166,7 +196,20 @@ impl Client {
     pub fn new(opts: RegistryOptions) -> Result<Client> {
         Ok(Client {
             http: http::Http::new(opts)?,
+            progress: None,
         })
+    }
+
+    /// Reports blob transfers to `f` (called from worker threads).
+    pub fn with_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Client {
+        self.progress = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    pub(crate) fn report(&self, p: Progress) {
+        if let Some(f) = &self.progress {
+            f(&p);
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::http::{Scope, error_body};
 use super::{
-    Client, ImageRef, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, PARALLEL_LAYERS, PulledImage,
+    Client, ImageRef, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, PARALLEL_LAYERS, Progress, PulledImage,
     RegistryError, Result,
 };
 use crate::oci::{Descriptor, Digest, ImageConfig, Index, Manifest, Platform, media};
@@ -303,8 +303,17 @@ impl Client {
     /// restarted when the registry ignores it), up to `BLOB_ATTEMPTS` times.
     pub fn fetch_blob(&self, r: &ImageRef, desc: &Descriptor, store: &Store) -> Result<()> {
         if store.has_blob(&desc.digest) {
+            self.report(Progress::Exists {
+                digest: desc.digest.clone(),
+                push: false,
+            });
             return Ok(());
         }
+        self.report(Progress::Started {
+            digest: desc.digest.clone(),
+            size: desc.size,
+            push: false,
+        });
         let url = self.blob_url(r, &desc.digest);
         let what = format!("blob {}", desc.digest);
         let scope = Scope::new(&r.registry, &r.repository, "pull");
@@ -389,7 +398,14 @@ impl Client {
             });
         }
         match w.commit(Some(&desc.digest)) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.report(Progress::Done {
+                    digest: desc.digest.clone(),
+                    size: desc.size,
+                    push: false,
+                });
+                Ok(())
+            }
             Err(StoreError::DigestMismatch {
                 expected, actual, ..
             }) => Err(RegistryError::DigestMismatch {
