@@ -567,3 +567,117 @@ fn a_dropped_download_resumes_with_range() {
     let ranges: Vec<_> = log.iter().filter_map(|q| q.header("Range")).collect();
     assert_eq!(ranges, vec!["bytes=7-"]);
 }
+
+fn hoist(
+    root: &std::path::Path,
+    cfg: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+) -> (i32, String, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(args)
+        .env("HOIST_ROOT", root)
+        .env("DOCKER_CONFIG", cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_pull_images_tag_inspect_fsck_rmi_prune_login_logout() {
+    if !lab_up() {
+        eprintln!("SKIPPED: no registry at localhost:5000");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let (r, c) = (root.path(), cfg.path());
+    let (code, digest, _) = hoist(r, c, &["pull", "-q", "localhost:5000/busybox"], "");
+    assert_eq!(code, 0);
+    let digest: Digest = digest.trim().parse().unwrap();
+    assert_eq!(
+        hoist(r, c, &["tag", "localhost:5000/busybox", "mine:1"], "").0,
+        0
+    );
+    let (_, list, _) = hoist(r, c, &["images"], "");
+    assert!(
+        list.contains("localhost:5000/busybox") && list.contains("docker.io/library/mine"),
+        "{list}"
+    );
+    let (code, json, _) = hoist(r, c, &["inspect", "mine:1"], "");
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["Digest"], digest.to_string());
+    assert_eq!(v[0]["Config"]["os"], "linux");
+
+    // fsck finds a corrupted blob, exits 1, and --repair removes it.
+    let store = Store::open(r).unwrap();
+    let (m, _) = store.load_image(&digest).unwrap();
+    let p = store.blob_path(&m.config.digest);
+    let mut perm = std::fs::metadata(&p).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&p, perm).unwrap();
+    std::fs::write(&p, b"{}").unwrap();
+    let (code, out, _) = hoist(r, c, &["fsck"], "");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("corrupt blob {}", m.config.digest)),
+        "{out}"
+    );
+    assert_eq!(hoist(r, c, &["fsck", "--repair"], "").0, 0);
+    assert!(!store.has_blob(&m.config.digest));
+    // Names whose image lost a blob go too (pull again to get them back).
+    assert_eq!(store.list_images().unwrap(), vec![]);
+    assert_eq!(hoist(r, c, &["fsck"], "").0, 0);
+    assert_eq!(
+        hoist(r, c, &["pull", "-q", "localhost:5000/busybox"], "").0,
+        0
+    );
+    assert_eq!(
+        hoist(r, c, &["tag", "localhost:5000/busybox", "mine:1"], "").0,
+        0
+    );
+    assert!(store.has_blob(&m.config.digest));
+
+    // rmi + prune leave nothing behind.
+    assert_eq!(
+        hoist(r, c, &["rmi", "mine:1", "localhost:5000/busybox"], "").0,
+        0
+    );
+    assert_eq!(hoist(r, c, &["rmi", "mine:1"], "").0, 1);
+    assert_eq!(hoist(r, c, &["prune"], "").0, 0);
+    assert_eq!(
+        std::fs::read_dir(r.join("blobs/sha256")).unwrap().count(),
+        0
+    );
+
+    // login writes Docker's config.json; logout removes the entry.
+    let (code, out, err) = hoist(
+        r,
+        c,
+        &["login", "-u", "me", "--password-stdin", "localhost:5000"],
+        "pw\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(c.join("config.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["auths"]["localhost:5000"]["auth"], "bWU6cHc=");
+    assert_eq!(hoist(r, c, &["logout", "localhost:5000"], "").0, 0);
+    let text = std::fs::read_to_string(c.join("config.json")).unwrap();
+    assert!(!text.contains("localhost:5000"), "{text}");
+}
