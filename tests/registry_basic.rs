@@ -681,3 +681,77 @@ fn cli_pull_images_tag_inspect_fsck_rmi_prune_login_logout() {
     let text = std::fs::read_to_string(c.join("config.json")).unwrap();
     assert!(!text.contains("localhost:5000"), "{text}");
 }
+
+#[test]
+fn save_and_load_round_trip_and_legacy_docker_archives_load() {
+    if !lab_up() {
+        eprintln!("SKIPPED: no registry at localhost:5000");
+        return;
+    }
+    let cfg = tempfile::tempdir().unwrap();
+    let c = cfg.path();
+    let work = tempfile::tempdir().unwrap();
+    let r1 = work.path().join("r1");
+    let (code, digest, _) = hoist(&r1, c, &["pull", "-q", "localhost:5000/busybox"], "");
+    assert_eq!(code, 0);
+    let digest = digest.trim().to_string();
+    for format in ["docker", "oci"] {
+        let tar = work.path().join(format!("{format}.tar"));
+        let tar_s = tar.to_str().unwrap();
+        let (code, _, err) = hoist(
+            &r1,
+            c,
+            &[
+                "save",
+                "--format",
+                format,
+                "-o",
+                tar_s,
+                "localhost:5000/busybox",
+            ],
+            "",
+        );
+        assert_eq!(code, 0, "{err}");
+        let r2 = work.path().join(format!("load-{format}"));
+        let (code, out, err) = hoist(&r2, c, &["load", "-i", tar_s], "");
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            out.trim(),
+            format!("Loaded image: localhost:5000/busybox:latest ({digest})")
+        );
+        let s2 = Store::open(&r2).unwrap();
+        s2.load_image(&digest.parse().unwrap()).unwrap();
+    }
+    // A classic docker-archive (layer.tar + <hex>.json + manifest.json), as skopeo writes it.
+    let legacy = work.path().join("legacy.tar");
+    let made = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            "docker://localhost:5000/busybox:latest",
+        ])
+        .arg(format!("docker-archive:{}:legacy/box:1", legacy.display()))
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED legacy part: skopeo could not write a docker-archive");
+        return;
+    }
+    let r3 = work.path().join("r3");
+    let (code, out, err) = hoist(&r3, c, &["load", "-i", legacy.to_str().unwrap()], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("Loaded image: docker.io/legacy/box:1 (sha256:"),
+        "{out}"
+    );
+    let s3 = Store::open(&r3).unwrap();
+    let d = s3.get_image("docker.io/legacy/box:1").unwrap().unwrap();
+    let (m, cfg) = s3.load_image(&d).unwrap();
+    assert_eq!(m.layers.len(), cfg.rootfs.diff_ids.len());
+    assert_eq!(
+        m.layers[0].media_type,
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+    // Uncompressed layers: the blob digest is the diffID.
+    assert_eq!(m.layers[0].digest, cfg.rootfs.diff_ids[0]);
+}

@@ -349,20 +349,33 @@ pub fn inspect(g: &GlobalArgs, a: InspectArgs) -> crate::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `hoist save` (not implemented yet).
-pub fn save(_g: &GlobalArgs, a: SaveArgs) -> crate::Result<ExitCode> {
-    Err(Error::Usage(format!(
-        "hoist save ({} format) is not supported yet; push to a registry instead (`hoist push IMAGE DEST`)",
-        a.format
-    )))
+/// `hoist save -o FILE IMAGE…`: docker-archive (OCI layout + manifest.json) or `--format oci`.
+pub fn save(g: &GlobalArgs, a: SaveArgs) -> crate::Result<ExitCode> {
+    let docker = match a.format.as_str() {
+        "docker" | "docker-archive" => true,
+        "oci" | "oci-archive" => false,
+        other => {
+            return Err(Error::Usage(format!(
+                "--format {other:?}: expected docker or oci"
+            )));
+        }
+    };
+    let store = open_store(g)?;
+    let mut images = Vec::new();
+    for name in &a.images {
+        images.push(lookup(&store, name)?);
+    }
+    crate::registry::archive::save(&store, &images, &a.output, docker)?;
+    Ok(ExitCode::SUCCESS)
 }
 
-/// `hoist load` (not implemented yet).
-pub fn load(_g: &GlobalArgs, a: LoadArgs) -> crate::Result<ExitCode> {
-    Err(Error::Usage(format!(
-        "hoist load -i {}: not supported yet; pull from a registry instead (`hoist pull IMAGE`)",
-        a.input.display()
-    )))
+/// `hoist load -i FILE`.
+pub fn load(g: &GlobalArgs, a: LoadArgs) -> crate::Result<ExitCode> {
+    let store = open_store(g)?;
+    for (name, d) in crate::registry::archive::load(&store, &a.input)? {
+        out!("Loaded image: {name} ({d})");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Blobs and snapshots reachable from the named images.

@@ -5,6 +5,7 @@
 //! checked against its digest before it becomes visible in the store; credentials are only sent
 //! to the registry and to the token realm its challenge names, never across redirects.
 
+pub mod archive;
 pub mod auth;
 mod http;
 mod pull;
