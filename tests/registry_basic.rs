@@ -755,3 +755,158 @@ fn save_and_load_round_trip_and_legacy_docker_archives_load() {
     // Uncompressed layers: the blob digest is the diffID.
     assert_eq!(m.layers[0].digest, cfg.rootfs.diff_ids[0]);
 }
+
+/// A `docker-registry` child process, killed on drop.
+struct RegistryProcess(std::process::Child);
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sh(dir: &std::path::Path, script: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn https_registry_with_a_custom_ca_and_htpasswd_basic_auth() {
+    use std::net::ToSocketAddrs;
+    if !lab_up() {
+        eprintln!("SKIPPED: no registry at localhost:5000");
+        return;
+    }
+    // A host name (not localhost/127.x, so hoist uses TLS) that resolves to loopback.
+    let host = std::process::Command::new("hostname")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let Ok(host) = host else { return };
+    let loopback = (host.as_str(), 1)
+        .to_socket_addrs()
+        .is_ok_and(|mut a| a.all(|x| x.ip().is_loopback()));
+    if host.is_empty() || host == "localhost" || !loopback {
+        eprintln!("SKIPPED: the host name does not resolve to loopback");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ok = sh(
+        d,
+        &format!(
+            "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=hoist-test-ca \
+               -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign && \
+             openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN={host} && \
+             printf 'subjectAltName=DNS:{host}\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext && \
+             openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 -extfile ext && \
+             htpasswd -Bbn me pw > htpasswd"
+        ),
+    );
+    if !ok {
+        eprintln!("SKIPPED: openssl/htpasswd could not make the fixtures");
+        return;
+    }
+    let d_s = d.display();
+    std::fs::write(
+        d.join("config.yml"),
+        format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {d_s}/data}}}}\n\
+             http: {{addr: '127.0.0.1:{port}', tls: {{certificate: {d_s}/srv.crt, key: {d_s}/srv.key}}}}\n\
+             auth: {{htpasswd: {{realm: hoist-test, path: {d_s}/htpasswd}}}}\n"
+        ),
+    )
+    .unwrap();
+    let Ok(child) = std::process::Command::new("docker-registry")
+        .arg("serve")
+        .arg(d.join("config.yml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        eprintln!("SKIPPED: docker-registry is not installed");
+        return;
+    };
+    let _reg = RegistryProcess(child);
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "docker-registry did not start");
+
+    let reg = format!("{host}:{port}");
+    let cfg = d.join("docker");
+    let root = d.join("root");
+    let run = |args: &[&str], stdin: &str, ca: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"));
+        cmd.args(args)
+            .env("HOIST_ROOT", &root)
+            .env("DOCKER_CONFIG", &cfg);
+        if ca {
+            cmd.env("SSL_CERT_FILE", d.join("ca.crt"));
+        } else {
+            cmd.env_remove("SSL_CERT_FILE");
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, digest, _) = run(&["pull", "-q", "localhost:5000/busybox"], "", true);
+    assert_eq!(code, 0);
+    let dest = format!("{reg}/t/box:1");
+    // Untrusted certificate without the CA.
+    let (code, _, err) = run(&["push", "-q", "localhost:5000/busybox", &dest], "", false);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("https://{reg}/v2/")), "{err}");
+    // Trusted, but no credentials yet.
+    let (code, _, err) = run(&["push", "-q", "localhost:5000/busybox", &dest], "", true);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("run `hoist login {reg}`")), "{err}");
+    // Wrong, then right password.
+    let (code, _, err) = run(
+        &["login", "-u", "me", "--password-stdin", &reg],
+        "nope\n",
+        true,
+    );
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = run(
+        &["login", "-u", "me", "--password-stdin", &reg],
+        "pw\n",
+        true,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Login Succeeded");
+    let (code, pushed, err) = run(&["push", "-q", "localhost:5000/busybox", &dest], "", true);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(pushed.trim(), digest.trim());
+    std::fs::remove_dir_all(&root).unwrap();
+    let (code, pulled, err) = run(&["pull", "-q", &dest], "", true);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(pulled.trim(), digest.trim());
+}
