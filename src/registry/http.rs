@@ -319,7 +319,9 @@ impl Http {
         loop {
             match attempt()? {
                 Err(e) => {
-                    if n < MAX_RETRIES && !e.is_builder() {
+                    // A certificate the client does not trust will not change by retrying.
+                    let tls = describe(&e).to_ascii_lowercase().contains("certificate");
+                    if n < MAX_RETRIES && !e.is_builder() && !tls {
                         std::thread::sleep(backoff(n, None));
                         n += 1;
                         continue;

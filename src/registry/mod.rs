@@ -37,7 +37,7 @@ pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(
-        "cannot reach {url}: {message} (is the registry up and the address right? for a plain-HTTP registry use --insecure-registry HOST:PORT)"
+        "cannot reach {url}: {message} (is the registry up and the address right? for a plain-HTTP registry use --insecure-registry HOST:PORT; for a private CA put it in /etc/docker/certs.d/HOST:PORT/ca.crt or SSL_CERT_FILE)"
     )]
     Connect { url: String, message: String },
     #[error(
