@@ -111,6 +111,20 @@ impl CacheIndex {
         Ok(())
     }
 
+    /// Every readable entry (for `hoist prune`, which keeps what they name).
+    pub fn entries(&self) -> Result<Vec<CacheEntry>> {
+        let rd = fs::read_dir(&self.dir).map_err(|source| CacheError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        Ok(rd
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect())
+    }
+
     /// Removes least-recently-used entries until the layers they name total at most
     /// `keep_bytes`; returns how many entries went. Blobs are left to the store's prune.
     pub fn trim(&self, keep_bytes: u64) -> Result<usize> {

@@ -42,7 +42,7 @@ pub fn load(
     let r = ImageRef::parse(reference).map_err(crate::registry::RegistryError::from)?;
     let name = r.to_string();
     // Serialise concurrent stages on the same base so it is pulled and unpacked once.
-    let _lock = store.lock(&format!("base:{name}"))?;
+    let _lock = store.lock(&format!("base:{name}"), true)?;
     let local = store.get_image(&name)?.filter(|d| store.has_blob(d));
     let manifest_digest = match (registry, local) {
         (_, Some(d)) if (r.digest.is_some() || policy == Policy::PreferLocal) && !always_pull => d,
@@ -100,7 +100,7 @@ pub fn ensure_snapshot(
     if store.has_snapshot(diff_id) {
         return Ok(store.snapshot_path(diff_id));
     }
-    let _lock = store.lock(&format!("snapshot:{diff_id}"))?;
+    let _lock = store.lock(&format!("snapshot:{diff_id}"), true)?;
     if store.has_snapshot(diff_id) {
         return Ok(store.snapshot_path(diff_id));
     }

@@ -200,6 +200,8 @@ pub fn build(
         hashes: HashCache::open(&store.root().join("cache").join("content"))?,
         next_id: Mutex::new(0),
     };
+    // prune takes this lock exclusively: it never removes what a running build relies on.
+    let _gc = store.gc_shared_lock()?;
     precheck_context_sources(&ctx)?;
     let results: Mutex<HashMap<usize, Arc<StageResult>>> = Mutex::new(HashMap::new());
     let failed: Mutex<Option<EngineError>> = Mutex::new(None);

@@ -62,7 +62,7 @@ struct Prepared {
     key: String,
     /// Keeps temp files and views alive for the run.
     _hold: Vec<Box<dyn std::any::Any>>,
-    _locks: Vec<std::fs::File>,
+    _locks: Vec<crate::store::LockGuard>,
 }
 
 fn octal(m: Option<u32>, default: u32) -> u32 {
@@ -208,7 +208,8 @@ fn prepare_mounts(
                     crate::parser::mounts::CacheSharing::Locked
                         | crate::parser::mounts::CacheSharing::Private
                 ) {
-                    p._locks.push(ctx.store.lock(&format!("cache-mount:{id}"))?);
+                    p._locks
+                        .push(ctx.store.lock(&format!("cache-mount:{id}"), true)?);
                 }
                 p.key.push_str(&format!("cache {target}\n"));
                 p.mounts.push(Mount {

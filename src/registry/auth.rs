@@ -1,39 +1,92 @@
-//! Credentials from Docker's `config.json` (`auths`, `identitytoken`, `credsStore`,
-//! `credHelpers`), `WWW-Authenticate` challenge parsing, and `hoist login`/`logout` writes to
-//! the same file so Docker and hoist share logins.
+//! Credentials and challenges: Docker's `config.json` (`auths`, `identitytoken`, `credsStore`,
+//! `credHelpers`), `docker-credential-*` helpers, and `WWW-Authenticate` parsing.
+//!
+//! Secrets never appear in `Debug` output or errors: [`Credential`] redacts itself.
 
 use super::{RegistryError, Result};
 use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value};
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Credentials for one registry. `Debug` never shows secrets.
+/// Credentials for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     /// User name and password (or access token used as a password).
     Basic { username: String, password: String },
-    /// An OAuth2 refresh token (`identitytoken`), exchanged at the token realm.
-    IdentityToken(String),
+    /// An OAuth2 refresh token (`identitytoken` in config.json, `<token>` user in helpers).
+    IdentityToken { username: String, token: String },
 }
 
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
-            Credential::IdentityToken(_) => write!(f, "IdentityToken(<redacted>)"),
+            Credential::IdentityToken { username, .. } => {
+                write!(f, "IdentityToken({username}, <redacted>)")
+            }
         }
     }
 }
 
-/// The directory holding config.json: `explicit`, else `$DOCKER_CONFIG`, else `~/.docker`.
-pub fn docker_config_dir(explicit: Option<&Path>) -> PathBuf {
-    if let Some(p) = explicit {
+impl Credential {
+    /// `Authorization: Basic …` value, when these are basic credentials.
+    pub fn basic_header(&self) -> Option<String> {
+        match self {
+            Credential::Basic { username, password } => Some(format!(
+                "Basic {}",
+                B64.encode(format!("{username}:{password}"))
+            )),
+            Credential::IdentityToken { .. } => None,
+        }
+    }
+}
+
+/// The key Docker uses for a registry in config.json.
+pub fn config_key(registry: &str) -> String {
+    if is_docker_hub(registry) {
+        "https://index.docker.io/v1/".to_string()
+    } else {
+        registry.to_string()
+    }
+}
+
+/// True for Docker Hub's names.
+pub fn is_docker_hub(registry: &str) -> bool {
+    matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "https://index.docker.io/v1/"
+    )
+}
+
+/// Strips a scheme and path from a config.json key: `https://host:5000/v1/` → `host:5000`.
+fn key_host(key: &str) -> &str {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    k.split('/').next().unwrap_or(k)
+}
+
+fn keys_match(key: &str, registry: &str) -> bool {
+    let h = key_host(key);
+    if is_docker_hub(registry) {
+        is_docker_hub(h)
+    } else {
+        h == registry
+    }
+}
+
+/// Docker's config directory: the option, else `$DOCKER_CONFIG`, else `~/.docker`.
+pub fn config_dir(opt: Option<&Path>) -> PathBuf {
+    if let Some(p) = opt {
         return p.to_path_buf();
     }
-    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        return PathBuf::from(d);
+    if let Some(p) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
     }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -41,309 +94,358 @@ pub fn docker_config_dir(explicit: Option<&Path>) -> PathBuf {
     home.join(".docker")
 }
 
-/// The config.json keys Docker uses for `registry` (Docker Hub has several spellings).
-fn config_keys(registry: &str) -> Vec<String> {
-    if registry == super::reference::DOCKER_HUB {
-        vec![
-            "https://index.docker.io/v1/".into(),
-            "index.docker.io".into(),
-            "docker.io".into(),
-            "registry-1.docker.io".into(),
-        ]
-    } else {
-        vec![registry.to_string()]
-    }
+/// Docker's `config.json`, kept as JSON so unknown fields survive a rewrite.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// `<dir>/config.json`.
+    pub path: PathBuf,
+    /// The whole document.
+    pub doc: Map<String, Value>,
 }
 
-/// `https://host:port/v1/` → `host:port`.
-fn normalize_key(k: &str) -> &str {
-    let k = k
-        .strip_prefix("https://")
-        .or_else(|| k.strip_prefix("http://"))
-        .unwrap_or(k);
-    k.split('/').next().unwrap_or(k)
-}
-
-fn read_config(dir: &Path) -> Result<Option<Map<String, Value>>> {
-    let path = dir.join("config.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(RegistryError::Io { path, source }),
-    };
-    match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Object(m)) => Ok(Some(m)),
-        Ok(_) => Err(RegistryError::Config {
-            path,
-            message: "not a JSON object".into(),
-        }),
-        Err(e) => Err(RegistryError::Config {
-            path,
-            message: format!("invalid JSON: {e}"),
-        }),
-    }
-}
-
-/// The credentials config.json in `dir` holds for `registry` (a helper is asked when one is
-/// configured), or `None` for anonymous access.
-pub fn lookup(dir: &Path, registry: &str) -> Result<Option<Credential>> {
-    let Some(cfg) = read_config(dir)? else {
-        return Ok(None);
-    };
-    let keys = config_keys(registry);
-    let helper = cfg
-        .get("credHelpers")
-        .and_then(Value::as_object)
-        .and_then(|h| {
-            h.iter()
-                .find(|(k, _)| keys.iter().any(|x| normalize_key(k) == normalize_key(x)))
-        })
-        .and_then(|(_, v)| v.as_str())
-        .or_else(|| cfg.get("credsStore").and_then(Value::as_str))
-        .filter(|h| !h.is_empty());
-    if let Some(helper) = helper {
-        let server = if registry == super::reference::DOCKER_HUB {
-            "https://index.docker.io/v1/"
-        } else {
-            registry
+impl DockerConfig {
+    /// Reads `<dir>/config.json`; a missing file is an empty config.
+    pub fn load(dir: &Path) -> Result<DockerConfig> {
+        let path = dir.join("config.json");
+        let doc = match std::fs::read(&path) {
+            Ok(b) => match serde_json::from_slice::<Value>(&b) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => {
+                    return Err(RegistryError::Config {
+                        path,
+                        reason: "not a JSON object".into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(RegistryError::Config {
+                        path,
+                        reason: e.to_string(),
+                    });
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
+            Err(e) => {
+                return Err(RegistryError::Config {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
         };
-        if let Some(c) = run_helper(helper, registry, server)? {
+        Ok(DockerConfig { path, doc })
+    }
+
+    fn helper_for(&self, registry: &str) -> Option<String> {
+        if let Some(Value::Object(h)) = self.doc.get("credHelpers") {
+            for (k, v) in h {
+                if keys_match(k, registry)
+                    && let Some(s) = v.as_str()
+                {
+                    return Some(s.to_string());
+                }
+            }
+        }
+        self.doc
+            .get("credsStore")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
+    /// The credentials for `registry` (`docker.io` also matches `index.docker.io` keys).
+    pub fn credential(&self, registry: &str) -> Result<Option<Credential>> {
+        if let Some(helper) = self.helper_for(registry)
+            && let Some(c) = helper_get(&helper, &config_key(registry))?
+        {
             return Ok(Some(c));
         }
-    }
-    let Some(auths) = cfg.get("auths").and_then(Value::as_object) else {
-        return Ok(None);
-    };
-    for want in &keys {
+        let Some(Value::Object(auths)) = self.doc.get("auths") else {
+            return Ok(None);
+        };
         for (k, v) in auths {
-            if normalize_key(k) != normalize_key(want) {
+            if !keys_match(k, registry) {
                 continue;
             }
-            if let Some(t) = v
-                .get("identitytoken")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            {
-                return Ok(Some(Credential::IdentityToken(t.to_string())));
-            }
-            if let Some(a) = v
-                .get("auth")
-                .and_then(Value::as_str)
-                .filter(|a| !a.is_empty())
-            {
-                let path = dir.join("config.json");
+            let s = |f: &str| v.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+            let (mut username, mut password) = (s("username"), s("password"));
+            let auth = s("auth");
+            if !auth.is_empty() {
                 let bad = || RegistryError::Config {
-                    path: path.clone(),
-                    message: format!(
-                        "auths[{k:?}].auth is not base64 of user:password; run `hoist login {registry}` again"
-                    ),
+                    path: self.path.clone(),
+                    reason: format!("auths.{k:?}.auth is not base64 of user:password"),
                 };
-                let raw = base64::engine::general_purpose::STANDARD
-                    .decode(a.trim())
-                    .map_err(|_| bad())?;
-                let s = String::from_utf8(raw).map_err(|_| bad())?;
-                let (u, p) = s.split_once(':').ok_or_else(bad)?;
-                return Ok(Some(Credential::Basic {
-                    username: u.to_string(),
-                    password: p.to_string(),
-                }));
+                let raw = B64.decode(auth.trim()).map_err(|_| bad())?;
+                let text = String::from_utf8(raw).map_err(|_| bad())?;
+                let (u, p) = text.split_once(':').ok_or_else(bad)?;
+                username = u.to_string();
+                password = p.to_string();
             }
-            if let (Some(u), Some(p)) = (
-                v.get("username").and_then(Value::as_str),
-                v.get("password").and_then(Value::as_str),
-            ) {
-                return Ok(Some(Credential::Basic {
-                    username: u.to_string(),
-                    password: p.to_string(),
-                }));
+            let token = s("identitytoken");
+            if !token.is_empty() {
+                return Ok(Some(Credential::IdentityToken { username, token }));
+            }
+            if !username.is_empty() || !password.is_empty() {
+                return Ok(Some(Credential::Basic { username, password }));
             }
         }
+        Ok(None)
     }
-    Ok(None)
+
+    /// Stores credentials the way `docker login` does (helper when configured, else `auths`).
+    pub fn store(&mut self, registry: &str, username: &str, password: &str) -> Result<()> {
+        let key = config_key(registry);
+        if let Some(helper) = self.helper_for(registry) {
+            let input =
+                serde_json::json!({"ServerURL": key, "Username": username, "Secret": password})
+                    .to_string();
+            run_helper(&helper, "store", &input)?;
+            self.auths_mut().insert(key, Value::Object(Map::new()));
+        } else {
+            let mut entry = Map::new();
+            entry.insert(
+                "auth".into(),
+                Value::String(B64.encode(format!("{username}:{password}"))),
+            );
+            self.auths_mut().insert(key, Value::Object(entry));
+        }
+        self.save()
+    }
+
+    /// Removes credentials; true if there were any.
+    pub fn erase(&mut self, registry: &str) -> Result<bool> {
+        let key = config_key(registry);
+        if let Some(helper) = self.helper_for(registry) {
+            let _ = run_helper(&helper, "erase", &key);
+        }
+        let auths = self.auths_mut();
+        let keys: Vec<String> = auths
+            .keys()
+            .filter(|k| keys_match(k, registry))
+            .cloned()
+            .collect();
+        for k in &keys {
+            auths.remove(k);
+        }
+        self.save()?;
+        Ok(!keys.is_empty())
+    }
+
+    fn auths_mut(&mut self) -> &mut Map<String, Value> {
+        let v = self
+            .doc
+            .entry("auths")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !v.is_object() {
+            *v = Value::Object(Map::new());
+        }
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("just made an object"),
+        }
+    }
+
+    /// Writes the file atomically with mode 0600.
+    pub fn save(&self) -> Result<()> {
+        let err = |reason: String| RegistryError::Config {
+            path: self.path.clone(),
+            reason,
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(&Value::Object(self.doc.clone()))
+            .map_err(|e| err(e.to_string()))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".config-")
+            .tempfile_in(dir)
+            .map_err(|e| err(e.to_string()))?;
+        tmp.write_all(&bytes).map_err(|e| err(e.to_string()))?;
+        tmp.as_file().sync_all().map_err(|e| err(e.to_string()))?;
+        tmp.persist(&self.path)
+            .map_err(|e| err(e.error.to_string()))?;
+        Ok(())
+    }
 }
 
-/// Runs `docker-credential-HELPER get` with the server on stdin.
-fn run_helper(helper: &str, registry: &str, server: &str) -> Result<Option<Credential>> {
-    let err = |message: String| RegistryError::CredentialHelper {
-        helper: helper.to_string(),
-        registry: registry.to_string(),
-        message,
+fn run_helper(helper: &str, verb: &str, input: &str) -> Result<String> {
+    let bin = format!("docker-credential-{helper}");
+    let fail = |reason: String| RegistryError::CredentialHelper {
+        helper: bin.clone(),
+        reason,
     };
     if !helper
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
     {
-        return Err(err("invalid helper name".into()));
+        return Err(fail("invalid helper name".into()));
     }
-    let mut child = match Command::new(format!("docker-credential-{helper}"))
-        .arg("get")
+    let mut child = Command::new(&bin)
+        .arg(verb)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return Err(err(format!(
-                "cannot run it: {e} (is it installed and on PATH?)"
-            )));
-        }
-    };
+        .map_err(|e| {
+            fail(format!(
+                "cannot run it ({e}); install it or remove it from config.json"
+            ))
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(server.as_bytes());
+        let _ = stdin.write_all(input.as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
+    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        // "credentials not found in native keychain": anonymous, like Docker.
-        if msg.contains("not found") {
+        // Helpers print "credentials not found in native keychain" on a miss; never echo
+        // stdout otherwise, it may hold secrets.
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let shown = if stdout.contains("not found") {
+            stdout.trim().to_string()
+        } else {
+            msg
+        };
+        return Err(fail(format!("`{verb}` failed: {shown}")));
+    }
+    Ok(stdout)
+}
+
+fn helper_get(helper: &str, server: &str) -> Result<Option<Credential>> {
+    let out = match run_helper(helper, "get", server) {
+        Ok(o) => o,
+        Err(RegistryError::CredentialHelper { reason, .. }) if reason.contains("not found") => {
             return Ok(None);
         }
-        return Err(err(format!("exited with {}", out.status)));
-    }
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| err(format!("invalid JSON output: {e}")))?;
-    let user = v.get("Username").and_then(Value::as_str).unwrap_or("");
-    let secret = v.get("Secret").and_then(Value::as_str).unwrap_or("");
+        Err(e) => return Err(e),
+    };
+    let v: Value = serde_json::from_str(&out).map_err(|_| RegistryError::CredentialHelper {
+        helper: format!("docker-credential-{helper}"),
+        reason: "`get` did not print JSON".into(),
+    })?;
+    let username = v
+        .get("Username")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let secret = v
+        .get("Secret")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if secret.is_empty() {
         return Ok(None);
     }
-    if user == "<token>" {
-        return Ok(Some(Credential::IdentityToken(secret.to_string())));
-    }
-    Ok(Some(Credential::Basic {
-        username: user.to_string(),
-        password: secret.to_string(),
-    }))
-}
-
-/// The key `hoist login HOST` writes (Docker's spelling for Docker Hub).
-pub fn login_key(registry: &str) -> String {
-    let r = normalize_key(registry);
-    if matches!(r, "docker.io" | "index.docker.io" | "registry-1.docker.io") {
-        "https://index.docker.io/v1/".into()
+    if username == "<token>" {
+        Ok(Some(Credential::IdentityToken {
+            username,
+            token: secret,
+        }))
     } else {
-        r.to_string()
+        Ok(Some(Credential::Basic {
+            username,
+            password: secret,
+        }))
     }
-}
-
-fn write_config(dir: &Path, cfg: &Map<String, Value>) -> Result<()> {
-    let path = dir.join("config.json");
-    let io = |source| RegistryError::Io {
-        path: path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    let text = serde_json::to_string_pretty(&Value::Object(cfg.clone())).map_err(|e| {
-        RegistryError::Config {
-            path: path.clone(),
-            message: e.to_string(),
-        }
-    })?;
-    tmp.write_all(text.as_bytes()).map_err(io)?;
-    tmp.write_all(b"\n").map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(&path).map_err(|e| RegistryError::Io {
-        path: path.clone(),
-        source: e.error,
-    })?;
-    Ok(())
-}
-
-/// Records `username:password` for `registry` in config.json (`auths[KEY].auth`), as
-/// `docker login` does without a credential store. The file stays mode 0600.
-pub fn store_login(dir: &Path, registry: &str, username: &str, password: &str) -> Result<()> {
-    let mut cfg = read_config(dir)?.unwrap_or_default();
-    let auths = cfg
-        .entry("auths")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !auths.is_object() {
-        *auths = Value::Object(Map::new());
-    }
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    if let Value::Object(a) = auths {
-        let mut entry = Map::new();
-        entry.insert("auth".into(), Value::String(encoded));
-        a.insert(login_key(registry), Value::Object(entry));
-    }
-    write_config(dir, &cfg)
-}
-
-/// Removes `registry` from config.json; true when it was there.
-pub fn remove_login(dir: &Path, registry: &str) -> Result<bool> {
-    let Some(mut cfg) = read_config(dir)? else {
-        return Ok(false);
-    };
-    let key = login_key(registry);
-    let removed = cfg
-        .get_mut("auths")
-        .and_then(Value::as_object_mut)
-        .map(|a| {
-            let keys: Vec<String> = a.keys().filter(|k| login_key(k) == key).cloned().collect();
-            keys.iter()
-                .filter(|k| a.remove(k.as_str()).is_some())
-                .count()
-                > 0
-        })
-        .unwrap_or(false);
-    if removed {
-        write_config(dir, &cfg)?;
-    }
-    Ok(removed)
 }
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Challenge {
+pub enum Challenge {
+    Basic,
     Bearer {
         realm: String,
         service: Option<String>,
+        scope: Option<String>,
     },
-    Basic,
 }
 
 /// Parses `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
-pub(crate) fn parse_challenge(h: &str) -> Option<Challenge> {
-    let h = h.trim();
-    let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let mut realm = None;
-    let mut service = None;
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let mut params = std::collections::HashMap::new();
     let mut s = rest.trim();
     while !s.is_empty() {
         let (k, after) = s.split_once('=')?;
-        let k = k.trim().to_ascii_lowercase();
+        let k = k.trim().trim_start_matches(',').trim().to_ascii_lowercase();
         let after = after.trim_start();
-        let (v, tail) = if let Some(q) = after.strip_prefix('"') {
-            let end = q.find('"')?;
-            (&q[..end], &q[end + 1..])
-        } else {
-            match after.find(',') {
-                Some(i) => (&after[..i], &after[i..]),
-                None => (after, ""),
+        let (v, next) = if let Some(q) = after.strip_prefix('"') {
+            let mut val = String::new();
+            let mut chars = q.char_indices();
+            let mut end = q.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            val.push(n);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => val.push(c),
+                }
             }
+            (val, &q[end.min(q.len())..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_string(), &after[end..])
         };
-        match k.as_str() {
-            "realm" => realm = Some(v.to_string()),
-            "service" => service = Some(v.to_string()),
-            _ => {}
-        }
-        s = tail.trim_start().trim_start_matches(',').trim_start();
+        params.insert(k, v);
+        s = next.trim_start_matches([',', ' ']).trim();
     }
-    Some(Challenge::Bearer {
-        realm: realm?,
-        service,
-    })
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => Some(Challenge::Bearer {
+            realm: params.remove("realm")?,
+            service: params.remove("service"),
+            scope: params.remove("scope"),
+        }),
+        _ => None,
+    }
+}
+
+/// Hides `user:pass@` and token-like query parameters in a URL or message.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let after = scheme_end + 3;
+        let host_end = out[after..]
+            .find(['/', '?'])
+            .map(|i| after + i)
+            .unwrap_or(out.len());
+        if let Some(at) = out[after..host_end].rfind('@') {
+            out.replace_range(after..after + at, "<redacted>");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let parts: Vec<String> = query
+            .split('&')
+            .map(|kv| {
+                let key = kv.split('=').next().unwrap_or("");
+                let lk = key.to_ascii_lowercase();
+                let secret = [
+                    "token",
+                    "password",
+                    "secret",
+                    "signature",
+                    "sig",
+                    "credential",
+                    "key",
+                    "auth",
+                    "code",
+                ]
+                .iter()
+                .any(|w| lk.contains(w));
+                if secret && kv.contains('=') {
+                    format!("{key}=<redacted>")
+                } else {
+                    kv.to_string()
+                }
+            })
+            .collect();
+        out = format!("{base}{}", parts.join("&"));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -358,55 +460,84 @@ mod tests {
             ),
             Some(Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
-                service: Some("registry.docker.io".into())
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/busybox:pull".into()),
             })
         );
         assert_eq!(
-            parse_challenge(r#"Basic realm="Registry Realm""#),
+            parse_challenge(
+                r#"Basic realm="https://x.dkr.ecr.us-east-1.amazonaws.com/",service="ecr.amazonaws.com""#
+            ),
             Some(Challenge::Basic)
         );
-        assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge("Bearer service=x"), None);
+        assert_eq!(parse_challenge("Negotiate"), None);
     }
 
     #[test]
-    fn config_json_round_trip_and_docker_hub_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(lookup(dir.path(), "docker.io").unwrap(), None);
-        store_login(dir.path(), "docker.io", "me", "s3:cret").unwrap();
-        store_login(dir.path(), "localhost:5000", "u", "p").unwrap();
-        let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-        assert!(text.contains("https://index.docker.io/v1/"), "{text}");
+    fn redaction() {
         assert_eq!(
-            lookup(dir.path(), "docker.io").unwrap(),
-            Some(Credential::Basic {
-                username: "me".into(),
-                password: "s3:cret".into()
-            })
+            redact("https://u:p@h/x?a=1&access_token=s3cr3t"),
+            "https://<redacted>@h/x?a=1&access_token=<redacted>"
         );
-        assert!(lookup(dir.path(), "localhost:5000").unwrap().is_some());
-        assert_eq!(lookup(dir.path(), "other:5000").unwrap(), None);
-        assert!(remove_login(dir.path(), "docker.io").unwrap());
-        assert_eq!(lookup(dir.path(), "docker.io").unwrap(), None);
-        assert!(!remove_login(dir.path(), "docker.io").unwrap());
+        assert_eq!(redact("http://h:5000/v2/"), "http://h:5000/v2/");
+        assert!(!redact("https://s3/x?X-Amz-Signature=abc&X-Amz-Credential=def").contains("abc"));
+    }
+
+    #[test]
+    fn config_json_lookup_and_write() {
+        let t = tempfile::tempdir().unwrap();
         std::fs::write(
-            dir.path().join("config.json"),
-            r#"{"auths":{"ghcr.io":{"identitytoken":"tok"}, "https://quay.io/v1/":{"auth":"YTpi"}}}"#,
+            t.path().join("config.json"),
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"reg.example:5000":{"identitytoken":"rt"},"https://other.example/v1/":{"username":"a","password":"b"}},"HttpHeaders":{"X":"y"}}"#,
         )
         .unwrap();
+        let c = DockerConfig::load(t.path()).unwrap();
         assert_eq!(
-            lookup(dir.path(), "ghcr.io").unwrap(),
-            Some(Credential::IdentityToken("tok".into()))
+            c.credential("docker.io").unwrap(),
+            Some(Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            })
         );
         assert_eq!(
-            lookup(dir.path(), "quay.io").unwrap(),
+            c.credential("reg.example:5000").unwrap(),
+            Some(Credential::IdentityToken {
+                username: "".into(),
+                token: "rt".into()
+            })
+        );
+        assert_eq!(
+            c.credential("other.example").unwrap(),
             Some(Credential::Basic {
                 username: "a".into(),
                 password: "b".into()
             })
         );
-        // Debug never shows the secret.
-        let c = lookup(dir.path(), "quay.io").unwrap().unwrap();
-        assert_eq!(format!("{c:?}"), "Basic(a, <redacted>)");
+        assert_eq!(c.credential("nope.example").unwrap(), None);
+        let mut c = c;
+        c.store("localhost:5000", "me", "pw").unwrap();
+        assert!(c.erase("reg.example:5000").unwrap());
+        let c2 = DockerConfig::load(t.path()).unwrap();
+        assert_eq!(
+            c2.credential("localhost:5000").unwrap(),
+            Some(Credential::Basic {
+                username: "me".into(),
+                password: "pw".into()
+            })
+        );
+        assert_eq!(c2.credential("reg.example:5000").unwrap(), None);
+        assert_eq!(c2.doc["HttpHeaders"]["X"], "y", "unknown fields survive");
+        let raw = std::fs::read_to_string(t.path().join("config.json")).unwrap();
+        assert!(raw.contains(&B64.encode("me:pw")));
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = Credential::Basic {
+            username: "user".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

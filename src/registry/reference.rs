@@ -1,6 +1,14 @@
 //! Image references with Docker's normalization (`busybox` → `docker.io/library/busybox:latest`).
+//!
+//! The grammar follows the distribution `reference` package: an optional registry host (the
+//! first path component when it contains a `.` or a `:`, or is `localhost`), a repository of
+//! lowercase path components, an optional tag and an optional `@sha256:` digest.
 
 use crate::oci::Digest;
+use regex::Regex;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
 
 /// Errors from parsing a reference.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -16,91 +24,104 @@ pub struct ImageRef {
     pub registry: String,
     /// `library/busybox`, `team/app`, …
     pub repository: String,
+    /// `latest` when the reference names neither tag nor digest.
     pub tag: Option<String>,
+    /// Pinned manifest digest (`@sha256:…`).
     pub digest: Option<Digest>,
 }
 
-use std::fmt;
-use std::str::FromStr;
-
-/// The registry Docker assumes when a reference names none.
+/// Docker Hub's canonical name.
 pub const DOCKER_HUB: &str = "docker.io";
 
+static COMPONENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").unwrap_or_else(|e| unreachable!("{e}"))
+});
+static TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").unwrap_or_else(|e| unreachable!("{e}"))
+});
+static HOST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$",
+    )
+    .unwrap_or_else(|e| unreachable!("{e}"))
+});
+
+fn invalid(reference: &str, reason: impl Into<String>) -> ReferenceError {
+    ReferenceError::Invalid {
+        reference: reference.to_string(),
+        reason: reason.into(),
+    }
+}
+
 impl ImageRef {
-    /// Parses a reference the way Docker does: `busybox` → `docker.io/library/busybox:latest`;
-    /// the first component is a registry when it has a `.` or `:` or is `localhost`; an optional
-    /// `:tag` and `@sha256:…` digest (both may be present). A reference with neither gets `latest`.
+    /// Parses and normalizes a reference: `busybox`, `team/app:1.0`, `localhost:5000/x@sha256:…`.
+    /// A reference with neither tag nor digest gets the tag `latest`.
     pub fn parse(s: &str) -> Result<ImageRef, ReferenceError> {
-        let bad = |reason: &str| ReferenceError::Invalid {
-            reference: s.to_string(),
-            reason: reason.to_string(),
-        };
         if s.is_empty() {
-            return Err(bad("empty reference"));
+            return Err(invalid(s, "empty reference"));
         }
-        if s.len() > 4096 {
-            return Err(bad("too long"));
+        if s.len() > 512 {
+            return Err(invalid(s, "longer than 512 characters"));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
-                let digest: Digest = d
-                    .parse()
-                    .map_err(|e: crate::oci::DigestError| bad(&e.to_string()))?;
+                let digest: Digest = d.parse().map_err(|e| invalid(s, format!("{e}")))?;
                 (r, Some(digest))
             }
             None => (s, None),
         };
+        // The tag is after the last ':' that follows the last '/'.
         let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
         let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            Some(i) => {
+                let t = &rest[last_slash + i + 1..];
+                if !TAG.is_match(t) {
+                    return Err(invalid(s, format!("invalid tag {t:?}")));
+                }
+                (&rest[..last_slash + i], Some(t.to_string()))
+            }
             None => (rest, None),
         };
-        if let Some(t) = tag
-            && !valid_tag(t)
-        {
-            return Err(bad(
-                "a tag is 1 to 128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'",
-            ));
+        if name.is_empty() {
+            return Err(invalid(s, "empty repository name"));
         }
-        let (registry, path) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
+        let (mut registry, mut repository) = match name.split_once('/') {
+            Some((first, remainder))
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
             {
-                (first.to_string(), path.to_string())
+                (first.to_string(), remainder.to_string())
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
-        if !valid_host(&registry) {
-            return Err(bad("invalid registry host"));
+        if !HOST.is_match(&registry) {
+            return Err(invalid(s, format!("invalid registry host {registry:?}")));
         }
-        let registry = if registry == "index.docker.io" {
-            DOCKER_HUB.to_string()
+        if registry == "index.docker.io" || registry == "registry-1.docker.io" {
+            registry = DOCKER_HUB.to_string();
+        }
+        if registry == DOCKER_HUB && !repository.contains('/') {
+            repository = format!("library/{repository}");
+        }
+        if repository.len() > 255 {
+            return Err(invalid(s, "repository name longer than 255 characters"));
+        }
+        for comp in repository.split('/') {
+            if !COMPONENT.is_match(comp) {
+                let reason = if comp.chars().any(|c| c.is_ascii_uppercase()) {
+                    "repository name must be lowercase".to_string()
+                } else {
+                    format!("invalid repository component {comp:?}")
+                };
+                return Err(invalid(s, reason));
+            }
+        }
+        let tag = if tag.is_none() && digest.is_none() {
+            Some("latest".to_string())
         } else {
-            registry
-        };
-        if path.is_empty() {
-            return Err(bad("missing repository name"));
-        }
-        if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(bad("repository name must be lowercase"));
-        }
-        if !path.split('/').all(valid_component) {
-            return Err(bad(
-                "repository path components are lowercase letters and digits separated by '.', '_', '__' or '-'",
-            ));
-        }
-        let repository = if registry == DOCKER_HUB && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
-        if registry.len() + 1 + repository.len() > 255 {
-            return Err(bad("repository name longer than 255 characters"));
-        }
-        let tag = match (tag, &digest) {
-            (Some(t), _) => Some(t.to_string()),
-            (None, Some(_)) => None,
-            (None, None) => Some("latest".to_string()),
+            tag
         };
         Ok(ImageRef {
             registry,
@@ -115,7 +136,7 @@ impl ImageRef {
         format!("{}/{}", self.registry, self.repository)
     }
 
-    /// What to ask the registry for: the digest when known, else the tag.
+    /// What to put after `/manifests/`: the digest when there is one, else the tag.
     pub fn reference(&self) -> String {
         match (&self.digest, &self.tag) {
             (Some(d), _) => d.to_string(),
@@ -124,7 +145,7 @@ impl ImageRef {
         }
     }
 
-    /// The same repository with another tag and no digest.
+    /// The same repository with another tag (and no digest).
     pub fn with_tag(&self, tag: &str) -> ImageRef {
         ImageRef {
             tag: Some(tag.to_string()),
@@ -132,72 +153,26 @@ impl ImageRef {
             ..self.clone()
         }
     }
-}
 
-fn valid_tag(t: &str) -> bool {
-    let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
-fn valid_host(h: &str) -> bool {
-    // host[:port]; IPv6 in brackets allowed.
-    let (host, port) = if let Some(rest) = h.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((ip, tail)) => {
-                if ip.parse::<std::net::Ipv6Addr>().is_err() {
-                    return false;
-                }
-                ("x", tail.strip_prefix(':'))
-            }
-            None => return false,
-        }
-    } else {
-        match h.split_once(':') {
-            Some((a, p)) => (a, Some(p)),
-            None => (h, None),
-        }
-    };
-    if let Some(p) = port
-        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|c| c.is_ascii_digit()))
-    {
-        return false;
-    }
-    !host.is_empty()
-        && host.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_lowercase() || b[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && matches!(b[i], b'.' | b'_' | b'-') {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return false;
+    /// The same repository pinned to a digest (tag dropped).
+    pub fn with_digest(&self, d: &Digest) -> ImageRef {
+        ImageRef {
+            tag: None,
+            digest: Some(d.clone()),
+            ..self.clone()
         }
     }
-    true
+
+    /// Docker's short form: `busybox:latest`, `team/app:1`, `localhost:5000/x:y`.
+    pub fn familiar(&self) -> String {
+        let full = self.to_string();
+        if self.registry == DOCKER_HUB {
+            let s = full.trim_start_matches("docker.io/");
+            s.strip_prefix("library/").unwrap_or(s).to_string()
+        } else {
+            full
+        }
+    }
 }
 
 impl fmt::Display for ImageRef {
@@ -224,7 +199,7 @@ impl FromStr for ImageRef {
 mod tests {
     use super::*;
 
-    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     fn norm(s: &str) -> String {
         ImageRef::parse(s).unwrap().to_string()
@@ -240,59 +215,102 @@ mod tests {
             "docker.io/library/busybox:latest"
         );
         assert_eq!(
-            norm("index.docker.io/library/busybox"),
-            "docker.io/library/busybox:latest"
+            norm("index.docker.io/library/busybox:x"),
+            "docker.io/library/busybox:x"
         );
         assert_eq!(norm("localhost/app"), "localhost/app:latest");
-        assert_eq!(norm("localhost:5000/a/b:v1"), "localhost:5000/a/b:v1");
-        assert_eq!(norm("ghcr.io/o/r"), "ghcr.io/o/r:latest");
-        assert_eq!(norm("myhost:5000/app"), "myhost:5000/app:latest");
-        // No dot, colon or localhost: a Docker Hub namespace, not a host.
-        assert_eq!(norm("myhost/app"), "docker.io/myhost/app:latest");
-        let r = ImageRef::parse("localhost:5000/app").unwrap();
         assert_eq!(
-            (r.registry.as_str(), r.repository.as_str()),
-            ("localhost:5000", "app")
+            norm("localhost:5000/busybox:latest"),
+            "localhost:5000/busybox:latest"
         );
+        assert_eq!(norm("ghcr.io/o/r/deep/name:v1"), "ghcr.io/o/r/deep/name:v1");
+        assert_eq!(
+            norm("127.0.0.1:5000/a_b__c-d.e"),
+            "127.0.0.1:5000/a_b__c-d.e:latest"
+        );
+        assert_eq!(norm("[::1]:5000/x"), "[::1]:5000/x:latest");
     }
 
     #[test]
-    fn digests_and_tags_together() {
+    fn digests_and_tags() {
         let r = ImageRef::parse(&format!("busybox@{D}")).unwrap();
         assert_eq!(r.tag, None);
         assert_eq!(r.to_string(), format!("docker.io/library/busybox@{D}"));
         assert_eq!(r.reference(), D);
-        let r = ImageRef::parse(&format!("localhost:5000/x:v2@{D}")).unwrap();
-        assert_eq!(r.tag.as_deref(), Some("v2"));
-        assert_eq!(r.to_string(), format!("localhost:5000/x:v2@{D}"));
-        // Round trip through Display/FromStr.
-        assert_eq!(r.to_string().parse::<ImageRef>().unwrap(), r);
+        let r = ImageRef::parse(&format!("localhost:5000/x:1@{D}")).unwrap();
+        assert_eq!(r.tag.as_deref(), Some("1"));
+        assert_eq!(r.registry, "localhost:5000");
+        assert_eq!(r.reference(), D);
+        assert_eq!(r.to_string(), format!("localhost:5000/x:1@{D}"));
+        assert_eq!(
+            ImageRef::parse("busybox").unwrap().familiar(),
+            "busybox:latest"
+        );
+        assert_eq!(ImageRef::parse("a/b:c").unwrap().familiar(), "a/b:c");
+        let round: ImageRef = norm("team/app:v2").parse().unwrap();
+        assert_eq!(round, ImageRef::parse("team/app:v2").unwrap());
     }
 
     #[test]
-    fn invalid_references_are_refused() {
+    fn rejects_invalid() {
         for bad in [
             "",
             "Busybox",
             "team/App",
-            "busybox@sha256:abc",
-            "busybox@md5:0123",
             "busybox:",
             "busybox:-x",
+            "busybox@sha256:abc",
+            "busybox@sha256:../../etc",
+            "busybox@md5:abcd",
             "a//b",
-            "/a",
             "a/",
-            "localhost:abc/x",
-            "x..y",
-            "bad host!/x",
+            ":tag",
+            "a..b",
+            "-a",
+            "host:notaport:x/y:z/../q",
+            "x/y:tag with space",
         ] {
-            let e = ImageRef::parse(bad);
-            assert!(e.is_err(), "{bad:?} should be refused, got {e:?}");
+            assert!(ImageRef::parse(bad).is_err(), "{bad:?} should be rejected");
         }
-        let e = ImageRef::parse("Busybox").unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "invalid reference format \"Busybox\": repository name must be lowercase"
-        );
+        let e = ImageRef::parse("team/App").unwrap_err();
+        assert!(e.to_string().contains("lowercase"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn display_then_parse_roundtrips(
+            host in proptest::option::of("[a-z][a-z0-9]{0,8}\\.[a-z]{2,4}(:[1-9][0-9]{0,3})?"),
+            path in proptest::collection::vec("[a-z0-9]{1,6}([._-][a-z0-9]{1,4})?", 1..4),
+            tag in proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+            hex in proptest::option::of("[0-9a-f]{64}"),
+        ) {
+            let mut s = String::new();
+            if let Some(h) = &host {
+                s.push_str(h);
+                s.push('/');
+            }
+            s.push_str(&path.join("/"));
+            if let Some(t) = &tag {
+                s.push(':');
+                s.push_str(t);
+            }
+            if let Some(x) = &hex {
+                s.push_str("@sha256:");
+                s.push_str(x);
+            }
+            let r = ImageRef::parse(&s).unwrap();
+            let again = ImageRef::parse(&r.to_string()).unwrap();
+            proptest::prop_assert_eq!(&again, &r);
+            proptest::prop_assert_eq!(again.to_string(), r.to_string());
+            // Docker reads a first component with a dot as a registry host.
+            if host.is_none() && (path.len() == 1 || !path[0].contains('.')) {
+                proptest::prop_assert_eq!(r.registry.as_str(), DOCKER_HUB);
+            }
+        }
+
+        #[test]
+        fn never_panics(s in "\\PC{0,80}") {
+            let _ = ImageRef::parse(&s);
+        }
     }
 }

@@ -1,57 +1,79 @@
-//! The local content-addressed store under the hoist root: blobs by digest (verified, atomic
-//! writes), the image index (name → manifest digest), unpacked layer snapshots, RUN cache-mount
-//! directories, and scratch space, with file locks so several hoist processes can share a root.
+//! The local content-addressed store under the hoist root: blobs by digest (verified,
+//! atomic writes), the image index (name:tag → manifest digest), unpacked layer snapshots,
+//! scratch space, and locks so several hoist processes can share one root.
 //!
 //! Layout:
-//!
 //! ```text
-//! <root>/blobs/sha256/<hex>      read-only blobs, named by the sha256 of their bytes
-//! <root>/images.json             {"docker.io/library/busybox:latest": "sha256:…"}, rewritten atomically
-//! <root>/snapshots/<hex>         unpacked layers (overlay format), keyed by diffID
-//! <root>/cache-mounts/<hex>      RUN --mount=type=cache dirs, keyed by sha256(id)
-//! <root>/tmp/                    scratch (uppers, downloads); cleaned of stale entries at open
-//! <root>/locks/                  flock files
+//! <root>/blobs/sha256/<hex>        read-only, content-verified blobs
+//! <root>/meta/images.json          image name → manifest digest (replaced atomically)
+//! <root>/meta/sources.json         blob → repositories it is known to exist in (for mounts)
+//! <root>/snapshots/<diff-id hex>   unpacked layers (overlay lower dirs)
+//! <root>/cache-mounts/<sha256(id)> RUN --mount=type=cache directories
+//! <root>/tmp/<session>/            scratch; one dir per process, removed when stale
+//! <root>/locks/*.lock              flock(2) files
 //! ```
 
-mod blob;
-mod index;
+pub mod maintenance;
 
-pub use blob::BlobWriter;
-
-use crate::oci::{Digest, ImageConfig, Manifest};
-use std::fs;
-use std::io;
+use crate::oci::{Digest, Digester, ImageConfig, Manifest};
+use rustix::fs::FlockOperation;
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Largest manifest or index hoist reads (bytes).
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+/// Largest image config hoist reads (bytes).
+pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
 
 /// Errors from the store; each names the path or digest at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("blob {0} is not in the store")]
-    MissingBlob(Digest),
-    #[error(
-        "digest mismatch: expected {expected}, got {actual} ({size} bytes); nothing was stored"
-    )]
-    DigestMismatch {
-        expected: Digest,
-        actual: Digest,
-        size: u64,
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
     },
+    #[error("blob {0} is not in the store (pull the image again, or run `hoist fsck --repair`)")]
+    MissingBlob(Digest),
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("size mismatch for {digest}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("image {0} is not in the store (see `hoist images`)")]
+    UnknownImage(String),
     #[error(
-        "blob {digest} at {path} is corrupt (its bytes hash to {actual}); run `hoist fsck --repair`"
+        "blob {digest} ({path}) is corrupt: its content hashes to {actual}; run `hoist fsck --repair`"
     )]
     CorruptBlob {
         digest: Digest,
-        actual: Digest,
         path: PathBuf,
+        actual: Digest,
     },
-    #[error("image {0} is not in the store")]
-    UnknownImage(String),
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON in {what}: {source}")]
     Json {
-        path: String,
+        path: PathBuf,
+        what: &'static str,
         source: serde_json::Error,
+    },
+    #[error("blob {digest}: {what} is {size} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        digest: Digest,
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
+    #[error("{path}: cannot lock: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
     },
 }
 
@@ -65,25 +87,177 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     }
 }
 
+/// An exclusive or shared `flock` held until dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    _file: File,
+}
+
+/// Takes a `flock` on `path` (created if missing), blocking until it is granted.
+pub fn lock_file(path: &Path, exclusive: bool) -> Result<LockGuard> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| StoreError::Lock {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let op = if exclusive {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::LockShared
+    };
+    rustix::fs::flock(&file, op).map_err(|e| StoreError::Lock {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    Ok(LockGuard { _file: file })
+}
+
+/// This process's scratch session under `<root>/tmp`, locked while the store is open.
+#[derive(Debug)]
+struct Session {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: File,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_file(&self.lock_path);
+    }
+}
+
 /// A store rooted at a directory.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    session: Arc<Session>,
+}
+
+/// Writes a file atomically: temp file beside it, fsync, rename, fsync the directory.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+fn random_name() -> String {
+    let mut buf = [0u8; 8];
+    if getrandom(&mut buf).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        buf = (t as u64 ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    hex::encode(buf)
+}
+
+fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    File::open("/dev/urandom")?.read_exact(buf)
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`, and removes stale scratch entries left by
-    /// killed processes (entries whose owner lock is free).
+    /// Opens (creating if needed) the store at `root`, and removes scratch entries left by
+    /// processes that are gone.
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in ["blobs/sha256", "snapshots", "cache-mounts", "tmp", "locks"] {
+        for sub in [
+            "blobs/sha256",
+            "meta",
+            "snapshots",
+            "cache-mounts",
+            "tmp",
+            "locks",
+        ] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        let store = Store {
-            root: root.to_path_buf(),
+        let tmp = root.join("tmp");
+        Self::clean_stale_tmp(&tmp)?;
+        let session = loop {
+            let name = random_name();
+            let lock_path = tmp.join(format!("{name}.lock"));
+            let lock = OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(&lock_path)
+                .map_err(io_err(&lock_path))?;
+            rustix::fs::flock(&lock, FlockOperation::LockExclusive).map_err(|e| {
+                StoreError::Lock {
+                    path: lock_path.clone(),
+                    source: e.into(),
+                }
+            })?;
+            // A concurrent cleaner may have removed the file between create and flock.
+            let same = match (fs::metadata(&lock_path), lock.metadata()) {
+                (Ok(a), Ok(b)) => {
+                    std::os::unix::fs::MetadataExt::ino(&a)
+                        == std::os::unix::fs::MetadataExt::ino(&b)
+                }
+                _ => false,
+            };
+            if !same {
+                continue;
+            }
+            let dir = tmp.join(&name);
+            fs::create_dir(&dir).map_err(io_err(&dir))?;
+            break Session {
+                dir,
+                lock_path,
+                _lock: lock,
+            };
         };
-        store.clean_stale_tmp();
-        Ok(store)
+        Ok(Store {
+            root: root.to_path_buf(),
+            session: Arc::new(session),
+        })
+    }
+
+    fn clean_stale_tmp(tmp: &Path) -> Result<()> {
+        let entries = fs::read_dir(tmp).map_err(io_err(tmp))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".lock") {
+                let Ok(f) = OpenOptions::new().write(true).open(&path) else {
+                    continue;
+                };
+                if rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                    let _ = fs::remove_dir_all(tmp.join(stem));
+                    let _ = fs::remove_file(&path);
+                }
+            } else if !tmp.join(format!("{name}.lock")).exists() {
+                // A session dir whose lock file is gone, or debris: nobody owns it.
+                let _ = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+            }
+        }
+        Ok(())
     }
 
     /// The root directory.
@@ -96,122 +270,239 @@ impl Store {
         self.root.join("blobs").join("sha256").join(d.hex())
     }
 
-    /// True when the blob is present (not verified; see `read_blob`/`fsck`).
+    /// True when the blob is present (not re-verified).
     pub fn has_blob(&self, d: &Digest) -> bool {
         self.blob_path(d).is_file()
     }
 
-    /// A writer for a new blob; nothing is visible until `BlobWriter::commit`.
-    pub fn blob_writer(&self) -> Result<BlobWriter> {
-        BlobWriter::new(self)
+    /// Size of a stored blob.
+    pub fn blob_size(&self, d: &Digest) -> Result<u64> {
+        let p = self.blob_path(d);
+        match fs::metadata(&p) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::MissingBlob(d.clone()))
+            }
+            Err(e) => Err(StoreError::Io { path: p, source: e }),
+        }
     }
 
-    /// Stores bytes; returns their digest.
+    /// A writer for a new blob; nothing is visible until [`BlobWriter::commit`].
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.session.dir)
+            .map_err(io_err(&self.session.dir))?;
+        Ok(BlobWriter {
+            digester: Digester::wrap(file),
+            store: self.clone(),
+        })
+    }
+
+    /// Stores bytes as a blob and returns their digest.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
         let d = Digest::of(bytes);
         if self.has_blob(&d) {
             return Ok(d);
         }
         let mut w = self.blob_writer()?;
-        io::Write::write_all(&mut w, bytes).map_err(io_err(&self.blob_path(&d)))?;
-        w.commit(Some(&d)).map(|(d, _)| d)
+        w.write_all(bytes).map_err(io_err(&self.session.dir))?;
+        Ok(w.commit(Some(&d))?.0)
     }
 
-    /// Reads a whole blob and checks it against its digest.
+    /// Reads a whole blob and verifies it against its digest.
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
-        let path = self.blob_path(d);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::MissingBlob(d.clone()));
-            }
-            Err(e) => return Err(StoreError::Io { path, source: e }),
-        };
+        let p = self.blob_path(d);
+        let mut f = self.open_blob(d)?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map_err(io_err(&p))?;
         let actual = Digest::of(&bytes);
         if &actual != d {
             return Err(StoreError::CorruptBlob {
                 digest: d.clone(),
+                path: p,
                 actual,
-                path,
             });
         }
         Ok(bytes)
     }
 
-    /// Opens a blob for streaming (the caller verifies while reading when it matters).
-    pub fn open_blob(&self, d: &Digest) -> Result<fs::File> {
-        let path = self.blob_path(d);
-        fs::File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::MissingBlob(d.clone()),
-            _ => StoreError::Io { path, source: e },
+    /// Reads a blob of at most `limit` bytes (manifests, configs), verified.
+    pub fn read_blob_limited(&self, d: &Digest, what: &'static str, limit: u64) -> Result<Vec<u8>> {
+        let size = self.blob_size(d)?;
+        if size > limit {
+            return Err(StoreError::TooLarge {
+                digest: d.clone(),
+                what,
+                size,
+                limit,
+            });
+        }
+        self.read_blob(d)
+    }
+
+    /// Opens a blob for streaming (not verified; callers that need it hash while reading).
+    pub fn open_blob(&self, d: &Digest) -> Result<File> {
+        let p = self.blob_path(d);
+        File::open(&p).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::MissingBlob(d.clone())
+            } else {
+                StoreError::Io { path: p, source: e }
+            }
         })
     }
 
-    /// A fresh scratch directory under `<root>/tmp`, removed on drop.
+    /// A fresh scratch directory under `<root>/tmp` (same filesystem as snapshots).
     pub fn tmp_dir(&self) -> Result<tempfile::TempDir> {
-        let p = self.root.join("tmp");
         tempfile::Builder::new()
-            .prefix(&format!("t{}-", std::process::id()))
-            .tempdir_in(&p)
-            .map_err(io_err(&p))
+            .prefix("t-")
+            .tempdir_in(&self.session.dir)
+            .map_err(io_err(&self.session.dir))
     }
 
-    /// Names `manifest` as `name` (a normalized reference).
+    /// Path of a lock file named `name` (letters, digits, `-`, `_`, `.` only; others hashed).
+    pub fn lock_path(&self, name: &str) -> PathBuf {
+        let safe = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        let file = if safe {
+            format!("{name}.lock")
+        } else {
+            format!("{}.lock", Digest::of(name.as_bytes()).hex())
+        };
+        self.root.join("locks").join(file)
+    }
+
+    /// Takes the named lock, exclusive or shared.
+    pub fn lock(&self, name: &str, exclusive: bool) -> Result<LockGuard> {
+        lock_file(&self.lock_path(name), exclusive)
+    }
+
+    /// Shared "in use" lock that a build holds while it relies on blobs and snapshots; `prune`
+    /// takes it exclusively, so it never removes what a running build uses.
+    pub fn gc_shared_lock(&self) -> Result<LockGuard> {
+        self.lock("gc", false)
+    }
+
+    fn images_path(&self) -> PathBuf {
+        self.root.join("meta").join("images.json")
+    }
+
+    fn read_json_map<V: serde::de::DeserializeOwned>(
+        path: &Path,
+        what: &'static str,
+    ) -> Result<BTreeMap<String, V>> {
+        match fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| StoreError::Json {
+                path: path.to_path_buf(),
+                what,
+                source,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(StoreError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }),
+        }
+    }
+
+    fn write_json<T: serde::Serialize>(path: &Path, what: &'static str, v: &T) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(v).map_err(|source| StoreError::Json {
+            path: path.to_path_buf(),
+            what,
+            source,
+        })?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Updates the image index under its lock.
+    pub fn update_images<R>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, Digest>) -> R,
+    ) -> Result<R> {
+        let _g = self.lock("images", true)?;
+        let path = self.images_path();
+        let mut map = Self::read_json_map(&path, "image index")?;
+        let before = map.clone();
+        let r = f(&mut map);
+        if map != before {
+            Self::write_json(&path, "image index", &map)?;
+        }
+        Ok(r)
+    }
+
+    /// Names an image (`name` = `ImageRef::to_string()`).
     pub fn set_image(&self, name: &str, manifest: &Digest) -> Result<()> {
-        index::update(self, |m| {
-            m.insert(name.to_string(), manifest.to_string());
+        self.update_images(|m| {
+            m.insert(name.to_string(), manifest.clone());
         })
     }
 
-    /// The manifest digest named `name`.
+    /// The manifest digest an image name points to.
     pub fn get_image(&self, name: &str) -> Result<Option<Digest>> {
-        let m = index::read(self)?;
-        Ok(m.get(name).and_then(|d| d.parse().ok()))
+        let _g = self.lock("images", false)?;
+        Ok(
+            Self::read_json_map::<Digest>(&self.images_path(), "image index")?
+                .get(name)
+                .cloned(),
+        )
     }
 
     /// Every named image, sorted by name.
     pub fn list_images(&self) -> Result<Vec<(String, Digest)>> {
-        let m = index::read(self)?;
-        Ok(m.into_iter()
-            .filter_map(|(k, v)| v.parse().ok().map(|d| (k, d)))
-            .collect())
+        let _g = self.lock("images", false)?;
+        Ok(
+            Self::read_json_map::<Digest>(&self.images_path(), "image index")?
+                .into_iter()
+                .collect(),
+        )
     }
 
-    /// Removes a name; true when it existed.
+    /// Removes a name; true if it existed. Blobs stay until `prune`.
     pub fn remove_image(&self, name: &str) -> Result<bool> {
-        let mut existed = false;
-        index::update(self, |m| existed = m.remove(name).is_some())?;
-        Ok(existed)
+        self.update_images(|m| m.remove(name).is_some())
     }
 
-    /// Reads a manifest and its config from the store, both verified.
+    /// Reads and parses an image manifest and its config (both verified, size-limited).
     pub fn load_image(&self, manifest: &Digest) -> Result<(Manifest, ImageConfig)> {
-        let bytes = self.read_blob(manifest)?;
+        let bytes = self.read_blob_limited(manifest, "manifest", MAX_MANIFEST_SIZE)?;
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
-            path: format!("manifest {manifest}"),
+            path: self.blob_path(manifest),
+            what: "image manifest",
             source,
         })?;
-        let cbytes = self.read_blob(&m.config.digest)?;
+        let cfg_bytes = self.read_blob_limited(&m.config.digest, "config", MAX_CONFIG_SIZE)?;
+        if cfg_bytes.len() as u64 != m.config.size {
+            return Err(StoreError::SizeMismatch {
+                digest: m.config.digest.clone(),
+                expected: m.config.size,
+                actual: cfg_bytes.len() as u64,
+            });
+        }
         let c: ImageConfig =
-            serde_json::from_slice(&cbytes).map_err(|source| StoreError::Json {
-                path: format!("config {}", m.config.digest),
+            serde_json::from_slice(&cfg_bytes).map_err(|source| StoreError::Json {
+                path: self.blob_path(&m.config.digest),
+                what: "image config",
                 source,
             })?;
         Ok((m, c))
     }
 
-    /// Where the unpacked layer with this diffID lives.
+    /// Where the unpacked layer with this diff id lives.
     pub fn snapshot_path(&self, diff_id: &Digest) -> PathBuf {
         self.root.join("snapshots").join(diff_id.hex())
     }
 
-    /// True when the layer is unpacked.
+    /// True when the layer has been unpacked.
     pub fn has_snapshot(&self, diff_id: &Digest) -> bool {
         self.snapshot_path(diff_id).is_dir()
     }
 
-    /// Moves a filled directory (under `tmp`) into place as the snapshot of `diff_id`. When
-    /// another process got there first, `filled_dir` is discarded and theirs is used.
+    /// Moves a filled directory (under [`Store::tmp_dir`]) to `snapshots/<hex>` atomically; if
+    /// the snapshot already exists the filled dir is discarded.
     pub fn commit_snapshot(&self, diff_id: &Digest, filled_dir: &Path) -> Result<PathBuf> {
         let dest = self.snapshot_path(diff_id);
         if dest.is_dir() {
@@ -219,7 +510,10 @@ impl Store {
             return Ok(dest);
         }
         match fs::rename(filled_dir, &dest) {
-            Ok(()) => Ok(dest),
+            Ok(()) => {
+                sync_dir(&self.root.join("snapshots"))?;
+                Ok(dest)
+            }
             Err(_) if dest.is_dir() => {
                 let _ = fs::remove_dir_all(filled_dir);
                 Ok(dest)
@@ -231,7 +525,7 @@ impl Store {
         }
     }
 
-    /// The directory for `RUN --mount=type=cache,id=ID`: the id is hashed, never used as a path.
+    /// The directory for `RUN --mount=type=cache,id=ID`; the id is hashed, never used as a path.
     pub fn cache_mount_dir(&self, id: &str) -> Result<PathBuf> {
         let p = self
             .root
@@ -241,115 +535,139 @@ impl Store {
         Ok(p)
     }
 
-    /// An exclusive advisory lock on `<root>/locks/<name>`, held until the file is dropped.
-    pub fn lock(&self, name: &str) -> Result<fs::File> {
-        let p = self
-            .root
-            .join("locks")
-            .join(Digest::of(name.as_bytes()).hex());
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(io_err(&p))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            StoreError::Io {
-                path: p.clone(),
-                source: e.into(),
-            }
-        })?;
-        Ok(f)
+    fn sources_path(&self) -> PathBuf {
+        self.root.join("meta").join("sources.json")
     }
 
-    /// Removes scratch entries whose creating process is gone (names start `t<pid>-`).
-    fn clean_stale_tmp(&self) {
-        let tmp = self.root.join("tmp");
-        let Ok(rd) = fs::read_dir(&tmp) else { return };
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            let pid = name
-                .strip_prefix('t')
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<i32>().ok());
-            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if !alive {
-                let p = e.path();
-                // A stale overlay or bind mount below would make removal fail; leave it for the
-                // executor's cleanup and `hoist prune` instead of crossing into it.
-                let _ = if p.is_dir() {
-                    fs::remove_dir_all(&p)
-                } else {
-                    fs::remove_file(&p)
-                };
+    /// Remembers that `digest` exists in `registry/repository` (for cross-repository mounts).
+    pub fn record_blob_source(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<()> {
+        self.record_blob_sources(registry, repository, std::slice::from_ref(digest))
+    }
+
+    /// [`Store::record_blob_source`] for several blobs at once.
+    pub fn record_blob_sources(
+        &self,
+        registry: &str,
+        repository: &str,
+        digests: &[Digest],
+    ) -> Result<()> {
+        let _g = self.lock("sources", true)?;
+        let path = self.sources_path();
+        let mut map: BTreeMap<String, Vec<String>> = Self::read_json_map(&path, "blob sources")?;
+        let entry = format!("{registry}/{repository}");
+        let mut changed = false;
+        for d in digests {
+            let v = map.entry(d.to_string()).or_default();
+            if !v.contains(&entry) {
+                v.push(entry.clone());
+                // Keep the record small: the most recent few repositories.
+                if v.len() > 8 {
+                    v.remove(0);
+                }
+                changed = true;
             }
         }
+        if changed {
+            Self::write_json(&path, "blob sources", &map)?;
+        }
+        Ok(())
+    }
+
+    /// Repositories of `registry` where `digest` is known to exist (most recent last).
+    pub fn blob_sources(&self, registry: &str, digest: &Digest) -> Result<Vec<String>> {
+        let _g = self.lock("sources", false)?;
+        let map: BTreeMap<String, Vec<String>> =
+            Self::read_json_map(&self.sources_path(), "blob sources")?;
+        let prefix = format!("{registry}/");
+        Ok(map
+            .get(&digest.to_string())
+            .map(|v| {
+                v.iter()
+                    .filter_map(|s| s.strip_prefix(&prefix).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// A blob being written; [`BlobWriter::commit`] verifies and publishes it.
+pub struct BlobWriter {
+    digester: Digester<tempfile::NamedTempFile>,
+    store: Store,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.digester.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.digester.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.digester.len()
+    }
+
+    /// True when nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.digester.is_empty()
+    }
+
+    /// Checks the hash against `expected`, fsyncs, makes the file read-only and renames it into
+    /// `blobs/sha256/<hex>`. On a mismatch nothing is stored.
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        self.commit_inner(expected, None)
+    }
+
+    /// [`BlobWriter::commit`] that also checks the byte count.
+    pub fn commit_sized(self, expected: &Digest, size: u64) -> Result<(Digest, u64)> {
+        self.commit_inner(Some(expected), Some(size))
+    }
+
+    fn commit_inner(self, expected: Option<&Digest>, size: Option<u64>) -> Result<(Digest, u64)> {
+        let (digest, len, mut tmp) = self.digester.finish();
+        if let Some(want) = size
+            && want != len
+        {
+            return Err(StoreError::SizeMismatch {
+                digest: expected.cloned().unwrap_or(digest),
+                expected: want,
+                actual: len,
+            });
+        }
+        if let Some(exp) = expected
+            && exp != &digest
+        {
+            return Err(StoreError::DigestMismatch {
+                expected: exp.clone(),
+                actual: digest,
+            });
+        }
+        let dest = self.store.blob_path(&digest);
+        if dest.is_file() {
+            return Ok((digest, len));
+        }
+        tmp.flush().map_err(io_err(tmp.path()))?;
+        tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(io_err(tmp.path()))?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        sync_dir(dest.parent().unwrap_or(Path::new(".")))?;
+        Ok((digest, len))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blobs_round_trip_and_are_verified() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let d = s.put_blob(b"hello").unwrap();
-        assert_eq!(d, Digest::of(b"hello"));
-        assert_eq!(s.read_blob(&d).unwrap(), b"hello");
-        // Corrupt it behind the store's back: reads must refuse it.
-        let p = s.blob_path(&d);
-        let mut perm = fs::metadata(&p).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perm.set_readonly(false);
-        fs::set_permissions(&p, perm).unwrap();
-        fs::write(&p, b"hellO").unwrap();
-        assert!(matches!(
-            s.read_blob(&d),
-            Err(StoreError::CorruptBlob { .. })
-        ));
-    }
-
-    #[test]
-    fn writer_refuses_a_wrong_digest_and_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let mut w = s.blob_writer().unwrap();
-        io::Write::write_all(&mut w, b"abc").unwrap();
-        let wrong = Digest::of(b"xyz");
-        assert!(matches!(
-            w.commit(Some(&wrong)),
-            Err(StoreError::DigestMismatch { .. })
-        ));
-        assert!(!s.has_blob(&wrong));
-        assert!(!s.has_blob(&Digest::of(b"abc")));
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn image_index_set_get_list_remove() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let d = Digest::of(b"m");
-        s.set_image("localhost:5000/a:latest", &d).unwrap();
-        s.set_image("docker.io/library/b:1", &d).unwrap();
-        assert_eq!(
-            s.get_image("localhost:5000/a:latest").unwrap(),
-            Some(d.clone())
-        );
-        assert_eq!(s.list_images().unwrap().len(), 2);
-        assert!(s.remove_image("docker.io/library/b:1").unwrap());
-        assert!(!s.remove_image("docker.io/library/b:1").unwrap());
-        assert_eq!(s.get_image("docker.io/library/b:1").unwrap(), None);
-    }
-
-    #[test]
-    fn cache_mount_ids_never_become_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        let p = s.cache_mount_dir("../../../etc").unwrap();
-        assert!(p.starts_with(dir.path().join("cache-mounts")));
-    }
-}
+mod tests;
