@@ -175,7 +175,9 @@ fn dump(df: &Dockerfile) -> String {
 fn parse_case(case: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(case.join("Dockerfile"))
         .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
-    parser::parse(&text).map(|df| dump(&df)).map_err(|e| e.to_string())
+    parser::parse(&text)
+        .map(|df| dump(&df))
+        .map_err(|e| e.to_string())
 }
 
 #[test]

@@ -406,7 +406,12 @@ fn pairs(
     }
     let mut out = Vec::new();
     for w in words {
-        let (k, v) = w.split_once('=').ok_or_else(|| err(line, format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value")))?;
+        let (k, v) = w.split_once('=').ok_or_else(|| {
+            err(
+                line,
+                format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"),
+            )
+        })?;
         if k.is_empty() {
             return Err(err(line, format!("{kw} names can not be blank")));
         }
@@ -636,8 +641,8 @@ fn parse_logical(
                     return Err(err(line, "ARG names can not be blank"));
                 }
                 if !n
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
                 {
                     return Err(err(
                         line,
