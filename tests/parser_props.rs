@@ -17,7 +17,7 @@ body $A
 EOF
 	tabbed
 	E2
-COPY --from=0 --chown=1:1 --chmod=755 --exclude=*.md ["a b", "/dst/"]
+COPY --from=busybox --chown=1:1 --chmod=755 --exclude=*.md ["a b", "/dst/"]
 ADD --checksum=sha256:00 --keep-git-dir --unpack=true https://x/y.tar /y
 LABEL "k k"=v x='y'
 EXPOSE 80/tcp 1000-2000
