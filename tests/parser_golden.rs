@@ -4,6 +4,7 @@
 //! `error` (the exact `ParseError` message). `tests/fixtures/expand/cases.txt` is a table of
 //! `input<TAB>expected[<TAB>escape]` rows expanded with a fixed environment.
 //! `UPDATE_GOLDEN=1 cargo test --test parser_golden` rewrites the golden files.
+#![allow(clippy::print_stderr)] // the tests report counts on stderr
 
 mod common;
 
@@ -132,6 +133,7 @@ fn node(out: &mut String, indent: &str, n: &Node) {
             .collect::<Vec<_>>()
             .join(" "),
         Instruction::Onbuild(inner) => {
+            out.pop();
             let _ = writeln!(out);
             node(out, &format!("{indent}  "), inner);
             return;
