@@ -221,8 +221,9 @@ fn take_flags(rest: &str) -> (Vec<(String, Option<String>)>, String) {
             break;
         }
         match word.split_once('=') {
-            Some((k, v)) => flags.push((k.to_ascii_lowercase(), Some(unquote(v)))),
-            None => flags.push((word.to_ascii_lowercase(), None)),
+            // Flag names are case-sensitive in BuildKit (`--NETWORK` is unknown).
+            Some((k, v)) => flags.push((k.to_string(), Some(unquote(v)))),
+            None => flags.push((word.to_string(), None)),
         }
         s = after[end..].trim_start();
     }
@@ -257,7 +258,18 @@ impl Flags {
         }
         Ok(())
     }
+    /// Fails when a single-valued flag is given more than once, as BuildKit does.
+    fn once(&self, name: &str) -> Result<()> {
+        if self.flags.iter().filter(|(k, _)| k == name).count() > 1 {
+            return Err(err(
+                self.line,
+                format!("duplicate flag specified: --{name} for {}", self.kw),
+            ));
+        }
+        Ok(())
+    }
     fn value(&self, name: &str) -> Result<Option<String>> {
+        self.once(name)?;
         match self.flags.iter().rev().find(|(k, _)| k == name) {
             None => Ok(None),
             Some((_, Some(v))) => Ok(Some(v.clone())),
@@ -275,6 +287,7 @@ impl Flags {
             .collect()
     }
     fn boolean(&self, name: &str) -> Result<Option<bool>> {
+        self.once(name)?;
         match self.flags.iter().rev().find(|(k, _)| k == name) {
             None => Ok(None),
             Some((_, None)) => Ok(Some(true)),
@@ -291,19 +304,42 @@ impl Flags {
 }
 
 /// JSON array of strings, or None (then the text is shell form).
+/// JSON array of strings, or None (then the text is shell form).
 fn json_array(s: &str) -> Option<Vec<String>> {
-    let t = s.trim();
-    if !t.starts_with('[') {
-        return None;
-    }
-    serde_json::from_str::<Vec<String>>(t).ok()
+    json_form(s, 0).ok().flatten()
 }
 
-fn command(s: &str) -> Command {
-    match json_array(s) {
+/// BuildKit's `parseJSON`: the first JSON value of the text (anything after it is ignored,
+/// as Go's `json.Decoder` does). An array of strings is exec form; anything that is not a
+/// JSON array falls back to shell form (`Ok(None)`); an array holding a non-string is an
+/// error.
+fn json_form(s: &str, line: usize) -> Result<Option<Vec<String>>> {
+    let t = s.trim_start();
+    if !t.starts_with('[') {
+        return Ok(None);
+    }
+    let mut values = serde_json::Deserializer::from_str(t).into_iter::<serde_json::Value>();
+    match values.next() {
+        Some(Ok(serde_json::Value::Array(items))) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => Ok(s),
+                _ => Err(err(
+                    line,
+                    "when using JSON array syntax, arrays must be comprised of strings only",
+                )),
+            })
+            .collect::<Result<Vec<String>>>()
+            .map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn command(s: &str, line: usize) -> Result<Command> {
+    Ok(match json_form(s, line)? {
         Some(v) => Command::Exec(v),
         None => Command::Shell(s.trim_start().to_string()),
-    }
+    })
 }
 
 /// Heredoc markers (`<<EOF`, `<<-EOF`, `<<"EOF"`) in a line: (name, strip tabs, expand).
@@ -498,7 +534,23 @@ fn parse_logical(
             let (image, name) = match w.as_slice() {
                 [img] => (img.clone(), None),
                 [img, as_, name] if as_.eq_ignore_ascii_case("as") => {
-                    (img.clone(), Some(name.to_ascii_lowercase()))
+                    let name = name.to_ascii_lowercase();
+                    // BuildKit: ^[a-z][a-z0-9-_.]*$ after lower-casing.
+                    let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+                        && name.chars().all(|c| {
+                            c.is_ascii_lowercase()
+                                || c.is_ascii_digit()
+                                || matches!(c, '-' | '_' | '.')
+                        });
+                    if !ok {
+                        return Err(err(
+                            line,
+                            format!(
+                                "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
+                            ),
+                        ));
+                    }
+                    (img.clone(), Some(name))
                 }
                 [] => return Err(err(line, "FROM requires either one or three arguments")),
                 _ => return Err(err(line, "FROM requires either one or three arguments")),
@@ -519,7 +571,7 @@ fn parse_logical(
             }
             Instruction::Run {
                 cmd: if heredocs.is_empty() {
-                    command(&args)
+                    command(&args, line)?
                 } else {
                     Command::Shell(args.clone())
                 },
@@ -532,7 +584,7 @@ fn parse_logical(
         }
         "CMD" | "ENTRYPOINT" => {
             f.check(&[])?;
-            let c = command(&args);
+            let c = command(&args, line)?;
             if kw == "CMD" {
                 Instruction::Cmd(c)
             } else {
@@ -583,7 +635,7 @@ fn parse_logical(
             let markers = heredoc_markers(&args);
             let (heredocs, used) = read_heredocs(&markers, following, line)?;
             consumed = used;
-            let (words, json_form) = match json_array(&args) {
+            let (words, json_form) = match json_form(&args, line)? {
                 Some(v) => (v, true),
                 None => (split_words(&args, escape), false),
             };
@@ -616,7 +668,10 @@ fn parse_logical(
         "VOLUME" => {
             f.check(&[])?;
             need_args(&args)?;
-            Instruction::Volume(json_array(&args).unwrap_or_else(|| split_words(&args, escape)))
+            Instruction::Volume(match json_form(&args, line)? {
+                Some(v) => v,
+                None => split_words(&args, escape),
+            })
         }
         "USER" => {
             f.check(&[])?;
@@ -712,7 +767,7 @@ fn parse_logical(
                     return Err(err(line, "Missing command after HEALTHCHECK CMD"));
                 }
                 Instruction::Healthcheck(Some(Healthcheck {
-                    cmd: Some(command(rest)),
+                    cmd: Some(command(rest, line)?),
                     interval: f.value("interval")?,
                     timeout: f.value("timeout")?,
                     start_period: f.value("start-period")?,
@@ -723,7 +778,7 @@ fn parse_logical(
         }
         "SHELL" => {
             f.check(&[])?;
-            let v = json_array(&args)
+            let v = json_form(&args, line)?
                 .ok_or_else(|| err(line, "SHELL requires the arguments to be in JSON form"))?;
             if v.is_empty() {
                 return Err(err(line, "SHELL requires at least one argument"));
