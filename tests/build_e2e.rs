@@ -264,8 +264,10 @@ fn dry_run_plans_without_pulling() {
     );
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("RUN make"), "{t}");
-    assert!(t.contains("COPY --from=a /out /out"), "{t}");
+    // The global ARG is expanded in FROM, the step and its --from dependency are shown.
+    assert!(t.contains("from image nowhere.invalid/never:1"), "{t}");
+    assert!(t.contains("RUN sh: make"), "{t}");
+    assert!(t.contains("<- --from stage 0 (a)"), "{t}");
 }
 
 #[test]

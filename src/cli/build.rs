@@ -230,7 +230,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         }
     };
     if a.dry_run {
-        print!("{}", crate::graph::plan::render(&graph));
+        print!(
+            "{}",
+            crate::graph::plan::render_with_escape(&graph, df.directives.escape)
+        );
         return Ok(ExitCode::SUCCESS);
     }
 

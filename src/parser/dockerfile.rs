@@ -32,8 +32,10 @@ fn err(line: usize, message: impl Into<String>) -> ParseError {
     }
 }
 
-/// Parses directives: `# key=value` lines at the very top.
-fn directives(lines: &[&str]) -> (Directives, usize) {
+/// Parses directives: `# key=value` lines at the very top, as BuildKit does: the first line
+/// that is not a directive of a known kind (`syntax`, `escape`, `check`) ends them, so an
+/// unknown directive is a comment and so is every directive after it.
+fn directives(lines: &[&str]) -> Result<(Directives, usize)> {
     let mut d = Directives::default();
     let mut i = 0;
     let mut seen = std::collections::HashSet::new();
@@ -45,31 +47,57 @@ fn directives(lines: &[&str]) -> (Directives, usize) {
         let Some((k, v)) = rest.split_once('=') else {
             break;
         };
-        let k = k.trim().to_ascii_lowercase();
-        if k.is_empty() || k.contains(char::is_whitespace) || !seen.insert(k.clone()) {
+        let k = k.trim();
+        let v = v.trim();
+        let key_ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && k.chars().all(|c| c.is_ascii_alphanumeric());
+        if !key_ok || v.is_empty() {
             break;
         }
-        let v = v.trim().to_string();
+        let k = k.to_ascii_lowercase();
+        if !matches!(k.as_str(), "syntax" | "escape" | "check") {
+            break;
+        }
+        if !seen.insert(k.clone()) {
+            return Err(err(
+                i + 1,
+                format!("only one {k} parser directive can be used"),
+            ));
+        }
         match k.as_str() {
-            "escape" if v == "`" => d.escape = '`',
-            "escape" if v == "\\" => d.escape = '\\',
-            "syntax" => d.syntax = Some(v),
-            "check" => d.check = Some(v),
-            _ => {}
+            "escape" => {
+                d.escape = match v {
+                    "`" => '`',
+                    "\\" => '\\',
+                    _ => {
+                        return Err(err(
+                            i + 1,
+                            format!("invalid escape token '{v}' does not match ` or \\"),
+                        ));
+                    }
+                }
+            }
+            "syntax" => d.syntax = Some(v.to_string()),
+            _ => d.check = Some(v.to_string()),
         }
         i += 1;
     }
-    (d, i)
+    Ok((d, i))
 }
 
 /// Parses a whole Dockerfile.
 pub fn parse(text: &str) -> Result<Dockerfile> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let lines: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
-    let (directives, mut i) = directives(&lines);
+    // A final newline ends the last line; it does not start another.
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let lines: Vec<&str> = if text.is_empty() {
+        Vec::new()
+    } else {
+        body.split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .collect()
+    };
+    let (directives, mut i) = directives(&lines)?;
     let escape = directives.escape;
     let mut nodes = Vec::new();
     while i < lines.len() {
@@ -103,15 +131,20 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
             }
         }
         let end = i.max(start + 1);
-        let (node, consumed) =
-            parse_logical(&logical, start + 1, end, &lines[i.min(lines.len())..])?;
+        let (node, consumed) = parse_logical(
+            &logical,
+            start + 1,
+            end,
+            &lines[i.min(lines.len())..],
+            escape,
+        )?;
         i += consumed;
         let mut node = node;
         node.span.end += consumed;
         nodes.push(node);
     }
     if nodes.is_empty() {
-        return Err(err(1, "the Dockerfile (Dockerfile) cannot be empty"));
+        return Err(err(1, "the Dockerfile cannot be empty"));
     }
     let first_non_arg = nodes
         .iter()
@@ -129,7 +162,7 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
         None => {
             return Err(err(
                 nodes.last().map(|n| n.span.start).unwrap_or(1),
-                "no build stage in current context: the Dockerfile has no FROM",
+                "dockerfile contains no stages to build: add a FROM line",
             ));
         }
         _ => {}
@@ -138,8 +171,8 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
 }
 
 /// Parses one instruction line (ONBUILD triggers).
-pub fn parse_instruction(line: &str, _escape: char) -> Result<Node> {
-    let (node, _) = parse_logical(line, 1, 1, &[])?;
+pub fn parse_instruction(line: &str, escape: char) -> Result<Node> {
+    let (node, _) = parse_logical(line, 1, 1, &[], escape)?;
     Ok(node)
 }
 
@@ -183,11 +216,14 @@ fn take_flags(rest: &str) -> (Vec<(String, Option<String>)>, String) {
         let end = after.find(char::is_whitespace).unwrap_or(after.len());
         let word = &after[..end];
         if word.is_empty() {
+            // `--` alone ends the flags and is dropped, as BuildKit does.
+            s = after.trim_start();
             break;
         }
         match word.split_once('=') {
-            Some((k, v)) => flags.push((k.to_ascii_lowercase(), Some(unquote(v)))),
-            None => flags.push((word.to_ascii_lowercase(), None)),
+            // Flag names are case-sensitive in BuildKit (`--NETWORK` is unknown).
+            Some((k, v)) => flags.push((k.to_string(), Some(unquote(v)))),
+            None => flags.push((word.to_string(), None)),
         }
         s = after[end..].trim_start();
     }
@@ -222,7 +258,18 @@ impl Flags {
         }
         Ok(())
     }
+    /// Fails when a single-valued flag is given more than once, as BuildKit does.
+    fn once(&self, name: &str) -> Result<()> {
+        if self.flags.iter().filter(|(k, _)| k == name).count() > 1 {
+            return Err(err(
+                self.line,
+                format!("duplicate flag specified: --{name} for {}", self.kw),
+            ));
+        }
+        Ok(())
+    }
     fn value(&self, name: &str) -> Result<Option<String>> {
+        self.once(name)?;
         match self.flags.iter().rev().find(|(k, _)| k == name) {
             None => Ok(None),
             Some((_, Some(v))) => Ok(Some(v.clone())),
@@ -240,6 +287,7 @@ impl Flags {
             .collect()
     }
     fn boolean(&self, name: &str) -> Result<Option<bool>> {
+        self.once(name)?;
         match self.flags.iter().rev().find(|(k, _)| k == name) {
             None => Ok(None),
             Some((_, None)) => Ok(Some(true)),
@@ -256,77 +304,75 @@ impl Flags {
 }
 
 /// JSON array of strings, or None (then the text is shell form).
+/// JSON array of strings, or None (then the text is shell form).
 fn json_array(s: &str) -> Option<Vec<String>> {
-    let t = s.trim();
-    if !t.starts_with('[') {
-        return None;
-    }
-    serde_json::from_str::<Vec<String>>(t).ok()
+    json_form(s, 0).ok().flatten()
 }
 
-fn command(s: &str) -> Command {
-    match json_array(s) {
+/// BuildKit's `parseJSON`: the first JSON value of the text (anything after it is ignored,
+/// as Go's `json.Decoder` does). An array of strings is exec form; anything that is not a
+/// JSON array falls back to shell form (`Ok(None)`); an array holding a non-string is an
+/// error.
+fn json_form(s: &str, line: usize) -> Result<Option<Vec<String>>> {
+    let t = s.trim_start();
+    if !t.starts_with('[') {
+        return Ok(None);
+    }
+    let mut values = serde_json::Deserializer::from_str(t).into_iter::<serde_json::Value>();
+    match values.next() {
+        Some(Ok(serde_json::Value::Array(items))) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => Ok(s),
+                _ => Err(err(
+                    line,
+                    "when using JSON array syntax, arrays must be comprised of strings only",
+                )),
+            })
+            .collect::<Result<Vec<String>>>()
+            .map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn command(s: &str, line: usize) -> Result<Command> {
+    Ok(match json_form(s, line)? {
         Some(v) => Command::Exec(v),
         None => Command::Shell(s.trim_start().to_string()),
-    }
+    })
 }
 
 /// Heredoc markers (`<<EOF`, `<<-EOF`, `<<"EOF"`) in a line: (name, strip tabs, expand).
+/// As in BuildKit, a marker is a whole shell word matching `[0-9]*<<-?WORD` (so `cat<<EOF` and
+/// `"<<EOF"` are not markers); a delimiter with any quote in it disables expansion.
 fn heredoc_markers(s: &str) -> Vec<(String, bool, bool)> {
     let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut quote: Option<u8> = None;
-    while i + 1 < b.len() {
-        let c = b[i];
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            }
-            i += 1;
+    for word in split_words(s, '\\') {
+        let w = word.trim_start_matches(|c: char| c.is_ascii_digit());
+        let Some(rest) = w.strip_prefix("<<") else {
+            continue;
+        };
+        let (strip, rest) = match rest.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        if rest.is_empty() || rest.contains('<') {
             continue;
         }
-        if c == b'\'' || c == b'"' {
-            quote = Some(c);
-            i += 1;
+        let mut name = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' | '"' => {}
+                '\\' => name.extend(chars.next()),
+                c => name.push(c),
+            }
+        }
+        if name.is_empty() {
             continue;
         }
-        if c == b'<' && b[i + 1] == b'<' && (i + 2 >= b.len() || b[i + 2] != b'<') {
-            let mut j = i + 2;
-            let strip = j < b.len() && b[j] == b'-';
-            if strip {
-                j += 1;
-            }
-            let q = if j < b.len() && (b[j] == b'"' || b[j] == b'\'') {
-                Some(b[j])
-            } else {
-                None
-            };
-            if q.is_some() {
-                j += 1;
-            }
-            let start = j;
-            while j < b.len()
-                && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'-' || b[j] == b'.')
-            {
-                j += 1;
-            }
-            if j > start {
-                let name = s[start..j].to_string();
-                if let Some(q) = q {
-                    if j < b.len() && b[j] == q {
-                        j += 1;
-                    } else {
-                        i += 2;
-                        continue;
-                    }
-                }
-                out.push((name, strip, q.is_none()));
-                i = j;
-                continue;
-            }
-        }
-        i += 1;
+        let quoted = rest.contains(['\'', '"']);
+        out.push((name, strip, !quoted));
     }
     out
 }
@@ -373,8 +419,14 @@ fn read_heredocs(
 }
 
 /// `k=v k2="v 2"` pairs (quotes kept raw), or the legacy `k v` form when allowed.
-fn pairs(s: &str, kw: &str, line: usize, legacy: bool) -> Result<Vec<(String, String)>> {
-    let words = split_words(s);
+fn pairs(
+    s: &str,
+    kw: &str,
+    line: usize,
+    legacy: bool,
+    escape: char,
+) -> Result<Vec<(String, String)>> {
+    let words = split_words(s, escape);
     if words.is_empty() {
         return Err(err(line, format!("{kw} requires at least one argument")));
     }
@@ -390,7 +442,12 @@ fn pairs(s: &str, kw: &str, line: usize, legacy: bool) -> Result<Vec<(String, St
     }
     let mut out = Vec::new();
     for w in words {
-        let (k, v) = w.split_once('=').ok_or_else(|| err(line, format!("{kw} names can not be blank: syntax error - can't find = in {w:?}. Must be of the form: name=value")))?;
+        let (k, v) = w.split_once('=').ok_or_else(|| {
+            err(
+                line,
+                format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"),
+            )
+        })?;
         if k.is_empty() {
             return Err(err(line, format!("{kw} names can not be blank")));
         }
@@ -400,7 +457,7 @@ fn pairs(s: &str, kw: &str, line: usize, legacy: bool) -> Result<Vec<(String, St
 }
 
 /// Splits at whitespace outside quotes, keeping quotes and escapes raw.
-fn split_words(s: &str) -> Vec<String> {
+fn split_words(s: &str, escape: char) -> Vec<String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;
@@ -409,7 +466,7 @@ fn split_words(s: &str) -> Vec<String> {
         match quote {
             Some(q) => {
                 cur.push(c);
-                if c == '\\' && q == '"' {
+                if c == escape && q == '"' {
                     if let Some(n) = chars.next() {
                         cur.push(n);
                     }
@@ -424,7 +481,7 @@ fn split_words(s: &str) -> Vec<String> {
             }
             None => {
                 cur.push(c);
-                if c == '\\' {
+                if c == escape {
                     if let Some(n) = chars.next() {
                         cur.push(n);
                     }
@@ -449,6 +506,7 @@ fn parse_logical(
     line: usize,
     end: usize,
     following: &[&str],
+    escape: char,
 ) -> Result<(Node, usize)> {
     let t = logical.trim_start();
     let (kw_raw, rest) = match t.find(char::is_whitespace) {
@@ -472,11 +530,27 @@ fn parse_logical(
     let instruction = match kw {
         "FROM" => {
             f.check(&["platform"])?;
-            let w = split_words(&args);
+            let w = split_words(&args, escape);
             let (image, name) = match w.as_slice() {
                 [img] => (img.clone(), None),
                 [img, as_, name] if as_.eq_ignore_ascii_case("as") => {
-                    (img.clone(), Some(name.to_ascii_lowercase()))
+                    let name = name.to_ascii_lowercase();
+                    // BuildKit: ^[a-z][a-z0-9-_.]*$ after lower-casing.
+                    let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+                        && name.chars().all(|c| {
+                            c.is_ascii_lowercase()
+                                || c.is_ascii_digit()
+                                || matches!(c, '-' | '_' | '.')
+                        });
+                    if !ok {
+                        return Err(err(
+                            line,
+                            format!(
+                                "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
+                            ),
+                        ));
+                    }
+                    (img.clone(), Some(name))
                 }
                 [] => return Err(err(line, "FROM requires either one or three arguments")),
                 _ => return Err(err(line, "FROM requires either one or three arguments")),
@@ -497,7 +571,7 @@ fn parse_logical(
             }
             Instruction::Run {
                 cmd: if heredocs.is_empty() {
-                    command(&args)
+                    command(&args, line)?
                 } else {
                     Command::Shell(args.clone())
                 },
@@ -510,7 +584,7 @@ fn parse_logical(
         }
         "CMD" | "ENTRYPOINT" => {
             f.check(&[])?;
-            let c = command(&args);
+            let c = command(&args, line)?;
             if kw == "CMD" {
                 Instruction::Cmd(c)
             } else {
@@ -519,7 +593,7 @@ fn parse_logical(
         }
         "LABEL" => {
             f.check(&[])?;
-            Instruction::Label(pairs(&args, "LABEL", line, true)?)
+            Instruction::Label(pairs(&args, "LABEL", line, true, escape)?)
         }
         "MAINTAINER" => {
             f.check(&[])?;
@@ -529,11 +603,11 @@ fn parse_logical(
         "EXPOSE" => {
             f.check(&[])?;
             need_args(&args)?;
-            Instruction::Expose(split_words(&args))
+            Instruction::Expose(split_words(&args, escape))
         }
         "ENV" => {
             f.check(&[])?;
-            let p = pairs(&args, "ENV", line, true)?;
+            let p = pairs(&args, "ENV", line, true, escape)?;
             for (k, _) in &p {
                 if !valid_name(k) {
                     return Err(err(line, format!("invalid ENV name {k:?}")));
@@ -561,9 +635,9 @@ fn parse_logical(
             let markers = heredoc_markers(&args);
             let (heredocs, used) = read_heredocs(&markers, following, line)?;
             consumed = used;
-            let (words, json_form) = match json_array(&args) {
+            let (words, json_form) = match json_form(&args, line)? {
                 Some(v) => (v, true),
-                None => (split_words(&args), false),
+                None => (split_words(&args, escape), false),
             };
             if words.len() < 2 {
                 return Err(err(
@@ -594,7 +668,10 @@ fn parse_logical(
         "VOLUME" => {
             f.check(&[])?;
             need_args(&args)?;
-            Instruction::Volume(json_array(&args).unwrap_or_else(|| split_words(&args)))
+            Instruction::Volume(match json_form(&args, line)? {
+                Some(v) => v,
+                None => split_words(&args, escape),
+            })
         }
         "USER" => {
             f.check(&[])?;
@@ -610,17 +687,24 @@ fn parse_logical(
             f.check(&[])?;
             need_args(&args)?;
             let mut out = Vec::new();
-            for w in split_words(&args) {
+            for w in split_words(&args, escape) {
                 let (n, d) = match w.split_once('=') {
                     Some((n, d)) => (n.to_string(), Some(d.to_string())),
                     None => (w.clone(), None),
                 };
-                if n.is_empty()
-                    || !n
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+                if n.is_empty() {
+                    return Err(err(line, "ARG names can not be blank"));
+                }
+                if !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
                 {
-                    return Err(err(line, format!("invalid ARG name {n:?}")));
+                    return Err(err(
+                        line,
+                        format!(
+                            "invalid ARG name {n:?}: use letters, digits, '_', '-' and '.' only"
+                        ),
+                    ));
                 }
                 out.push((n, d));
             }
@@ -629,7 +713,7 @@ fn parse_logical(
         "ONBUILD" => {
             f.check(&[])?;
             need_args(&args)?;
-            let (inner, used) = parse_logical(&args, line, end, following)?;
+            let (inner, used) = parse_logical(&args, line, end, following, escape)?;
             consumed = used;
             if matches!(
                 inner.instruction,
@@ -659,22 +743,31 @@ fn parse_logical(
                 "retries",
             ])?;
             let w = args.trim();
-            if w.eq_ignore_ascii_case("NONE") {
+            need_args(w)?;
+            let (ty, rest) = match w.find(char::is_whitespace) {
+                Some(p) => (&w[..p], w[p..].trim_start()),
+                None => (w, ""),
+            };
+            if ty.eq_ignore_ascii_case("NONE") {
+                if !rest.is_empty() {
+                    return Err(err(line, "HEALTHCHECK NONE takes no arguments"));
+                }
                 Instruction::Healthcheck(None)
             } else {
-                let (ty, rest) = match w.find(char::is_whitespace) {
-                    Some(p) => (&w[..p], w[p..].trim_start()),
-                    None => (w, ""),
-                };
                 if !ty.eq_ignore_ascii_case("CMD") {
                     return Err(err(
                         line,
-                        format!("Unknown type {ty:?} in HEALTHCHECK (try CMD)"),
+                        format!(
+                            "Unknown type {:?} in HEALTHCHECK (try CMD)",
+                            ty.to_ascii_uppercase()
+                        ),
                     ));
                 }
-                need_args(rest)?;
+                if rest.is_empty() || json_array(rest).is_some_and(|v| v.is_empty()) {
+                    return Err(err(line, "Missing command after HEALTHCHECK CMD"));
+                }
                 Instruction::Healthcheck(Some(Healthcheck {
-                    cmd: Some(command(rest)),
+                    cmd: Some(command(rest, line)?),
                     interval: f.value("interval")?,
                     timeout: f.value("timeout")?,
                     start_period: f.value("start-period")?,
@@ -685,7 +778,7 @@ fn parse_logical(
         }
         "SHELL" => {
             f.check(&[])?;
-            let v = json_array(&args)
+            let v = json_form(&args, line)?
                 .ok_or_else(|| err(line, "SHELL requires the arguments to be in JSON form"))?;
             if v.is_empty() {
                 return Err(err(line, "SHELL requires at least one argument"));

@@ -175,7 +175,21 @@ impl Lexer<'_> {
                 self.pos += 1;
                 self.braced()
             }
-            Some(c) if c.is_ascii_alphanumeric() || c == '_' => {
+            // `$12`: positional parameters are digits only (unset in a Dockerfile).
+            Some(c) if c.is_ascii_digit() => {
+                let mut n = String::new();
+                while let Some(d) = self.peek().filter(char::is_ascii_digit) {
+                    n.push(d);
+                    self.pos += 1;
+                }
+                Ok(self.env.get(&n).unwrap_or_default())
+            }
+            // Special parameters (`$$`, `$@`, `$?`, …) are one character, as in BuildKit.
+            Some(c @ ('@' | '*' | '#' | '?' | '-' | '$' | '!')) => {
+                self.pos += 1;
+                Ok(self.env.get(&c.to_string()).unwrap_or_default())
+            }
+            Some(c) if c.is_ascii_alphabetic() || c == '_' => {
                 let n = self.name();
                 Ok(self.env.get(&n).unwrap_or_default())
             }
@@ -185,15 +199,20 @@ impl Lexer<'_> {
 
     /// Reads a nested word up to the closing `}` (quotes and `$` processed).
     fn word_until_brace(&mut self) -> Result<String, ExpandError> {
+        self.word_until('}')
+    }
+
+    /// Reads a nested word up to `stop` (quotes and `$` processed), consuming `stop`.
+    fn word_until(&mut self, stop: char) -> Result<String, ExpandError> {
         let mut out = String::new();
         loop {
             match self.peek() {
                 None => {
-                    return Err(ExpandError::Bad(
-                        "missing '}' in variable substitution".into(),
-                    ));
+                    return Err(ExpandError::Bad(format!(
+                        "missing '{stop}' in variable substitution"
+                    )));
                 }
-                Some('}') => {
+                Some(c) if c == stop => {
                     self.pos += 1;
                     return Ok(out);
                 }
@@ -301,11 +320,10 @@ impl Lexer<'_> {
                 if all {
                     self.pos += 1;
                 }
-                let rest = self.word_until_brace()?;
-                let (pat, rep) = match rest.split_once('/') {
-                    Some((p, r)) => (p.to_string(), r.to_string()),
-                    None => (rest, String::new()),
-                };
+                // As BuildKit: the pattern ends at the next unescaped `/` (required), the
+                // replacement at `}`.
+                let pat = self.word_until('/')?;
+                let rep = self.word_until_brace()?;
                 Ok(replace_pattern(&val.unwrap_or_default(), &pat, &rep, all))
             }
             c => Err(ExpandError::Bad(format!(
