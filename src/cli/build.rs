@@ -312,7 +312,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     let _ = crate::executor::cleanup_stale(&pool);
     let _ = crate::executor::install_signal_handlers(std::time::Duration::from_secs(2), |_| {});
     let registry = Client::new(RegistryOptions {
-        insecure: g.insecure_registries.clone(),
+        insecure: g.insecure_registries(),
         docker_config_dir: None,
     })?;
     let sandbox = crate::executor::OciRuntime::detect()?.with_pool(pool);

@@ -142,7 +142,7 @@ fn open_store(g: &GlobalArgs) -> crate::Result<Store> {
 
 fn client(g: &GlobalArgs, quiet: bool) -> crate::Result<Client> {
     let mut c = Client::new(RegistryOptions {
-        insecure: g.insecure_registries.clone(),
+        insecure: g.insecure_registries(),
         docker_config_dir: None,
     })?;
     if quiet {

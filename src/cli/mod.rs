@@ -37,6 +37,20 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// Registries reachable over plain HTTP: `--insecure-registry` flags plus the
+    /// `insecure-registries` list of hoist's config file (`$HOIST_CONFIG`, else
+    /// `$XDG_CONFIG_HOME/hoist/config.json` or `~/.config/hoist/config.json`, else
+    /// `/etc/hoist/config.json`), the same key Docker's daemon.json uses.
+    pub fn insecure_registries(&self) -> Vec<String> {
+        let mut out = self.insecure_registries.clone();
+        for host in config_insecure_registries(&config_paths()) {
+            if !out.contains(&host) {
+                out.push(host);
+            }
+        }
+        out
+    }
+
     /// The store root after defaults.
     pub fn store_root(&self) -> PathBuf {
         if let Some(r) = &self.root {
@@ -108,5 +122,79 @@ pub fn run(cli: Cli) -> crate::Result<ExitCode> {
         Command::Fsck(a) => images::fsck(g, a),
         Command::Login(a) => images::login(g, a),
         Command::Logout(a) => images::logout(g, a),
+    }
+}
+
+/// Where hoist's config file may be, most specific first.
+fn config_paths() -> Vec<PathBuf> {
+    if let Some(p) = std::env::var_os("HOIST_CONFIG") {
+        return vec![PathBuf::from(p)];
+    }
+    let mut v = Vec::new();
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+        v.push(PathBuf::from(x).join("hoist/config.json"));
+    } else if let Some(h) = std::env::var_os("HOME") {
+        v.push(PathBuf::from(h).join(".config/hoist/config.json"));
+    }
+    v.push(PathBuf::from("/etc/hoist/config.json"));
+    v
+}
+
+/// `insecure-registries` from the first config file that exists; a file that does not parse
+/// is reported and ignored rather than silently trusted.
+fn config_insecure_registries(paths: &[PathBuf]) -> Vec<String> {
+    for p in paths {
+        let Ok(bytes) = std::fs::read(p) else {
+            continue;
+        };
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) => {
+                return v
+                    .get("insecure-registries")
+                    .and_then(|l| l.as_array())
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|h| h.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            Err(e) => {
+                eprintln!(
+                    "WARNING: {}: not valid JSON ({e}); ignoring it",
+                    p.display()
+                );
+                return Vec::new();
+            }
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_registries_from_the_first_config_file() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.json");
+        let b = d.path().join("b.json");
+        std::fs::write(&b, r#"{"insecure-registries": ["other:5000"]}"#).unwrap();
+        assert_eq!(
+            config_insecure_registries(&[a.clone(), b.clone()]),
+            vec!["other:5000"]
+        );
+        std::fs::write(
+            &a,
+            r#"{"insecure-registries": ["reg.internal:5000", "10.0.0.5"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config_insecure_registries(&[a.clone(), b.clone()]),
+            vec!["reg.internal:5000", "10.0.0.5"]
+        );
+        std::fs::write(&a, "{broken").unwrap();
+        assert!(config_insecure_registries(&[a, b]).is_empty());
     }
 }

@@ -140,7 +140,7 @@ fn image_rootfs(
 ) -> crate::Result<(crate::oci::ImageConfig, Vec<PathBuf>)> {
     let store = crate::store::Store::open(&g.store_root())?;
     let registry = crate::registry::Client::new(crate::registry::RegistryOptions {
-        insecure: g.insecure_registries.clone(),
+        insecure: g.insecure_registries(),
         docker_config_dir: None,
     })?;
     let warn = |m: String| eprintln!("WARNING: {m}");
