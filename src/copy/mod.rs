@@ -36,6 +36,24 @@ use std::path::{Path, PathBuf};
 
 pub use key::{HashCache, content_key};
 
+/// The host path of `rel` inside `root`, every symlink resolved in-root (`..` and absolute
+/// links clamped at the root) by the same fd walk COPY uses; `None` when it does not exist.
+/// For RUN bind mounts, which hand the sandbox a path.
+pub fn resolve_in_root(root: &Path, rel: &str) -> std::io::Result<Option<PathBuf>> {
+    let r = fsops::Root::open(root)?;
+    let found = match r.resolve(rel, true) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(found.meta.map(|_| {
+        found
+            .comps
+            .iter()
+            .fold(root.to_path_buf(), |p, c| p.join(c))
+    }))
+}
+
 /// Where a COPY reads from.
 #[derive(Debug, Clone, Copy)]
 pub enum CopySource<'a> {

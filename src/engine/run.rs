@@ -327,57 +327,19 @@ fn abs_target(st: &State, t: &str) -> String {
     }
 }
 
-/// Resolves `rel` inside `root`, following symlinks only within it (absolute links and `..`
-/// are clamped at the root), so a bind mount can never expose a host path.
+/// Resolves `rel` inside `root` with copy's in-root walk, so a bind mount can never expose a
+/// host path outside the context or stage.
 pub(crate) fn resolve_in_root(root: &Path, rel: &str) -> Result<PathBuf> {
-    let mut parts: Vec<String> = Vec::new();
-    let mut pending: Vec<String> = rel.split('/').rev().map(String::from).collect();
-    let mut hops = 0;
-    while let Some(c) = pending.pop() {
-        match c.as_str() {
-            "" | "." => continue,
-            ".." => {
-                parts.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate: PathBuf = std::iter::once(root.to_path_buf())
-            .chain(parts.iter().map(PathBuf::from))
-            .collect::<PathBuf>()
-            .join(&c);
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(m) if m.file_type().is_symlink() => {
-                hops += 1;
-                if hops > 40 {
-                    return Err(EngineError::BadMount(format!(
-                        "too many symlinks resolving {rel}"
-                    )));
-                }
-                let target = std::fs::read_link(&candidate).map_err(|source| EngineError::Io {
-                    path: candidate.clone(),
-                    source,
-                })?;
-                let t = target.to_string_lossy().into_owned();
-                if t.starts_with('/') {
-                    parts.clear();
-                }
-                for seg in t.split('/').rev() {
-                    pending.push(seg.to_string());
-                }
-            }
-            _ => parts.push(c),
-        }
-    }
-    let p: PathBuf = std::iter::once(root.to_path_buf())
-        .chain(parts.iter().map(PathBuf::from))
-        .collect();
-    if !p.exists() {
-        return Err(EngineError::BadMount(format!(
+    match crate::copy::resolve_in_root(root, rel) {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(EngineError::BadMount(format!(
             "bind source {rel:?} not found"
-        )));
+        ))),
+        Err(source) => Err(EngineError::Io {
+            path: root.join(rel),
+            source,
+        }),
     }
-    Ok(p)
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
