@@ -6,6 +6,8 @@
 //! file per key (`<root>/cache/<hex>.json`, written by temp file + rename); an entry whose
 //! layer blob is gone is a miss, never an error.
 
+pub mod transfer;
+
 use crate::oci::Digest;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -23,6 +25,25 @@ pub enum CacheError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A registry call of cache export/import failed.
+    #[error("build cache at {reference}: {source}")]
+    Remote {
+        reference: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A registry cache location was given but no registry client is available.
+    #[error("build cache at {reference}: no registry client available")]
+    NoRegistry { reference: String },
+    /// The artifact at a cache location is something else.
+    #[error(
+        "{origin} is not a hoist build cache (config media type {media_type}); point --cache-from at a ref written by --cache-to"
+    )]
+    NotACache { origin: String, media_type: String },
+    /// A blob in a local cache directory does not match its name.
+    #[error("{path}: blob content does not match its digest; re-export the cache")]
+    CorruptBlob { path: PathBuf },
 }
 
 /// Result alias for this module.
@@ -131,7 +152,7 @@ impl CacheIndex {
                 Some((m.modified().ok()?, e.path(), size))
             })
             .collect();
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0));
         let mut total = 0u64;
         let mut removed = 0;
         for (_, p, size) in entries {

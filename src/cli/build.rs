@@ -1,6 +1,7 @@
 //! `hoist build`: flags (docker build compatible) and the handler.
 
 use super::{GlobalArgs, progress};
+use crate::cache::transfer::{self, CacheLocation};
 use crate::engine::{self, BuildRequest, EngineError, Secret};
 use crate::executor::Network;
 use crate::graph::GraphOptions;
@@ -292,6 +293,16 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             None => return Err(usage(format!("--output {o}: missing type="))),
         }
     }
+    let cache_from: Vec<CacheLocation> = a
+        .cache_from
+        .iter()
+        .map(|c| CacheLocation::parse(c, false).map_err(usage))
+        .collect::<crate::Result<_>>()?;
+    let cache_to: Vec<CacheLocation> = a
+        .cache_to
+        .iter()
+        .map(|c| CacheLocation::parse(c, true).map_err(usage))
+        .collect::<crate::Result<_>>()?;
     if push && tags.is_empty() {
         return Err(usage("--push needs a name: add -t NAME".into()));
     }
@@ -324,6 +335,21 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         source_date_epoch,
         platform,
     };
+    let cache_index = crate::cache::CacheIndex::open(&store.root().join("cache"))?;
+    let remote = crate::engine::adapters::RegistryCache(&registry);
+    if !a.no_cache {
+        for from in &cache_from {
+            let stats = transfer::import(&cache_index, &store, from, Some(&remote))?;
+            if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
+                eprintln!(
+                    "imported build cache from {}: {} entries, {} blobs",
+                    describe(from),
+                    stats.entries,
+                    stats.blobs
+                );
+            }
+        }
+    }
     let printer = progress::Printer::new(mode);
     let outcome = match engine::build(&req, &store, Some(&registry), &sandbox, &printer) {
         Ok(o) => o,
@@ -336,6 +362,17 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     drop(printer);
     for t in &tags {
         store.set_image(&t.to_string(), &outcome.manifest_digest)?;
+    }
+    for to in &cache_to {
+        let stats = transfer::export(&cache_index, &store, &outcome.cache_keys, to, Some(&remote))?;
+        if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
+            eprintln!(
+                "exported build cache to {}: {} entries, {} blobs",
+                describe(to),
+                stats.entries,
+                stats.blobs
+            );
+        }
     }
     if push {
         for t in &tags {
@@ -381,6 +418,13 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn describe(l: &CacheLocation) -> String {
+    match l {
+        CacheLocation::Registry(r) => r.to_string(),
+        CacheLocation::Local(d) => d.display().to_string(),
+    }
 }
 
 fn qemu_arch(arch: &str) -> &str {

@@ -5,6 +5,7 @@
 //! `executor::Sandbox` trait, files through `copy` and `layers`, images through `store` and
 //! `registry`. Config changes are pure functions in `config`.
 
+pub mod adapters;
 pub mod base;
 pub mod config;
 mod output;
@@ -156,9 +157,19 @@ pub(crate) struct Ctx<'a> {
     pub cache: CacheIndex,
     pub hashes: HashCache,
     next_id: Mutex<usize>,
+    /// Cache keys of the layer steps this build used (hit or produced), for `--cache-to`.
+    pub used_keys: Mutex<Vec<Digest>>,
 }
 
 impl Ctx<'_> {
+    /// Records a layer step's key as used by this build.
+    pub fn use_key(&self, key: &Digest) {
+        self.used_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key.clone());
+    }
+
     pub fn new_id(&self) -> usize {
         let mut n = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
         *n += 1;
@@ -199,6 +210,7 @@ pub fn build(
         cache: CacheIndex::open(&store.root().join("cache"))?,
         hashes: HashCache::open(&store.root().join("cache").join("content"))?,
         next_id: Mutex::new(0),
+        used_keys: Mutex::new(Vec::new()),
     };
     let results: Mutex<HashMap<usize, Arc<StageResult>>> = Mutex::new(HashMap::new());
     let failed: Mutex<Option<EngineError>> = Mutex::new(None);

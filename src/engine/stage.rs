@@ -155,7 +155,11 @@ pub(crate) fn load_image(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
         ctx.registry,
         reference,
         &ctx.req.platform,
-        if ctx.req.pull { base::Policy::Always } else { base::Policy::Check },
+        if ctx.req.pull {
+            base::Policy::Always
+        } else {
+            base::Policy::Check
+        },
         &warn,
     ) {
         Ok(b) => {
@@ -485,6 +489,7 @@ pub(crate) fn layer_step(
     });
     if !no_cache && let Some(hit) = cached_layer(ctx, &key) {
         ctx.reporter.event(BuildEvent::Cached { id });
+        ctx.use_key(&key);
         let created = hit.1.clone();
         st.layers.push(hit.0);
         st.key = key;
@@ -531,6 +536,7 @@ pub(crate) fn layer_step(
             created: Some(created.clone()),
         },
     )?;
+    ctx.use_key(&key);
     st.layers.push(layer);
     st.last_created = Some(created.clone());
     history(st, created_by, false, Some(created));
