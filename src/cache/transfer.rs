@@ -563,7 +563,7 @@ mod tests {
         let k = entry(&a, "one");
         let dir = tempfile::tempdir().unwrap();
         let loc = CacheLocation::Local(dir.path().join("cache"));
-        export(&a.index, &a.store, &[k.clone()], &loc, None).unwrap();
+        export(&a.index, &a.store, std::slice::from_ref(&k), &loc, None).unwrap();
         let layout = dir.path().join("cache");
         assert!(layout.join("oci-layout").is_file());
         let idx: crate::oci::Index =
