@@ -56,6 +56,8 @@ impl GlobalArgs {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the `build` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from a Dockerfile

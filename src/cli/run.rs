@@ -49,12 +49,12 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
     let network = parse_network(&a.network)?;
     let memory = a.memory.as_deref().map(parse_memory).transpose()?;
     let cpus = a.cpus.as_deref().map(parse_cpus).transpose()?;
-    if let Some(w) = &a.workdir {
-        if !w.starts_with('/') {
-            return Err(crate::Error::Usage(format!(
-                "--workdir {w:?}: the working directory must be an absolute path"
-            )));
-        }
+    if let Some(w) = &a.workdir
+        && !w.starts_with('/')
+    {
+        return Err(crate::Error::Usage(format!(
+            "--workdir {w:?}: the working directory must be an absolute path"
+        )));
     }
     let runtime = OciRuntime::detect()?;
     executor::install_signal_handlers(Duration::from_secs(10), on_signal)?;
@@ -133,7 +133,7 @@ fn on_signal(sig: i32) {
 }
 
 /// The image's config and unpacked layers, pulling it first when the store lacks it (a local
-/// copy is used when its registry cannot be reached).
+/// copy is used as is, like `docker run`).
 fn image_rootfs(
     g: &GlobalArgs,
     image: &str,

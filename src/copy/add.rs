@@ -244,57 +244,14 @@ pub(crate) fn git_ls_remote(s: &str) -> Result<String> {
 }
 
 // ---- archives -------------------------------------------------------------------------
-// stand-in until layers lands: decompression by magic and a minimal in-root tar extractor;
-// to be replaced by `crate::layers::decompress` + `crate::layers::extract(.., Archive)`.
+// Decompression (gzip, bzip2, xz, zstd, plain by magic bytes, decoder memory capped) is the
+// layers module's; members are written through this module's in-root writer so `--chown` and
+// the destination rules apply exactly as for COPY.
 
-enum Compression {
-    Plain,
-    Gzip,
-    Bzip2,
-    Xz,
-    Zstd,
-}
-
-fn sniff(head: &[u8]) -> Compression {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(b"BZh") {
-        Compression::Bzip2
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Compression::Xz
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        Compression::Plain
-    }
-}
-
-fn decompressor(mut f: std::fs::File) -> std::io::Result<Box<dyn Read>> {
-    use std::io::{Seek, SeekFrom};
-    let mut head = [0u8; 6];
-    let n = f.read(&mut head)?;
-    f.seek(SeekFrom::Start(0))?;
-    Ok(match sniff(&head[..n]) {
-        Compression::Plain => Box::new(f),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(f)?),
-        Compression::Bzip2 => external("bzip2", f)?,
-        Compression::Xz => external("xz", f)?,
-    })
-}
-
-/// Decompresses through the `bzip2`/`xz` tool (stand-in: no Rust codec in the tree yet).
-fn external(tool: &str, f: std::fs::File) -> std::io::Result<Box<dyn Read>> {
-    let child = Command::new(tool)
-        .arg("-dc")
-        .stdin(Stdio::from(f))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let out = child
-        .stdout
-        .ok_or_else(|| std::io::Error::other("no stdout"))?;
-    Ok(Box::new(out))
+fn decompressor(f: std::fs::File) -> std::io::Result<Box<dyn Read>> {
+    crate::layers::decompress(f, crate::layers::DecompressHint::Sniff)
+        .map(|r| -> Box<dyn Read> { r })
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// True when a tar header checksum is valid.
@@ -392,43 +349,11 @@ impl Read for Capped {
     }
 }
 
-/// Decompresses a stream by its magic bytes (bzip2/xz through their tools, fed by a thread).
-pub(crate) fn decompress_stream(mut r: Box<dyn Read + Send>) -> std::io::Result<Box<dyn Read>> {
-    let mut head = [0u8; 6];
-    let mut n = 0;
-    while n < head.len() {
-        match r.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    let chained: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head[..n].to_vec()).chain(r));
-    let tool = match sniff(&head[..n]) {
-        Compression::Plain => return Ok(chained),
-        Compression::Gzip => return Ok(Box::new(flate2::read::MultiGzDecoder::new(chained))),
-        Compression::Zstd => return Ok(Box::new(zstd::stream::read::Decoder::new(chained)?)),
-        Compression::Bzip2 => "bzip2",
-        Compression::Xz => "xz",
-    };
-    let mut child = Command::new(tool)
-        .arg("-dc")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stdin"))?;
-    let mut src = chained;
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut src, &mut stdin);
-    });
-    let out = child
-        .stdout
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stdout"))?;
-    Ok(Box::new(out))
+/// Decompresses a stream by its magic bytes.
+pub(crate) fn decompress_stream(r: Box<dyn Read + Send>) -> std::io::Result<Box<dyn Read>> {
+    crate::layers::decompress(r, crate::layers::DecompressHint::Sniff)
+        .map(|r| -> Box<dyn Read> { r })
+        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// Unpacks an uncompressed tar stream into directory `dest` of `w`.

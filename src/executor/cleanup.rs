@@ -157,11 +157,11 @@ pub fn cleanup_stale(root_tmp: &Path) -> Result<usize> {
         if pid_alive(pid) {
             continue;
         }
-        if let Some(rt) = &runtime {
-            if state.join(&name).exists() {
-                kill_container(rt.binary(), &state, &name);
-                let _ = delete_container(rt.binary(), &state, &name);
-            }
+        if let Some(rt) = &runtime
+            && state.join(&name).exists()
+        {
+            kill_container(rt.binary(), &state, &name);
+            let _ = delete_container(rt.binary(), &state, &name);
         }
         remove_stale_cgroups(&name);
         remove_dir_safely(&ent.path())?;

@@ -106,7 +106,7 @@ mod tests {
         // /etc existed in the upper before: kept. /var/lib is not empty: kept.
         drop_copied_up_parents(
             &upper,
-            &[lower.clone()],
+            std::slice::from_ref(&lower),
             &before,
             &[stub("/etc/hosts"), stub("/var/lib/x")],
         );

@@ -107,23 +107,22 @@ fn ensure_rec(
         let pfd = open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY)?;
         // A dangling symlink: create what it points to, in-root.
         if let Ok(st) = rustix::fs::statat(&pfd, c.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            && rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
         {
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
-                let target = rustix::fs::readlinkat(&pfd, c.as_str(), Vec::new())?;
-                let target = target.to_string_lossy().into_owned();
-                let base = if target.starts_with('/') {
-                    target
-                } else {
-                    format!("{parent}/{target}")
-                };
-                let rest = comps[i + 1..].join("/");
-                let next = if rest.is_empty() {
-                    base
-                } else {
-                    format!("{base}/{rest}")
-                };
-                return ensure_rec(root, &next, leaf_dir, depth + 1, created);
-            }
+            let target = rustix::fs::readlinkat(&pfd, c.as_str(), Vec::new())?;
+            let target = target.to_string_lossy().into_owned();
+            let base = if target.starts_with('/') {
+                target
+            } else {
+                format!("{parent}/{target}")
+            };
+            let rest = comps[i + 1..].join("/");
+            let next = if rest.is_empty() {
+                base
+            } else {
+                format!("{base}/{rest}")
+            };
+            return ensure_rec(root, &next, leaf_dir, depth + 1, created);
         }
         let is_dir = !last || leaf_dir;
         if is_dir {

@@ -198,6 +198,20 @@ impl Sandbox for OciRuntime {
         if cleanup::shutdown_requested() {
             return Err(ExecutorError::Interrupted);
         }
+        let r = self.run_inner(spec, out);
+        if cleanup::shutdown_requested() {
+            // This sandbox is torn down; the signal thread ends the process with 128+signal
+            // once every other one is too. Returning would let the caller race it.
+            loop {
+                std::thread::park();
+            }
+        }
+        r
+    }
+}
+
+impl OciRuntime {
+    fn run_inner(&self, spec: &RunSpec, out: &mut dyn FnMut(&[u8])) -> Result<i32> {
         validate(spec)?;
         let id = unique_name();
         let dir = self.pool.join(&id);
@@ -413,15 +427,30 @@ fn validate(spec: &RunSpec) -> Result<()> {
             )));
         }
     }
-    if let Some(u) = &spec.upper {
-        if !u.is_absolute() {
-            return Err(ExecutorError::InvalidSpec(format!(
-                "upper dir {} is not absolute",
-                u.display()
-            )));
-        }
+    if let Some(u) = &spec.upper
+        && !u.is_absolute()
+    {
+        return Err(ExecutorError::InvalidSpec(format!(
+            "upper dir {} is not absolute",
+            u.display()
+        )));
+    }
+    // A working dir or mount target inside the sandbox's /proc (e.g. /proc/self/fd/N, the
+    // runc CVE-2024-21626 vector) would reach host file descriptors.
+    let in_proc = |p: &str| fsutil::components(p).first().is_some_and(|c| c == "proc");
+    if in_proc(&spec.cwd) {
+        return Err(ExecutorError::InvalidSpec(format!(
+            "working dir {:?} is inside /proc; use a directory of the image",
+            spec.cwd
+        )));
     }
     for m in &spec.mounts {
+        if in_proc(&m.target) {
+            return Err(ExecutorError::InvalidSpec(format!(
+                "mount target {:?} is inside /proc",
+                m.target
+            )));
+        }
         if !m.target.starts_with('/') {
             return Err(ExecutorError::InvalidSpec(format!(
                 "mount target {:?} is not absolute",

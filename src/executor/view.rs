@@ -3,14 +3,15 @@
 
 use super::cleanup::{self, Live};
 use super::overlay::{mount_overlay, remove_dir_safely};
-use super::{Result, io_err};
+use super::{ExecutorError, Result, io_err};
+use rustix::mount::MountFlags;
 use std::path::{Path, PathBuf};
 
 /// A read-only merged rootfs.
 #[derive(Debug)]
 pub struct View {
     path: PathBuf,
-    /// The pool entry to unmount and remove; `None` when the view is a lower dir itself.
+    /// The pool entry to unmount and remove, and its registration.
     owned: Option<(PathBuf, u64)>,
 }
 
@@ -23,28 +24,22 @@ impl View {
 
 impl Drop for View {
     fn drop(&mut self) {
-        if let Some((dir, key)) = self.owned.take() {
-            if remove_dir_safely(&dir).is_ok() {
-                cleanup::deregister(key);
-            }
+        if let Some((dir, key)) = self.owned.take()
+            && remove_dir_safely(&dir).is_ok()
+        {
+            cleanup::deregister(key);
         }
     }
 }
 
-/// Mounts a read-only merged view of `lowers` (bottom first). One lower is returned as it is;
-/// none gives an empty dir.
+/// Mounts a read-only merged view of `lowers` (bottom first): an overlay, a read-only bind
+/// mount for a single lower, an empty dir for none.
 pub fn mount_view(lowers: &[PathBuf]) -> Result<View> {
     mount_view_in(&super::default_pool_dir(), lowers)
 }
 
 /// [`mount_view`] with an explicit pool dir.
 pub fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
-    if lowers.len() == 1 {
-        return Ok(View {
-            path: lowers[0].clone(),
-            owned: None,
-        });
-    }
     let dir = pool.join(super::runtime::unique_name());
     let merged = dir.join("merged");
     use std::os::unix::fs::DirBuilderExt;
@@ -65,6 +60,17 @@ pub fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
     if lowers.is_empty() {
         std::fs::set_permissions(&merged, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .map_err(io_err(&merged))?;
+        return Ok(view);
+    }
+    if let [only] = lowers {
+        let err = |source: rustix::io::Errno| ExecutorError::Mount {
+            what: format!("read-only bind of {}", only.display()),
+            target: merged.clone(),
+            source: source.into(),
+        };
+        rustix::mount::mount_bind(only.as_path(), &merged).map_err(err)?;
+        rustix::mount::mount_remount(&merged, MountFlags::BIND | MountFlags::RDONLY, c"")
+            .map_err(err)?;
         return Ok(view);
     }
     mount_overlay(lowers, None, &merged)?;

@@ -181,6 +181,8 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
         }
         Ok(Source::Image(expanded))
     };
+    // Indexes, not iterators: each stage's steps are updated while `names` is read.
+    #[allow(clippy::needless_range_loop)]
     for si in 0..stages.len() {
         let mut deps = Vec::new();
         if let Source::Stage(b) = stages[si].base {

@@ -103,13 +103,8 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
             }
         }
         let end = i.max(start + 1);
-        let (node, consumed) = parse_logical(
-            &logical,
-            escape,
-            start + 1,
-            end,
-            &lines[i.min(lines.len())..],
-        )?;
+        let (node, consumed) =
+            parse_logical(&logical, start + 1, end, &lines[i.min(lines.len())..])?;
         i += consumed;
         let mut node = node;
         node.span.end += consumed;
@@ -143,8 +138,8 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
 }
 
 /// Parses one instruction line (ONBUILD triggers).
-pub fn parse_instruction(line: &str, escape: char) -> Result<Node> {
-    let (node, _) = parse_logical(line, escape, 1, 1, &[])?;
+pub fn parse_instruction(line: &str, _escape: char) -> Result<Node> {
+    let (node, _) = parse_logical(line, 1, 1, &[])?;
     Ok(node)
 }
 
@@ -451,7 +446,6 @@ fn valid_name(n: &str) -> bool {
 
 fn parse_logical(
     logical: &str,
-    escape: char,
     line: usize,
     end: usize,
     following: &[&str],
@@ -635,7 +629,7 @@ fn parse_logical(
         "ONBUILD" => {
             f.check(&[])?;
             need_args(&args)?;
-            let (inner, used) = parse_logical(&args, escape, line, end, following)?;
+            let (inner, used) = parse_logical(&args, line, end, following)?;
             consumed = used;
             if matches!(
                 inner.instruction,
