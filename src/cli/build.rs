@@ -2,6 +2,7 @@
 
 use super::{GlobalArgs, progress};
 use crate::cache::transfer::{self, CacheLocation};
+use crate::engine::export::OutputKind;
 use crate::engine::{self, BuildRequest, EngineError, Secret};
 use crate::executor::Network;
 use crate::graph::GraphOptions;
@@ -280,15 +281,40 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         _ => None,
     };
     let mut push = a.push;
+    let mut tags = tags;
+    let mut exports: Vec<(OutputKind, PathBuf)> = Vec::new();
     for o in &a.outputs {
-        let kv = parse_kv(o);
+        // `-o DIR` is `type=local,dest=DIR`, as with buildx.
+        let kv = if o.contains('=') {
+            parse_kv(o)
+        } else {
+            BTreeMap::from([
+                ("type".to_string(), "local".to_string()),
+                ("dest".to_string(), o.clone()),
+            ])
+        };
+        for n in kv.get("name").map(|n| n.split(';')).into_iter().flatten() {
+            tags.push(ImageRef::parse(n).map_err(|e| usage(format!("--output name={n}: {e}")))?);
+        }
         match kv.get("type").map(String::as_str) {
             Some("image") => push |= kv.get("push").is_some_and(|v| v == "true"),
             Some("registry") => push = true,
-            Some(other) => {
-                return Err(usage(format!(
-                    "--output type={other} is not supported yet (use type=image or type=registry)"
-                )));
+            Some(t) => {
+                let kind = OutputKind::parse(t).ok_or_else(|| {
+                    usage(format!(
+                        "--output {o}: unknown type {t:?} (use image, registry, local, tar, oci or docker)"
+                    ))
+                })?;
+                let dest = kv
+                    .get("dest")
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| usage(format!("--output {o}: type={t} needs dest=PATH")))?;
+                if kind == OutputKind::Local && dest == "-" {
+                    return Err(usage(format!(
+                        "--output {o}: type=local writes a directory; use type=tar,dest=- for stdout"
+                    )));
+                }
+                exports.push((kind, PathBuf::from(dest)));
             }
             None => return Err(usage(format!("--output {o}: missing type="))),
         }
@@ -381,6 +407,17 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 eprintln!("pushed {t}@{}", outcome.manifest_digest);
             }
         }
+    }
+    let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    for (kind, dest) in &exports {
+        crate::engine::export::write_output(
+            &store,
+            &outcome,
+            *kind,
+            dest,
+            &names,
+            source_date_epoch,
+        )?;
     }
     if let Some(f) = &a.iidfile {
         std::fs::write(f, outcome.config_digest.to_string()).map_err(|source| {

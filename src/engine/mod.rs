@@ -8,6 +8,7 @@
 pub mod adapters;
 pub mod base;
 pub mod config;
+pub mod export;
 mod output;
 mod run;
 mod stage;
