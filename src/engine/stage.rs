@@ -63,14 +63,6 @@ impl State {
         env
     }
 
-    /// The visible ARG values as one string for cache keys.
-    pub fn args_key(&self) -> String {
-        self.args
-            .iter()
-            .map(|(n, v)| format!("{n}={}\n", v.as_deref().unwrap_or("\u{0}")))
-            .collect()
-    }
-
     pub fn lowers(&self) -> Vec<PathBuf> {
         self.layers.iter().map(|l| l.snapshot.clone()).collect()
     }
@@ -348,7 +340,8 @@ fn run_step(
                 let v = crate::graph::args::stage_arg_value(&ctx.req.graph, n, def);
                 st.args.push((n.clone(), v));
             }
-            st.key = cache::key(&st.key, &["ARG", &st.args_key()]);
+            // Like BuildKit, an ARG alone invalidates nothing: RUN keys include the env it
+            // sees (ARG values included), and other steps key on their expanded words.
             Ok(())
         }
         Instruction::Label(pairs) => {
