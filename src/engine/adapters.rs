@@ -2,34 +2,32 @@
 
 use crate::cache::transfer::{CacheRemote, RemoteResult};
 use crate::oci::{Descriptor, Digest};
-use crate::registry::{Client, ImageRef};
+use crate::registry::{Client, ImageRef, RegistryError};
 use crate::store::Store;
 
 /// The registry client as the cache's export/import remote.
 pub struct RegistryCache<'a>(pub &'a Client);
 
-// stand-in until the registry client's generic calls (push_blob, put_manifest, get_manifest,
-// fetch_blob) land on main.
-fn not_yet(what: &str) -> Box<dyn std::error::Error + Send + Sync> {
-    format!("{what}: the registry client cannot do this in this build yet").into()
-}
-
 impl CacheRemote for RegistryCache<'_> {
-    fn push_blob(&self, _store: &Store, dest: &ImageRef, _digest: &Digest) -> RemoteResult<()> {
-        Err(not_yet(&format!("push blob to {dest}")))
+    fn push_blob(&self, store: &Store, dest: &ImageRef, digest: &Digest) -> RemoteResult<()> {
+        Ok(self.0.push_blob(store, dest, digest)?)
     }
     fn put_manifest(
         &self,
         dest: &ImageRef,
-        _bytes: &[u8],
-        _media_type: &str,
+        bytes: &[u8],
+        media_type: &str,
     ) -> RemoteResult<Digest> {
-        Err(not_yet(&format!("put manifest {dest}")))
+        Ok(self.0.put_manifest(dest, bytes, media_type)?)
     }
     fn get_manifest(&self, r: &ImageRef) -> RemoteResult<Option<(Vec<u8>, String, Digest)>> {
-        Err(not_yet(&format!("get manifest {r}")))
+        match self.0.get_manifest(r) {
+            Ok(m) => Ok(Some(m)),
+            Err(RegistryError::ManifestNotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
-    fn fetch_blob(&self, r: &ImageRef, _desc: &Descriptor, _store: &Store) -> RemoteResult<()> {
-        Err(not_yet(&format!("fetch blob from {r}")))
+    fn fetch_blob(&self, r: &ImageRef, desc: &Descriptor, store: &Store) -> RemoteResult<()> {
+        Ok(self.0.fetch_blob(r, desc, store)?)
     }
 }
