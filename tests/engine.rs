@@ -385,13 +385,13 @@ fn a_failing_run_names_line_command_and_exit_code() {
         .build_req(&lab.request(df, &[], None), &sb, &ev)
         .unwrap_err();
     let EngineError::Step {
-        location, source, ..
+        location, cause, ..
     } = &err
     else {
         panic!("not a step error: {err}");
     };
     assert_eq!(location, "Dockerfile:4");
-    match source.as_ref() {
+    match cause.as_ref() {
         EngineError::RunFailed {
             command,
             code,
@@ -404,7 +404,7 @@ fn a_failing_run_names_line_command_and_exit_code() {
         other => panic!("unexpected {other}"),
     }
     assert_eq!(
-        source.to_string(),
+        cause.to_string(),
         "process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"
     );
     let failed =

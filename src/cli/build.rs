@@ -513,7 +513,7 @@ fn parse_secret(s: &str) -> Result<(String, Secret), String> {
 /// Prints the Dockerfile lines around a failed step and the end of a failed RUN's output.
 fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError) {
     let EngineError::Step {
-        location, source, ..
+        location, cause, ..
     } = e
     else {
         return;
@@ -523,7 +523,7 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
         .next()
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
-    if let EngineError::RunFailed { tail, .. } = source.as_ref()
+    if let EngineError::RunFailed { tail, .. } = cause.as_ref()
         && !tail.is_empty()
     {
         eprintln!("------\n{tail}\n------");
@@ -544,7 +544,7 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
                 df_name,
                 text,
                 crate::parser::Span { start: line, end },
-                &source.to_string()
+                &cause.to_string()
             )
         );
     }

@@ -37,11 +37,13 @@ pub enum EngineError {
         source: std::io::Error,
     },
     /// A step failed: where, which instruction, why.
-    #[error("{location}: {instruction}: {source}")]
+    /// (`cause` is not marked as the error source on purpose: its text is already in this
+    /// message, and error chains would print it twice.)
+    #[error("{location}: {instruction}: {cause}")]
     Step {
         location: String,
         instruction: String,
-        source: Box<EngineError>,
+        cause: Box<EngineError>,
     },
     #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
     RunFailed {

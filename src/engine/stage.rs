@@ -113,7 +113,7 @@ fn at(ctx: &Ctx, node: &Node, e: impl Into<EngineError>) -> EngineError {
     EngineError::Step {
         location: location(ctx, node),
         instruction: node.original.clone(),
-        source: Box::new(e),
+        cause: Box::new(e),
     }
 }
 
