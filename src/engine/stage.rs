@@ -771,33 +771,22 @@ fn copy_step(
         heredocs,
         source_date_epoch: ctx.req.source_date_epoch,
     };
-    // --chown names resolve in the destination image's passwd/group.
-    let image_view = RootView::open(ctx, &st.lowers())?;
-    if let Some(spec) = &chown_spec {
-        req.chown = Some(crate::executor::user::resolve_chown(
-            image_view.path(),
-            spec,
-        )?);
-    }
-    let src_view = match &from_layers {
-        Some((lowers, _)) => Some(RootView::open(ctx, lowers)?),
-        None => None,
-    };
-    let src = match &src_view {
-        Some(v) => CopySource::Rootfs(v.path()),
-        None => CopySource::Context {
-            root: &ctx.req.context,
-            ignore: &ctx.req.ignore,
-        },
-    };
+    // The key needs no mounted view: the context's content key, or the source stage/image's
+    // identity. Views are opened (and --chown names resolved) only when the step runs.
     let content = match &from_layers {
         Some((_, k)) => format!("from:{k}"),
-        None => copy::content_key(&src, &req, &ctx.hashes)?.to_string(),
+        None => {
+            let src = CopySource::Context {
+                root: &ctx.req.context,
+                ignore: &ctx.req.ignore,
+            };
+            copy::content_key(&src, &req, &ctx.hashes)?.to_string()
+        }
     };
     let kw = if add { "ADD" } else { "COPY" };
     let flags = format!(
         "chown={:?} chmod={:?} parents={} exclude={:?} unpack={:?} checksum={:?} keepgit={} link={}",
-        req.chown,
+        chown_spec,
         req.chmod,
         req.parents,
         req.exclude,
@@ -808,7 +797,6 @@ fn copy_step(
     );
     let srcs = req.sources.join("\u{0}");
     let created_by = format!("{} # buildkit", node_args(&step.node));
-    let iv = image_view.path().to_path_buf();
     layer_step(
         ctx,
         st,
@@ -816,8 +804,27 @@ fn copy_step(
         no_cache,
         &[kw, &srcs, &dest, &flags, &content],
         created_by,
-        |_st, out, _| {
-            copy::apply(&src, &req, &iv, out)?;
+        |st, out, _| {
+            // --chown names resolve in the destination image's passwd/group.
+            let image_view = RootView::open(ctx, &st.lowers())?;
+            if let Some(spec) = &chown_spec {
+                req.chown = Some(crate::executor::user::resolve_chown(
+                    image_view.path(),
+                    spec,
+                )?);
+            }
+            let src_view = match &from_layers {
+                Some((lowers, _)) => Some(RootView::open(ctx, lowers)?),
+                None => None,
+            };
+            let src = match &src_view {
+                Some(v) => CopySource::Rootfs(v.path()),
+                None => CopySource::Context {
+                    root: &ctx.req.context,
+                    ignore: &ctx.req.ignore,
+                },
+            };
+            copy::apply(&src, &req, image_view.path(), out)?;
             Ok(true)
         },
     )
