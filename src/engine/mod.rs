@@ -162,6 +162,9 @@ pub(crate) struct Ctx<'a> {
     next_id: Mutex<usize>,
     /// Cache keys of the layer steps this build used (hit or produced), for `--cache-to`.
     pub used_keys: Mutex<Vec<Digest>>,
+    /// Base images loaded by this build, by reference: each is resolved (one registry request)
+    /// and unpacked once per build however many stages or `--from`s name it.
+    pub bases: Mutex<HashMap<String, Arc<Mutex<Option<base::BaseImage>>>>>,
 }
 
 impl Ctx<'_> {
@@ -214,6 +217,7 @@ pub fn build(
         hashes: HashCache::open(&store.root().join("cache").join("content"))?,
         next_id: Mutex::new(0),
         used_keys: Mutex::new(Vec::new()),
+        bases: Mutex::new(HashMap::new()),
     };
     let results: Mutex<HashMap<usize, Arc<StageResult>>> = Mutex::new(HashMap::new());
     let failed: Mutex<Option<EngineError>> = Mutex::new(None);

@@ -135,6 +135,24 @@ fn scratch_config(ctx: &Ctx) -> ImageConfig {
 
 /// Loads an image for FROM or `--from`, reporting it as a step.
 pub(crate) fn load_image(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
+    let slot = ctx
+        .bases
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(reference.to_string())
+        .or_default()
+        .clone();
+    // Holding the slot serialises loads of one reference; others proceed in parallel.
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = slot.as_ref() {
+        return Ok(b.clone());
+    }
+    let b = load_image_once(ctx, reference)?;
+    *slot = Some(b.clone());
+    Ok(b)
+}
+
+fn load_image_once(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
     let id = ctx.new_id();
     let t = Instant::now();
     ctx.reporter.event(BuildEvent::Started {
