@@ -36,6 +36,9 @@ pub enum Error {
     Cache(#[from] cache::CacheError),
     #[error(transparent)]
     Copy(#[from] copy::CopyError),
+    /// A Dockerfile that does not parse or resolve: `Dockerfile:3: unknown instruction: FOO`.
+    #[error("{location}: {message}")]
+    Dockerfile { location: String, message: String },
     /// A command-line value that does not parse; says which flag.
     #[error("{0}")]
     Usage(String),

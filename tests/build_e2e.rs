@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Instant;
 
 const BASE: &str = "localhost:5000/busybox:latest";
 
@@ -190,24 +189,51 @@ fn independent_stages_run_concurrently() {
         "FROM {BASE}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n"
     ));
     let ctx = context(&[("Dockerfile", &df)]);
-    // Warm the base image so only the stages are timed.
-    assert!(hoist(root.path(), &["pull", BASE]).status.success());
-    let t = Instant::now();
     let o = hoist(
         root.path(),
         &[
             "build",
             "--no-cache",
+            "--progress",
+            "json",
             "-t",
             "hoist-e2e/parallel:latest",
             ctx.path().to_str().unwrap(),
         ],
     );
-    let secs = t.elapsed().as_secs_f64();
     assert!(o.status.success(), "{}", text(&o));
+    // Concurrency shown by order, not by timing: every RUN starts before any RUN finishes.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let run_ids: Vec<u64> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "started"
+                && e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("RUN sleep 2"))
+        })
+        .filter_map(|e| e["id"].as_u64())
+        .collect();
+    assert_eq!(run_ids.len(), 3, "{}", text(&o));
+    let pos =
+        |pred: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(|e| pred(e)).unwrap();
+    let last_start = run_ids
+        .iter()
+        .map(|id| pos(&|e| e["event"] == "started" && e["id"].as_u64() == Some(*id)))
+        .max()
+        .unwrap();
+    let first_done = run_ids
+        .iter()
+        .map(|id| pos(&|e| e["event"] == "done" && e["id"].as_u64() == Some(*id)))
+        .min()
+        .unwrap();
     assert!(
-        secs < 5.0,
-        "three 2 s stages took {secs:.1} s: not concurrent"
+        last_start < first_done,
+        "a RUN finished before another started: stages ran one after another\n{}",
+        text(&o)
     );
 }
 

@@ -385,7 +385,9 @@ fn a_failing_run_names_line_command_and_exit_code() {
         .build_req(&lab.request(df, &[], None), &sb, &ev)
         .unwrap_err();
     let EngineError::Step {
-        location, cause, ..
+        location,
+        error: cause,
+        ..
     } = &err
     else {
         panic!("not a step error: {err}");

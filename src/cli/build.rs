@@ -164,7 +164,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 "{}",
                 crate::parser::diagnostic::render(&df_name, &text, span, message)
             );
-            return Err(e.into());
+            return Err(crate::Error::Dockerfile {
+                location: format!("{df_name}:{line}"),
+                message: message.clone(),
+            });
         }
     };
 
@@ -220,6 +223,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                     "{}",
                     crate::parser::diagnostic::render(&df_name, &text, span, message)
                 );
+                return Err(crate::Error::Dockerfile {
+                    location: format!("{df_name}:{line}"),
+                    message: message.clone(),
+                });
             }
             return Err(e.into());
         }
@@ -513,7 +520,9 @@ fn parse_secret(s: &str) -> Result<(String, Secret), String> {
 /// Prints the Dockerfile lines around a failed step and the end of a failed RUN's output.
 fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError) {
     let EngineError::Step {
-        location, cause, ..
+        location,
+        error: source,
+        ..
     } = e
     else {
         return;
@@ -523,7 +532,7 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
         .next()
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
-    if let EngineError::RunFailed { tail, .. } = cause.as_ref()
+    if let EngineError::RunFailed { tail, .. } = source.as_ref()
         && !tail.is_empty()
     {
         eprintln!("------\n{tail}\n------");
@@ -544,7 +553,7 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
                 df_name,
                 text,
                 crate::parser::Span { start: line, end },
-                &cause.to_string()
+                &source.to_string()
             )
         );
     }

@@ -37,13 +37,11 @@ pub enum EngineError {
         source: std::io::Error,
     },
     /// A step failed: where, which instruction, why.
-    /// (`cause` is not marked as the error source on purpose: its text is already in this
-    /// message, and error chains would print it twice.)
-    #[error("{location}: {instruction}: {cause}")]
+    #[error("{location}: {instruction}: {error}")]
     Step {
         location: String,
         instruction: String,
-        cause: Box<EngineError>,
+        error: Box<EngineError>,
     },
     #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
     RunFailed {
@@ -59,10 +57,10 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Expand(#[from] crate::parser::expand::ExpandError),
-    #[error("failed to resolve base image {reference}: {source}")]
+    #[error("failed to resolve base image {reference}: {error}")]
     BaseImage {
         reference: String,
-        source: Box<crate::Error>,
+        error: Box<crate::Error>,
     },
     #[error(
         "layer {digest} of {reference} unpacked to diffID {actual}, but its config says {expected}"
@@ -219,6 +217,7 @@ pub fn build(
         used_keys: Mutex::new(Vec::new()),
         bases: Mutex::new(HashMap::new()),
     };
+    precheck_context_sources(&ctx)?;
     let results: Mutex<HashMap<usize, Arc<StageResult>>> = Mutex::new(HashMap::new());
     let failed: Mutex<Option<EngineError>> = Mutex::new(None);
     let cv = Condvar::new();
@@ -276,4 +275,55 @@ pub fn build(
     let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     let target = results.get(&g.target).ok_or(EngineError::Cancelled)?;
     output::write_image(&ctx, target)
+}
+
+/// Fails fast, before any image is pulled or step run, when a COPY/ADD names a context file
+/// that does not exist (or is excluded by .dockerignore), as BuildKit does when it loads the
+/// context. Only sources that need no variable are checked here; the rest are checked when
+/// their step runs. This also warms the content-hash cache.
+fn precheck_context_sources(ctx: &Ctx) -> Result<()> {
+    use crate::parser::Instruction;
+    let g = &ctx.req.graph;
+    let literal = |s: &str| {
+        !s.contains('$') && !s.starts_with("<<") && !s.contains("://") && !s.starts_with("git@")
+    };
+    for &idx in &g.order {
+        for step in &g.stages[idx].steps {
+            let (Instruction::Copy(a) | Instruction::Add(a)) = &step.node.instruction else {
+                continue;
+            };
+            if a.from.is_some() || a.exclude.iter().any(|e| e.contains('$')) {
+                continue;
+            }
+            let sources: Vec<String> = a
+                .sources
+                .iter()
+                .filter(|s| literal(s))
+                .filter_map(|s| crate::parser::expand::expand_word(s, &|_: &str| None, '\\').ok())
+                .collect();
+            if sources.is_empty() {
+                continue;
+            }
+            let req = crate::copy::CopyRequest {
+                sources,
+                dest: "/precheck/".into(),
+                parents: a.parents,
+                exclude: a.exclude.clone(),
+                add: matches!(step.node.instruction, Instruction::Add(_)),
+                ..Default::default()
+            };
+            let src = crate::copy::CopySource::Context {
+                root: &ctx.req.context,
+                ignore: &ctx.req.ignore,
+            };
+            if let Err(e) = crate::copy::content_key(&src, &req, &ctx.hashes) {
+                return Err(EngineError::Step {
+                    location: format!("{}:{}", ctx.req.dockerfile_name, step.node.span.start),
+                    instruction: step.node.original.clone(),
+                    error: Box::new(e.into()),
+                });
+            }
+        }
+    }
+    Ok(())
 }

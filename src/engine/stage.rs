@@ -113,7 +113,7 @@ fn at(ctx: &Ctx, node: &Node, e: impl Into<EngineError>) -> EngineError {
     EngineError::Step {
         location: location(ctx, node),
         instruction: node.original.clone(),
-        cause: Box::new(e),
+        error: Box::new(e),
     }
 }
 
@@ -186,7 +186,7 @@ fn load_image_once(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
             });
             Err(EngineError::BaseImage {
                 reference: reference.to_string(),
-                source: Box::new(e),
+                error: Box::new(e),
             })
         }
     }

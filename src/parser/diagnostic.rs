@@ -19,7 +19,7 @@ pub fn render(file: &str, source: &str, span: Span, message: &str) -> String {
         ));
     }
     out.push_str(&format!(
-        "--------------------\nerror: {file}:{}: {message}",
+        "--------------------\n{file}:{}: {message}",
         span.start
     ));
     out

@@ -107,7 +107,11 @@ fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
 
 /// The error text of a reqwest error with its causes (no headers, so no secrets).
 fn describe(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
+    // The URL is named by the caller's error already.
+    let mut s = match e.url() {
+        Some(u) => e.to_string().replace(&format!(" for url ({u})"), ""),
+        None => e.to_string(),
+    };
     let mut src = std::error::Error::source(e);
     while let Some(c) = src {
         s.push_str(": ");
@@ -315,7 +319,9 @@ impl Http {
         loop {
             match attempt()? {
                 Err(e) => {
-                    if n < MAX_RETRIES && !e.is_builder() {
+                    // A certificate the client does not trust will not change by retrying.
+                    let tls = describe(&e).to_ascii_lowercase().contains("certificate");
+                    if n < MAX_RETRIES && !e.is_builder() && !tls {
                         std::thread::sleep(backoff(n, None));
                         n += 1;
                         continue;
@@ -366,7 +372,6 @@ impl Http {
             registry: scope.registry.clone(),
             repository: scope.repository.clone(),
             scope: scope.scopes().join(" "),
-            actions: scope.actions.to_string(),
             body,
         }
     }

@@ -5,6 +5,7 @@
 //! checked against its digest before it becomes visible in the store; credentials are only sent
 //! to the registry and to the token realm its challenge names, never across redirects.
 
+pub mod archive;
 pub mod auth;
 mod http;
 mod pull;
@@ -31,23 +32,22 @@ pub const PARALLEL_LAYERS: usize = 3;
 /// Never carries credentials or tokens.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("{0}")]
+    #[error(transparent)]
     Reference(#[from] reference::ReferenceError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(
-        "cannot reach {url}: {message} (is the registry up and the address right? for a plain-HTTP registry use --insecure-registry HOST:PORT)"
+        "cannot reach {url}: {message} (is the registry up and the address right? for a plain-HTTP registry use --insecure-registry HOST:PORT; for a private CA put it in /etc/docker/certs.d/HOST:PORT/ca.crt or SSL_CERT_FILE)"
     )]
     Connect { url: String, message: String },
     #[error(
-        "{status} from registry {registry} for repository {repository} (scope {scope}): {body}; run `hoist login {registry}` with an account that has {actions} access"
+        "{status} from registry {registry} for repository {repository} (scope {scope}): {body}; run `hoist login {registry}` with an account that has this access"
     )]
     Unauthorized {
         status: u16,
         registry: String,
         repository: String,
         scope: String,
-        actions: String,
         body: String,
     },
     #[error(
@@ -157,9 +157,39 @@ pub struct PulledImage {
     pub config: ImageConfig,
 }
 
+/// Transfer progress of one blob, reported to the callback given to `Client::with_progress`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// A download or upload of `size` bytes starts.
+    Started {
+        digest: Digest,
+        size: u64,
+        push: bool,
+    },
+    /// `done` of `total` bytes downloaded so far (about every MiB).
+    Bytes {
+        digest: Digest,
+        done: u64,
+        total: u64,
+    },
+    /// Nothing to transfer: the store (pull) or the registry (push) has it already.
+    Exists { digest: Digest, push: bool },
+    /// Pushed by cross-repository mount from `from`.
+    Mounted { digest: Digest, from: String },
+    /// Transfer finished and verified.
+    Done {
+        digest: Digest,
+        size: u64,
+        push: bool,
+    },
+}
+
+type ProgressFn = std::sync::Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// A registry client; cheap to share between threads (`&Client` is `Sync`).
 pub struct Client {
     pub(crate) http: http::Http,
+    progress: Option<ProgressFn>,
 }
 
 impl Client {
@@ -167,7 +197,20 @@ impl Client {
     pub fn new(opts: RegistryOptions) -> Result<Client> {
         Ok(Client {
             http: http::Http::new(opts)?,
+            progress: None,
         })
+    }
+
+    /// Reports blob transfers to `f` (called from worker threads).
+    pub fn with_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Client {
+        self.progress = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    pub(crate) fn report(&self, p: Progress) {
+        if let Some(f) = &self.progress {
+            f(&p);
+        }
     }
 }
 

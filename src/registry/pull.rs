@@ -3,7 +3,7 @@
 
 use super::http::{Scope, error_body};
 use super::{
-    Client, ImageRef, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, PARALLEL_LAYERS, PulledImage,
+    Client, ImageRef, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, PARALLEL_LAYERS, Progress, PulledImage,
     RegistryError, Result,
 };
 use crate::oci::{Descriptor, Digest, ImageConfig, Index, Manifest, Platform, media};
@@ -299,91 +299,118 @@ impl Client {
 
     /// Downloads the blob `desc` names from `r`'s repository into `store`, streaming and
     /// verifying size and digest; nothing is stored when either is wrong. Skipped when the
-    /// store already has it. Connections dropped mid-stream are retried.
+    /// store already has it. A connection dropped mid-stream is resumed with `Range` (or
+    /// restarted when the registry ignores it), up to `BLOB_ATTEMPTS` times.
     pub fn fetch_blob(&self, r: &ImageRef, desc: &Descriptor, store: &Store) -> Result<()> {
         if store.has_blob(&desc.digest) {
+            self.report(Progress::Exists {
+                digest: desc.digest.clone(),
+                push: false,
+            });
             return Ok(());
         }
+        self.report(Progress::Started {
+            digest: desc.digest.clone(),
+            size: desc.size,
+            push: false,
+        });
         let url = self.blob_url(r, &desc.digest);
-        let mut attempt = 0;
-        loop {
-            match self.fetch_blob_once(r, desc, store, &url) {
-                Err(RegistryError::Connect { .. }) if attempt + 1 < BLOB_ATTEMPTS => attempt += 1,
-                other => return other,
-            }
-        }
-    }
-
-    fn fetch_blob_once(
-        &self,
-        r: &ImageRef,
-        desc: &Descriptor,
-        store: &Store,
-        url: &str,
-    ) -> Result<()> {
-        let scope = Scope::new(&r.registry, &r.repository, "pull");
-        let resp = self.http.send(&scope, Method::GET, url, &[], None)?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Err(RegistryError::BlobNotFound {
-                registry: r.registry.clone(),
-                repository: r.repository.clone(),
-                digest: desc.digest.clone(),
-            });
-        }
-        if !resp.status().is_success() {
-            return Err(RegistryError::Status {
-                method: "GET".into(),
-                url: url.to_string(),
-                status: resp.status().as_u16(),
-                body: error_body(resp),
-            });
-        }
         let what = format!("blob {}", desc.digest);
-        if let Some(len) = resp.content_length()
-            && len != desc.size
-        {
-            return Err(RegistryError::SizeMismatch {
-                what,
-                url: url.to_string(),
-                expected: desc.size,
-                actual: len,
-            });
-        }
+        let scope = Scope::new(&r.registry, &r.repository, "pull");
         let mut w = store.blob_writer()?;
-        let mut limited = resp.take(desc.size + 1);
+        let mut attempt = 0;
         let mut buf = vec![0u8; 256 << 10];
         loop {
-            let n = match limited.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(RegistryError::Connect {
-                        url: url.to_string(),
-                        message: format!("download broke off: {e}"),
-                    });
-                }
+            let offset = w.written();
+            let headers = if offset > 0 {
+                vec![("Range", format!("bytes={offset}-"))]
+            } else {
+                vec![]
             };
-            w.write_all(&buf[..n]).map_err(|source| RegistryError::Io {
-                path: store.root().join("tmp"),
-                source,
-            })?;
+            let resp = self.http.send(&scope, Method::GET, &url, &headers, None)?;
+            let status = resp.status();
+            if status == StatusCode::NOT_FOUND {
+                return Err(RegistryError::BlobNotFound {
+                    registry: r.registry.clone(),
+                    repository: r.repository.clone(),
+                    digest: desc.digest.clone(),
+                });
+            }
+            let resumed = offset > 0 && status == StatusCode::PARTIAL_CONTENT;
+            if !resumed && status != StatusCode::OK {
+                return Err(RegistryError::Status {
+                    method: "GET".into(),
+                    url: url.clone(),
+                    status: status.as_u16(),
+                    body: error_body(resp),
+                });
+            }
+            if !resumed && offset > 0 {
+                // The registry sent the whole blob again: start over.
+                w = store.blob_writer()?;
+            }
+            let remaining = desc.size - w.written();
+            if let Some(len) = resp.content_length()
+                && len != remaining
+            {
+                return Err(RegistryError::SizeMismatch {
+                    what,
+                    url,
+                    expected: desc.size,
+                    actual: len + w.written(),
+                });
+            }
+            let mut limited = resp.take(remaining + 1);
+            let mut broke = None;
+            loop {
+                match limited.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => w.write_all(&buf[..n]).map_err(|source| RegistryError::Io {
+                        path: store.root().join("tmp"),
+                        source,
+                    })?,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        broke = Some(e);
+                        break;
+                    }
+                }
+            }
+            let short = w.written() < desc.size;
+            if (broke.is_some() || short) && attempt + 1 < BLOB_ATTEMPTS {
+                attempt += 1;
+                continue;
+            }
+            if let Some(e) = broke {
+                return Err(RegistryError::Connect {
+                    url,
+                    message: format!("download broke off: {e}"),
+                });
+            }
+            break;
         }
         if w.written() != desc.size {
             return Err(RegistryError::SizeMismatch {
                 what,
-                url: url.to_string(),
+                url,
                 expected: desc.size,
                 actual: w.written(),
             });
         }
         match w.commit(Some(&desc.digest)) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.report(Progress::Done {
+                    digest: desc.digest.clone(),
+                    size: desc.size,
+                    push: false,
+                });
+                Ok(())
+            }
             Err(StoreError::DigestMismatch {
                 expected, actual, ..
             }) => Err(RegistryError::DigestMismatch {
                 what,
-                url: url.to_string(),
+                url,
                 expected,
                 actual,
             }),

@@ -7,7 +7,8 @@
 
 use super::http::{Scope, error_body};
 use super::{
-    Client, ImageRef, MONOLITHIC_UPLOAD_MAX, PARALLEL_LAYERS, RegistryError, Result, UPLOAD_CHUNK,
+    Client, ImageRef, MONOLITHIC_UPLOAD_MAX, PARALLEL_LAYERS, Progress, RegistryError, Result,
+    UPLOAD_CHUNK,
 };
 use crate::oci::{Digest, Manifest, media};
 use crate::store::Store;
@@ -82,6 +83,10 @@ impl Client {
         let head = self.http.send(&scope, Method::HEAD, &blob_url, &[], None)?;
         if head.status().is_success() {
             record_source(store, d, dest);
+            self.report(Progress::Exists {
+                digest: d.clone(),
+                push: true,
+            });
             return Ok(());
         }
         let size = store
@@ -108,6 +113,10 @@ impl Client {
             ) {
                 if resp.status() == StatusCode::CREATED {
                     record_source(store, d, dest);
+                    self.report(Progress::Mounted {
+                        digest: d.clone(),
+                        from: format!("{}/{from}", dest.registry),
+                    });
                     return Ok(());
                 }
                 if resp.status() == StatusCode::ACCEPTED {
@@ -132,6 +141,11 @@ impl Client {
                 self.location(dest, &uploads, &resp)?
             }
         };
+        self.report(Progress::Started {
+            digest: d.clone(),
+            size,
+            push: true,
+        });
         if size > MONOLITHIC_UPLOAD_MAX {
             let mut offset = 0u64;
             while offset < size {
@@ -189,6 +203,11 @@ impl Client {
             }
         }
         record_source(store, d, dest);
+        self.report(Progress::Done {
+            digest: d.clone(),
+            size,
+            push: true,
+        });
         Ok(())
     }
 
