@@ -560,7 +560,12 @@ pub(crate) fn layer_step(
 
 fn cached_layer(ctx: &Ctx, key: &Digest) -> Option<(Layer, Option<String>)> {
     let e = ctx.cache.get(key)?;
-    if !ctx.store.has_blob(&e.layer.digest) {
+    // A missing or truncated blob makes the entry a miss (full re-hashing would cost a warm
+    // build a read of every layer; snapshots are checked against their diffID on unpack).
+    let len = std::fs::metadata(ctx.store.blob_path(&e.layer.digest))
+        .ok()?
+        .len();
+    if len != e.layer.size {
         return None;
     }
     let desc = Descriptor::new(&e.layer.media_type, e.layer.digest.clone(), e.layer.size);
