@@ -219,8 +219,24 @@ ENTRYPOINT ["/entry"]
         by.contains(&"ENV A=3 B=12") || by.contains(&"ENV B=12 A=3"),
         "{by:?}"
     );
-    assert!(by.contains(&"USER 1000:1000"), "{by:?}");
-    assert!(by.contains(&"STOPSIGNAL SIGTERM"), "{by:?}");
+    // created_by exactly as BuildKit renders it (Go %v / %q); ONBUILD has no entry.
+    assert_eq!(
+        by,
+        [
+            "MAINTAINER someone <s@example.com>",
+            "ENV PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin A=1",
+            "ENV B=12 A=3",
+            "LABEL com.example.x=y z other=12",
+            "USER 1000:1000",
+            "EXPOSE [8080/tcp 53/udp]",
+            "VOLUME [/data /cache]",
+            "STOPSIGNAL SIGTERM",
+            r#"HEALTHCHECK &{["CMD" "/check"] "30s" "1m30s" "0s" "0s" '\x02'}"#,
+            "SHELL [/bin/bash -eu -c]",
+            r#"CMD ["/bin/bash" "-eu" "-c" "echo hi"]"#,
+            r#"ENTRYPOINT ["/entry"]"#,
+        ]
+    );
 }
 
 #[test]
@@ -272,7 +288,17 @@ fn args_reach_run_but_never_the_image() {
         .iter()
         .filter_map(|h| h.created_by.as_deref())
         .collect();
-    assert!(h.contains(&"RUN /bin/sh -c echo $V # buildkit"), "{h:?}");
+    assert!(h.contains(&"ARG GLOBAL=g"), "{h:?}");
+    assert!(h.contains(&"ARG V=from-cli"), "{h:?}");
+    assert!(h.contains(&"ARG UNSET"), "{h:?}");
+    assert!(
+        h.contains(&"RUN |4 GLOBAL=g V=from-cli UNSET= SHADOW=env /bin/sh -c echo $V # buildkit"),
+        "{h:?}"
+    );
+    assert!(
+        h.contains(&"RUN |4 GLOBAL=g V=from-cli UNSET= SHADOW=env /x $V # buildkit"),
+        "{h:?}"
+    );
     assert_eq!(out.manifest.layers.len(), 2);
 }
 
@@ -310,6 +336,14 @@ fn cache_hits_skip_work_and_inputs_invalidate() {
         .unwrap();
     assert_eq!(sb.runs.lock().unwrap().len(), 2);
     assert_eq!(ev.cached(), 1);
+
+    // Config-only steps before them do not invalidate layer steps (as in BuildKit).
+    let df2 = "FROM scratch\nLABEL v=2\nARG V\nCOPY app.txt /app.txt\nRUN build $V\n";
+    let ev = Events::default();
+    lab.build_req(&lab.request(df2, &[("V", "2")], None), &sb, &ev)
+        .unwrap();
+    assert_eq!(sb.runs.lock().unwrap().len(), 2);
+    assert_eq!(ev.cached(), 2);
 
     // The copied file changes: both run.
     lab.file("app.txt", "v2");

@@ -9,6 +9,7 @@ pub mod adapters;
 pub mod base;
 pub mod config;
 pub mod export;
+pub mod history;
 mod output;
 mod run;
 mod stage;

@@ -2,7 +2,7 @@
 //! the cache key, and on a miss the work (RUN, COPY/ADD, WORKDIR) or the config change.
 
 use super::base::{self, BaseImage};
-use super::{BuildEvent, Ctx, EngineError, Layer, Result, StageResult, config, run};
+use super::{BuildEvent, Ctx, EngineError, Layer, Result, StageResult, config, history, run};
 use crate::cache::{self, CacheEntry, CachedLayer};
 use crate::copy::{self, CopyRequest, CopySource};
 use crate::graph::{Source, Stage, Step};
@@ -327,8 +327,10 @@ fn run_step(
     let ex = |st: &State, w: &str| -> Result<String> {
         Ok(expand::expand_word(w, &st.lookup(), escape)?)
     };
+    // Config-only steps leave the cache chain alone, as in BuildKit: every layer step's key
+    // already holds what it depends on (RUN: argv with SHELL, env, user, cwd; COPY: expanded
+    // words; WORKDIR: path and user), so a LABEL or CMD change rebuilds nothing.
     let config_only = |st: &mut State, desc: String| {
-        st.key = cache::key(&st.key, &[&desc]);
         history(st, desc, true, None);
     };
     match &node.instruction {
@@ -358,6 +360,14 @@ fn run_step(
                 let v = crate::graph::args::stage_arg_value(&ctx.req.graph, n, def);
                 st.args.push((n.clone(), v));
             }
+            let shown: Vec<String> = st.args[st.args.len() - defs.len()..]
+                .iter()
+                .map(|(n, v)| match v {
+                    Some(v) => format!("{n}={v}"),
+                    None => n.clone(),
+                })
+                .collect();
+            history(st, format!("ARG {}", shown.join(" ")), true, None);
             // Like BuildKit, an ARG alone invalidates nothing: RUN keys include the env it
             // sees (ARG values included), and other steps key on their expanded words.
             Ok(())
@@ -390,8 +400,8 @@ fn run_step(
             for p in ports {
                 all.extend(expand::expand_words(p, &st.lookup(), escape)?);
             }
-            config::expose(rc(st), &all)?;
-            config_only(st, format!("EXPOSE map[{}]", all.join(" ")));
+            let ports = config::expose(rc(st), &all)?;
+            config_only(st, format!("EXPOSE {}", history::go_list(&ports)));
             Ok(())
         }
         Instruction::Volume(paths) => {
@@ -400,7 +410,7 @@ fn run_step(
                 all.push(ex(st, p)?);
             }
             config::volume(rc(st), &all)?;
-            config_only(st, format!("VOLUME {:?}", all));
+            config_only(st, format!("VOLUME {}", history::go_list(&all)));
             Ok(())
         }
         Instruction::User(u) => {
@@ -417,41 +427,33 @@ fn run_step(
         }
         Instruction::Shell(sh) => {
             rc(st).shell = Some(sh.clone());
-            config_only(st, format!("SHELL {:?}", sh));
+            config_only(st, format!("SHELL {}", history::go_list(sh)));
             Ok(())
         }
         Instruction::Cmd(c) => {
             config::set_cmd(rc(st), c);
             st.cmd_set = true;
             let v = st.config.config.cmd.clone().unwrap_or_default();
-            config_only(
-                st,
-                format!("CMD {}", serde_json::to_string(&v).unwrap_or_default()),
-            );
+            config_only(st, format!("CMD {}", history::go_quote_list(&v)));
             Ok(())
         }
         Instruction::Entrypoint(c) => {
             let cmd_set = st.cmd_set;
             config::set_entrypoint(rc(st), c, cmd_set);
             let v = st.config.config.entrypoint.clone().unwrap_or_default();
-            config_only(
-                st,
-                format!(
-                    "ENTRYPOINT {}",
-                    serde_json::to_string(&v).unwrap_or_default()
-                ),
-            );
+            config_only(st, format!("ENTRYPOINT {}", history::go_quote_list(&v)));
             Ok(())
         }
         Instruction::Healthcheck(h) => {
             config::healthcheck(rc(st), h.as_ref())?;
-            config_only(st, node.original.clone());
+            let hc = st.config.config.healthcheck.clone().unwrap_or_default();
+            config_only(st, history::healthcheck(&hc));
             Ok(())
         }
         Instruction::Onbuild(inner) => {
             let text = inner.original.clone();
+            // BuildKit records the trigger in the config only, with no history entry.
             rc(st).on_build.get_or_insert_with(Vec::new).push(text);
-            config_only(st, node.original.clone());
             Ok(())
         }
         Instruction::Workdir(w) => {
@@ -819,7 +821,24 @@ fn copy_step(
         a.link
     );
     let srcs = req.sources.join("\u{0}");
-    let created_by = format!("{} # buildkit", node_args(&step.node));
+    let mut created_by = String::from(if add { "ADD" } else { "COPY" });
+    if a.parents {
+        created_by.push_str(" --parents");
+    }
+    if let Some(c) = &chown_spec {
+        created_by.push_str(&format!(" --chown={c}"));
+    }
+    if let Some(c) = &req.chmod {
+        created_by.push_str(&format!(" --chmod={c}"));
+    }
+    for s in req.sources.iter().filter(|s| heredoc_name(s).is_none()) {
+        created_by.push(' ');
+        created_by.push_str(s);
+    }
+    for (name, _) in &req.heredocs {
+        created_by.push_str(&format!(" <<{}", heredoc_name(name).unwrap_or_default()));
+    }
+    created_by.push_str(&format!(" {dest_raw} # buildkit"));
     layer_step(
         ctx,
         st,
@@ -851,10 +870,6 @@ fn copy_step(
             Ok(true)
         },
     )
-}
-
-fn node_args(node: &Node) -> String {
-    node.original.clone()
 }
 
 /// `<<EOF`, `<<-EOF`, `<<"EOF"` → `EOF`.
