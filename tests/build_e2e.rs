@@ -218,8 +218,7 @@ fn independent_stages_run_concurrently() {
         .filter_map(|e| e["id"].as_u64())
         .collect();
     assert_eq!(run_ids.len(), 3, "{}", text(&o));
-    let pos =
-        |pred: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(|e| pred(e)).unwrap();
+    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(pred).unwrap();
     let last_start = run_ids
         .iter()
         .map(|id| pos(&|e| e["event"] == "started" && e["id"].as_u64() == Some(*id)))

@@ -813,8 +813,8 @@ mod generated {
                 Op::Dir(p) => t.dir(p),
                 Op::Symlink(p, target) => {
                     // Some links point at the canary's real absolute path.
-                    let target = if target.starts_with("/canary") {
-                        format!("{canary_abs}{}", &target[7..])
+                    let target = if let Some(rest) = target.strip_prefix("/canary") {
+                        format!("{canary_abs}{rest}")
                     } else {
                         target.clone()
                     };
