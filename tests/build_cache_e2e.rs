@@ -186,3 +186,32 @@ fn outputs_oci_docker_local_and_tar() {
         assert_eq!(m["layers"].as_array().unwrap().len(), 4, "{m}");
     }
 }
+
+#[test]
+fn unchanged_rebuild_runs_nothing_and_pushes_nothing_new() {
+    if !lab_ready() {
+        return;
+    }
+    let ctx = context();
+    let root = tempfile::tempdir().unwrap();
+    let tag = format!("localhost:5000/hoist-e2e/rebuild:{}", std::process::id());
+    let o = build(root.path(), ctx.path(), &["-t", &tag, "--push"]);
+    let first = text(&o);
+    assert!(o.status.success(), "{first}");
+    assert!(first.contains("blobs uploaded"), "{first}");
+    let o = build(root.path(), ctx.path(), &["-t", &tag, "--push"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert_eq!(out.matches(" CACHED").count(), 3, "{out}");
+    assert!(
+        out.contains("(0 blobs uploaded, 5 already in the registry)"),
+        "{out}"
+    );
+    let digest = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("pushed "))
+            .and_then(|l| l.split('@').nth(1))
+            .map(|d| d.split(' ').next().unwrap_or_default().to_string())
+    };
+    assert_eq!(digest(&first), digest(&out), "same manifest both times");
+}

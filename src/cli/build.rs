@@ -345,10 +345,29 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     let pool = store.root().join("tmp").join("sandbox");
     let _ = crate::executor::cleanup_stale(&pool);
     let _ = crate::executor::install_signal_handlers(std::time::Duration::from_secs(2), |_| {});
-    let registry = Client::new(RegistryOptions {
-        insecure: g.insecure_registries.clone(),
-        docker_config_dir: None,
-    })?;
+    // Counts what pushes really send (uploads vs blobs the registry already had).
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let skipped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let registry = {
+        let (sent, skipped) = (sent.clone(), skipped.clone());
+        Client::new(RegistryOptions {
+            insecure: g.insecure_registries.clone(),
+            docker_config_dir: None,
+        })?
+        .with_progress(move |p| {
+            use std::sync::atomic::Ordering::Relaxed;
+            match p {
+                crate::registry::Progress::Done { push: true, .. } => {
+                    sent.fetch_add(1, Relaxed);
+                }
+                crate::registry::Progress::Exists { push: true, .. }
+                | crate::registry::Progress::Mounted { .. } => {
+                    skipped.fetch_add(1, Relaxed);
+                }
+                _ => {}
+            }
+        })
+    };
     let sandbox = crate::executor::OciRuntime::detect()?.with_pool(pool);
     let req = BuildRequest {
         dockerfile_name: df_name.clone(),
@@ -409,9 +428,16 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     }
     if push {
         for t in &tags {
+            use std::sync::atomic::Ordering::Relaxed;
+            let (s0, k0) = (sent.load(Relaxed), skipped.load(Relaxed));
             registry.push(&store, &outcome.manifest_digest, t)?;
             if mode != progress::Mode::Quiet {
-                eprintln!("pushed {t}@{}", outcome.manifest_digest);
+                eprintln!(
+                    "pushed {t}@{} ({} blobs uploaded, {} already in the registry)",
+                    outcome.manifest_digest,
+                    sent.load(Relaxed) - s0,
+                    skipped.load(Relaxed) - k0
+                );
             }
         }
     }
