@@ -3,6 +3,8 @@
 //! `--output` exporters write what other tools read. Skips with a message when the registry is
 //! unreachable.
 
+#![allow(clippy::print_stderr)] // skip notes name what is missing
+
 use std::path::Path;
 use std::process::{Command, Output};
 

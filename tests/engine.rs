@@ -3,6 +3,8 @@
 //! stages, and errors that carry the Dockerfile line. Stages start FROM scratch so no registry
 //! is needed; COPY and WORKDIR over layers mount read-only overlay views (root).
 
+#![allow(clippy::print_stderr)] // skip notes name what is missing
+
 use hoist::engine::{self, BuildEvent, BuildOutcome, BuildRequest, EngineError, Reporter};
 use hoist::executor::{ExecutorError, Network, RunSpec, Sandbox};
 use hoist::graph::GraphOptions;
