@@ -6,6 +6,8 @@
 //! file per key (`<root>/cache/<hex>.json`, written by temp file + rename); an entry whose
 //! layer blob is gone is a miss, never an error.
 
+pub mod transfer;
+
 use crate::oci::Digest;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -23,6 +25,25 @@ pub enum CacheError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A registry call of cache export/import failed.
+    #[error("build cache at {reference}: {source}")]
+    Remote {
+        reference: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A registry cache location was given but no registry client is available.
+    #[error("build cache at {reference}: no registry client available")]
+    NoRegistry { reference: String },
+    /// The artifact at a cache location is something else.
+    #[error(
+        "{origin} is not a hoist build cache (config media type {media_type}); point --cache-from at a ref written by --cache-to"
+    )]
+    NotACache { origin: String, media_type: String },
+    /// A blob in a local cache directory does not match its name.
+    #[error("{path}: blob content does not match its digest; re-export the cache")]
+    CorruptBlob { path: PathBuf },
 }
 
 /// Result alias for this module.
@@ -158,6 +179,37 @@ impl CacheIndex {
     }
 }
 
+/// `hoist prune --keep-storage SIZE`: trims the build cache under a store root to at most
+/// `keep_bytes` of layers, least recently used first; returns how many entries went.
+pub fn trim_store_cache(store_root: &Path, keep_bytes: u64) -> Result<usize> {
+    CacheIndex::open(&store_root.join("cache"))?.trim(keep_bytes)
+}
+
+/// Parses a size like Docker's `--keep-storage`: `512`, `10MB`, `1.5GB`, `2GiB` (decimal
+/// and binary units, case-insensitive; `B` optional). `None` when it does not parse.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "ki" | "kib" => 1024.0,
+        "mi" | "mib" => 1024.0 * 1024.0,
+        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "ti" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let v = n * mult;
+    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +244,48 @@ mod tests {
         assert_eq!(idx.get(&k), Some(e));
         fs::write(dir.path().join(format!("{}.json", k.hex())), b"{not json").unwrap();
         assert!(idx.get(&k).is_none());
+    }
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("10MB"), Some(10_000_000));
+        assert_eq!(parse_size("1.5gb"), Some(1_500_000_000));
+        assert_eq!(parse_size("2GiB"), Some(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("5XB"), None);
+    }
+
+    #[test]
+    fn trim_drops_least_recently_used_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = CacheIndex::open(&dir.path().join("cache")).unwrap();
+        let entry = |n: u8| CacheEntry {
+            layer: CachedLayer {
+                digest: Digest::of(&[n]),
+                diff_id: Digest::of(&[n, n]),
+                size: 100,
+                media_type: "m".into(),
+            },
+            created: None,
+        };
+        let keys: Vec<Digest> = (0..3u8).map(|n| Digest::of(&[b'k', n])).collect();
+        for (i, k) in keys.iter().enumerate() {
+            idx.put(k, &entry(i as u8)).unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(1_000_000 + i as u64 * 10);
+            fs::File::options()
+                .append(true)
+                .open(idx.path(k))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        // Using the oldest makes it the most recent.
+        assert!(idx.get(&keys[0]).is_some());
+        assert_eq!(trim_store_cache(dir.path(), 150).unwrap(), 2);
+        assert!(idx.get(&keys[0]).is_some());
+        assert!(idx.get(&keys[1]).is_none());
+        assert!(idx.get(&keys[2]).is_none());
     }
 }

@@ -1,6 +1,8 @@
 //! `hoist build`: flags (docker build compatible) and the handler.
 
 use super::{GlobalArgs, progress};
+use crate::cache::transfer::{self, CacheLocation};
+use crate::engine::export::OutputKind;
 use crate::engine::{self, BuildRequest, EngineError, Secret};
 use crate::executor::Network;
 use crate::graph::GraphOptions;
@@ -289,19 +291,54 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         _ => None,
     };
     let mut push = a.push;
+    let mut tags = tags;
+    let mut exports: Vec<(OutputKind, PathBuf)> = Vec::new();
     for o in &a.outputs {
-        let kv = parse_kv(o);
+        // `-o DIR` is `type=local,dest=DIR`, as with buildx.
+        let kv = if o.contains('=') {
+            parse_kv(o)
+        } else {
+            BTreeMap::from([
+                ("type".to_string(), "local".to_string()),
+                ("dest".to_string(), o.clone()),
+            ])
+        };
+        for n in kv.get("name").map(|n| n.split(';')).into_iter().flatten() {
+            tags.push(ImageRef::parse(n).map_err(|e| usage(format!("--output name={n}: {e}")))?);
+        }
         match kv.get("type").map(String::as_str) {
             Some("image") => push |= kv.get("push").is_some_and(|v| v == "true"),
             Some("registry") => push = true,
-            Some(other) => {
-                return Err(usage(format!(
-                    "--output type={other} is not supported yet (use type=image or type=registry)"
-                )));
+            Some(t) => {
+                let kind = OutputKind::parse(t).ok_or_else(|| {
+                    usage(format!(
+                        "--output {o}: unknown type {t:?} (use image, registry, local, tar, oci or docker)"
+                    ))
+                })?;
+                let dest = kv
+                    .get("dest")
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| usage(format!("--output {o}: type={t} needs dest=PATH")))?;
+                if kind == OutputKind::Local && dest == "-" {
+                    return Err(usage(format!(
+                        "--output {o}: type=local writes a directory; use type=tar,dest=- for stdout"
+                    )));
+                }
+                exports.push((kind, PathBuf::from(dest)));
             }
             None => return Err(usage(format!("--output {o}: missing type="))),
         }
     }
+    let cache_from: Vec<CacheLocation> = a
+        .cache_from
+        .iter()
+        .map(|c| CacheLocation::parse(c, false).map_err(usage))
+        .collect::<crate::Result<_>>()?;
+    let cache_to: Vec<CacheLocation> = a
+        .cache_to
+        .iter()
+        .map(|c| CacheLocation::parse(c, true).map_err(usage))
+        .collect::<crate::Result<_>>()?;
     if push && tags.is_empty() {
         return Err(usage("--push needs a name: add -t NAME".into()));
     }
@@ -311,10 +348,30 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     let pool = store.root().join("tmp").join("sandbox");
     let _ = crate::executor::cleanup_stale(&pool);
     let _ = crate::executor::install_signal_handlers(std::time::Duration::from_secs(2), |_| {});
-    let registry = Client::new(RegistryOptions {
+    // Counts what pushes really send (uploads vs blobs the registry already had).
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let skipped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut registry = Client::new(RegistryOptions {
         insecure: g.insecure_registries(),
         docker_config_dir: None,
     })?;
+    {
+        let (sent, skipped) = (sent.clone(), skipped.clone());
+        registry.set_progress(move |p| {
+            use crate::registry::ProgressKind;
+            use std::sync::atomic::Ordering::Relaxed;
+            match p.kind {
+                ProgressKind::Pushed => {
+                    sent.fetch_add(1, Relaxed);
+                }
+                // Measured around the push only, so `Exists` here means "the registry had it".
+                ProgressKind::Exists | ProgressKind::Mounted { .. } => {
+                    skipped.fetch_add(1, Relaxed);
+                }
+                _ => {}
+            }
+        });
+    }
     let sandbox = crate::executor::OciRuntime::detect()?.with_pool(pool);
     let req = BuildRequest {
         dockerfile_name: df_name.clone(),
@@ -334,6 +391,21 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         source_date_epoch,
         platform,
     };
+    let cache_index = crate::cache::CacheIndex::open(&store.root().join("cache"))?;
+    let remote = crate::engine::adapters::RegistryCache(&registry);
+    if !a.no_cache {
+        for from in &cache_from {
+            let stats = transfer::import(&cache_index, &store, from, Some(&remote))?;
+            if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
+                eprintln!(
+                    "imported build cache from {}: {} entries, {} blobs",
+                    describe(from),
+                    stats.entries,
+                    stats.blobs
+                );
+            }
+        }
+    }
     let printer = progress::Printer::new(mode);
     let outcome = match engine::build(&req, &store, Some(&registry), &sandbox, &printer) {
         Ok(o) => o,
@@ -347,13 +419,42 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     for t in &tags {
         store.set_image(&t.to_string(), &outcome.manifest_digest)?;
     }
+    for to in &cache_to {
+        let stats = transfer::export(&cache_index, &store, &outcome.cache_keys, to, Some(&remote))?;
+        if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
+            eprintln!(
+                "exported build cache to {}: {} entries, {} blobs",
+                describe(to),
+                stats.entries,
+                stats.blobs
+            );
+        }
+    }
     if push {
         for t in &tags {
+            use std::sync::atomic::Ordering::Relaxed;
+            let (s0, k0) = (sent.load(Relaxed), skipped.load(Relaxed));
             registry.push(&store, &outcome.manifest_digest, t)?;
             if mode != progress::Mode::Quiet {
-                eprintln!("pushed {t}@{}", outcome.manifest_digest);
+                eprintln!(
+                    "pushed {t}@{} ({} blobs uploaded, {} already in the registry)",
+                    outcome.manifest_digest,
+                    sent.load(Relaxed) - s0,
+                    skipped.load(Relaxed) - k0
+                );
             }
         }
+    }
+    let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+    for (kind, dest) in &exports {
+        crate::engine::export::write_output(
+            &store,
+            &outcome,
+            *kind,
+            dest,
+            &names,
+            source_date_epoch,
+        )?;
     }
     if let Some(f) = &a.iidfile {
         std::fs::write(f, outcome.config_digest.to_string()).map_err(|source| {
@@ -391,6 +492,13 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn describe(l: &CacheLocation) -> String {
+    match l {
+        CacheLocation::Registry(r) => r.to_string(),
+        CacheLocation::Local(d) => d.display().to_string(),
+    }
 }
 
 fn qemu_arch(arch: &str) -> &str {

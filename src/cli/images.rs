@@ -750,32 +750,11 @@ pub fn trim_build_cache_and_collect_roots(
     Ok(roots)
 }
 
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let idx = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(idx);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    Some((n * mult) as u64)
-}
-
 /// `hoist prune`.
 pub fn prune(g: &GlobalArgs, a: PruneArgs) -> crate::Result<ExitCode> {
     let store = open_store(g)?;
     let keep = match &a.keep_storage {
-        Some(s) => Some(parse_size(s).ok_or_else(|| {
+        Some(s) => Some(crate::cache::parse_size(s).ok_or_else(|| {
             Error::Usage(format!("--keep-storage {s:?}: expected a size like 10GB"))
         })?),
         None => None,
@@ -822,9 +801,6 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("10GB"), Some(10_000_000_000));
-        assert_eq!(parse_size("512mib"), Some(512 << 20));
-        assert_eq!(parse_size("x"), None);
         assert_eq!(human_size(999), "999B");
         assert_eq!(human_size(4_300_000), "4.300MB");
         assert_eq!(server_name("https://index.docker.io/v1/"), "docker.io");

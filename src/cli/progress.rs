@@ -2,10 +2,11 @@
 //! view of running steps with the tail of their output) and `json` (one event per line).
 
 use crate::engine::{BuildEvent, Reporter};
-use std::collections::HashMap;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Which renderer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,28 +42,67 @@ struct StepState {
     name: String,
     started: Instant,
     partial: Vec<u8>,
+    /// TTY mode: the step's live line and the last lines of its output.
+    bar: Option<ProgressBar>,
+    tail: VecDeque<String>,
 }
+
+/// Lines of a running step's output the TTY view keeps under it.
+const TAIL_LINES: usize = 6;
 
 /// Renders events to stderr.
 pub struct Printer {
     mode: Mode,
     steps: Mutex<HashMap<usize, StepState>>,
     start: Instant,
+    multi: Option<MultiProgress>,
 }
 
 impl Printer {
     /// A printer in `mode`.
     pub fn new(mode: Mode) -> Printer {
+        let multi = (mode == Mode::Tty)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)));
         Printer {
             mode,
             steps: Mutex::new(HashMap::new()),
             start: Instant::now(),
+            multi,
         }
     }
 
     fn line(&self, s: &str) {
-        let mut e = std::io::stderr().lock();
-        let _ = writeln!(e, "{s}");
+        match &self.multi {
+            // Lines printed above the live bars, so they are not overwritten.
+            Some(m) => {
+                let _ = m.println(s);
+            }
+            None => {
+                let mut e = std::io::stderr().lock();
+                let _ = writeln!(e, "{s}");
+            }
+        }
+    }
+
+    fn spinner(&self, name: &str) -> Option<ProgressBar> {
+        let m = self.multi.as_ref()?;
+        let style =
+            ProgressStyle::with_template("{spinner:.blue} {prefix:.bold} {elapsed:>4}\n{msg:.dim}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let pb = m.add(ProgressBar::new_spinner().with_style(style));
+        pb.set_prefix(name.to_string());
+        pb.enable_steady_tick(Duration::from_millis(100));
+        Some(pb)
+    }
+
+    fn finish(&self, s: &mut StepState, status: &str) {
+        if let Some(pb) = s.bar.take() {
+            pb.finish_and_clear();
+            if let Some(m) = &self.multi {
+                m.remove(&pb);
+            }
+        }
+        self.line(&format!("=> {status} {}", s.name));
     }
 }
 
@@ -95,27 +135,28 @@ impl Reporter for Printer {
         }
         let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
         let tty = self.mode == Mode::Tty;
-        let stamp = |s: &StepState| s.started.elapsed().as_secs_f64();
         match ev {
             BuildEvent::Started { id, name } => {
-                if tty {
-                    self.line(&format!("\x1b[1m=> {name}\x1b[0m"));
-                } else {
+                if !tty {
                     self.line(&format!("#{id} {name}"));
                 }
+                let bar = self.spinner(&name);
                 steps.insert(
                     id,
                     StepState {
                         name,
                         started: Instant::now(),
                         partial: vec![],
+                        bar,
+                        tail: VecDeque::new(),
                     },
                 );
             }
             BuildEvent::Cached { id } => {
                 if tty {
-                    let name = steps.get(&id).map(|s| s.name.clone()).unwrap_or_default();
-                    self.line(&format!("=> CACHED {name}"));
+                    if let Some(mut s) = steps.remove(&id) {
+                        self.finish(&mut s, "CACHED");
+                    }
                 } else {
                     self.line(&format!("#{id} CACHED"));
                 }
@@ -128,30 +169,50 @@ impl Reporter for Printer {
                         let line: Vec<u8> = s.partial.drain(..=pos).collect();
                         let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
                         if tty {
-                            self.line(&format!("\x1b[2m   {text}\x1b[0m"));
+                            if s.tail.len() == TAIL_LINES {
+                                s.tail.pop_front();
+                            }
+                            s.tail.push_back(text);
                         } else {
                             self.line(&format!("#{id} {t:.3} {text}"));
                         }
+                    }
+                    if let Some(pb) = &s.bar {
+                        let lines: Vec<&str> = s.tail.iter().map(|l| l.as_str()).collect();
+                        pb.set_message(lines.join("\n"));
                     }
                 }
             }
             BuildEvent::Done { id, secs } => {
                 if let Some(s) = steps.get_mut(&id)
                     && !s.partial.is_empty()
+                    && !tty
                 {
                     let text = String::from_utf8_lossy(&s.partial).into_owned();
-                    self.line(&format!("#{id} {:.3} {text}", stamp(s)));
+                    let t = s.started.elapsed().as_secs_f64();
+                    self.line(&format!("#{id} {t:.3} {text}"));
                     s.partial.clear();
                 }
                 if tty {
-                    let name = steps.get(&id).map(|s| s.name.clone()).unwrap_or_default();
-                    self.line(&format!("=> DONE {secs:.1}s {name}"));
+                    if let Some(mut s) = steps.remove(&id) {
+                        self.finish(&mut s, &format!("DONE {secs:.1}s"));
+                    }
                 } else {
                     self.line(&format!("#{id} DONE {secs:.1}s"));
                 }
             }
             BuildEvent::Failed { id, message } => {
-                self.line(&format!("#{id} ERROR: {message}"));
+                if tty {
+                    if let Some(mut s) = steps.remove(&id) {
+                        self.finish(&mut s, "ERROR");
+                        for l in &s.tail {
+                            self.line(&format!("   {l}"));
+                        }
+                    }
+                    self.line(&format!("ERROR: {message}"));
+                } else {
+                    self.line(&format!("#{id} ERROR: {message}"));
+                }
             }
             BuildEvent::Warning { message } => {
                 self.line(&format!("WARNING: {message}"));
@@ -162,7 +223,8 @@ impl Reporter for Printer {
 
 impl Drop for Printer {
     fn drop(&mut self) {
-        if matches!(self.mode, Mode::Tty) {
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
             self.line(&format!(
                 "=> finished in {:.1}s",
                 self.start.elapsed().as_secs_f64()

@@ -39,8 +39,9 @@ pub fn set_entrypoint(rc: &mut RunConfig, cmd: &Command, cmd_set_in_stage: bool)
 }
 
 /// EXPOSE of expanded port words: `80` → `80/tcp`, ranges expanded, protocol lower-cased.
-pub fn expose(rc: &mut RunConfig, ports: &[String]) -> Result<(), EngineError> {
+pub fn expose(rc: &mut RunConfig, ports: &[String]) -> Result<Vec<String>, EngineError> {
     let map = rc.exposed_ports.get_or_insert_with(Default::default);
+    let mut added = Vec::new();
     for p in ports {
         let (num, proto) = match p.split_once('/') {
             Some((n, pr)) => (n, pr.to_ascii_lowercase()),
@@ -73,9 +74,10 @@ pub fn expose(rc: &mut RunConfig, ports: &[String]) -> Result<(), EngineError> {
         }
         for n in lo..=hi {
             map.insert(format!("{n}/{proto}"), Map::new());
+            added.push(format!("{n}/{proto}"));
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// VOLUME.

@@ -5,8 +5,11 @@
 //! `executor::Sandbox` trait, files through `copy` and `layers`, images through `store` and
 //! `registry`. Config changes are pure functions in `config`.
 
+pub mod adapters;
 pub mod base;
 pub mod config;
+pub mod export;
+pub mod history;
 mod output;
 mod run;
 mod stage;
@@ -156,9 +159,22 @@ pub(crate) struct Ctx<'a> {
     pub cache: CacheIndex,
     pub hashes: HashCache,
     next_id: Mutex<usize>,
+    /// Cache keys of the layer steps this build used (hit or produced), for `--cache-to`.
+    pub used_keys: Mutex<Vec<Digest>>,
+    /// Base images loaded by this build, by reference: each is resolved (one registry request)
+    /// and unpacked once per build however many stages or `--from`s name it.
+    pub bases: Mutex<HashMap<String, Arc<Mutex<Option<base::BaseImage>>>>>,
 }
 
 impl Ctx<'_> {
+    /// Records a layer step's key as used by this build.
+    pub fn use_key(&self, key: &Digest) {
+        self.used_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key.clone());
+    }
+
     pub fn new_id(&self) -> usize {
         let mut n = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
         *n += 1;
@@ -199,6 +215,8 @@ pub fn build(
         cache: CacheIndex::open(&store.root().join("cache"))?,
         hashes: HashCache::open(&store.root().join("cache").join("content"))?,
         next_id: Mutex::new(0),
+        used_keys: Mutex::new(Vec::new()),
+        bases: Mutex::new(HashMap::new()),
     };
     // prune takes this lock exclusively: it never removes what a running build relies on.
     let _gc = store.gc_shared_lock()?;

@@ -12,6 +12,8 @@ pub struct BuildOutcome {
     pub manifest_size: u64,
     pub config_digest: Digest,
     pub config: ImageConfig,
+    /// Cache keys of the layer steps the build used, for `--cache-to`.
+    pub cache_keys: Vec<Digest>,
 }
 
 pub(crate) fn write_image(ctx: &Ctx, target: &StageResult) -> Result<BuildOutcome> {
@@ -56,5 +58,6 @@ pub(crate) fn write_image(ctx: &Ctx, target: &StageResult) -> Result<BuildOutcom
         manifest_size: manifest_bytes.len() as u64,
         config_digest,
         config,
+        cache_keys: ctx.used_keys.lock().map(|k| k.clone()).unwrap_or_default(),
     })
 }

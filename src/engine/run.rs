@@ -6,6 +6,7 @@ use super::stage::{RootView, State, heredoc_name, layer_step};
 use super::{BuildEvent, Ctx, EngineError, Result, StageResult, config};
 use crate::executor::{Limits, Mount, MountKind, Network, RunSpec};
 use crate::graph::{Source, Step};
+use crate::parser::expand::Lookup as _;
 use crate::parser::mounts::{MountSpec, parse_mount};
 use crate::parser::{Command, Heredoc, Instruction, expand};
 use std::collections::HashMap;
@@ -449,13 +450,14 @@ pub(crate) fn run_step(
         format!("{net:?}"),
     ];
     let key_refs: Vec<&str> = key_parts.iter().map(|s| s.as_str()).collect();
-    let created_by = match cmd {
-        Command::Shell(s) => format!("RUN {} {s} # buildkit", shell.join(" ")),
-        Command::Exec(v) => format!(
-            "RUN {} # buildkit",
-            serde_json::to_string(v).unwrap_or_default()
-        ),
+    let shown_args: Vec<(String, String)> = {
+        let lookup = st.lookup();
+        st.args
+            .iter()
+            .map(|(n, _)| (n.clone(), lookup.get(n).unwrap_or_default()))
+            .collect()
     };
+    let created_by = super::history::run(&shown_args, &argv);
     env.extend(prepared.env.iter().cloned());
     let mut mounts = prepared.mounts.clone();
     let lowers = st.lowers();

@@ -2,7 +2,7 @@
 //! the cache key, and on a miss the work (RUN, COPY/ADD, WORKDIR) or the config change.
 
 use super::base::{self, BaseImage};
-use super::{BuildEvent, Ctx, EngineError, Layer, Result, StageResult, config, run};
+use super::{BuildEvent, Ctx, EngineError, Layer, Result, StageResult, config, history, run};
 use crate::cache::{self, CacheEntry, CachedLayer};
 use crate::copy::{self, CopyRequest, CopySource};
 use crate::graph::{Source, Stage, Step};
@@ -61,14 +61,6 @@ impl State {
             }
         }
         env
-    }
-
-    /// The visible ARG values as one string for cache keys.
-    pub fn args_key(&self) -> String {
-        self.args
-            .iter()
-            .map(|(n, v)| format!("{n}={}\n", v.as_deref().unwrap_or("\u{0}")))
-            .collect()
     }
 
     pub fn lowers(&self) -> Vec<PathBuf> {
@@ -143,6 +135,24 @@ fn scratch_config(ctx: &Ctx) -> ImageConfig {
 
 /// Loads an image for FROM or `--from`, reporting it as a step.
 pub(crate) fn load_image(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
+    let slot = ctx
+        .bases
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(reference.to_string())
+        .or_default()
+        .clone();
+    // Holding the slot serialises loads of one reference; others proceed in parallel.
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = slot.as_ref() {
+        return Ok(b.clone());
+    }
+    let b = load_image_once(ctx, reference)?;
+    *slot = Some(b.clone());
+    Ok(b)
+}
+
+fn load_image_once(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
     let id = ctx.new_id();
     let t = Instant::now();
     ctx.reporter.event(BuildEvent::Started {
@@ -317,8 +327,10 @@ fn run_step(
     let ex = |st: &State, w: &str| -> Result<String> {
         Ok(expand::expand_word(w, &st.lookup(), escape)?)
     };
+    // Config-only steps leave the cache chain alone, as in BuildKit: every layer step's key
+    // already holds what it depends on (RUN: argv with SHELL, env, user, cwd; COPY: expanded
+    // words; WORKDIR: path and user), so a LABEL or CMD change rebuilds nothing.
     let config_only = |st: &mut State, desc: String| {
-        st.key = cache::key(&st.key, &[&desc]);
         history(st, desc, true, None);
     };
     match &node.instruction {
@@ -348,7 +360,16 @@ fn run_step(
                 let v = crate::graph::args::stage_arg_value(&ctx.req.graph, n, def);
                 st.args.push((n.clone(), v));
             }
-            st.key = cache::key(&st.key, &["ARG", &st.args_key()]);
+            let shown: Vec<String> = st.args[st.args.len() - defs.len()..]
+                .iter()
+                .map(|(n, v)| match v {
+                    Some(v) => format!("{n}={v}"),
+                    None => n.clone(),
+                })
+                .collect();
+            history(st, format!("ARG {}", shown.join(" ")), true, None);
+            // Like BuildKit, an ARG alone invalidates nothing: RUN keys include the env it
+            // sees (ARG values included), and other steps key on their expanded words.
             Ok(())
         }
         Instruction::Label(pairs) => {
@@ -379,8 +400,8 @@ fn run_step(
             for p in ports {
                 all.extend(expand::expand_words(p, &st.lookup(), escape)?);
             }
-            config::expose(rc(st), &all)?;
-            config_only(st, format!("EXPOSE map[{}]", all.join(" ")));
+            let ports = config::expose(rc(st), &all)?;
+            config_only(st, format!("EXPOSE {}", history::go_list(&ports)));
             Ok(())
         }
         Instruction::Volume(paths) => {
@@ -389,7 +410,7 @@ fn run_step(
                 all.push(ex(st, p)?);
             }
             config::volume(rc(st), &all)?;
-            config_only(st, format!("VOLUME {:?}", all));
+            config_only(st, format!("VOLUME {}", history::go_list(&all)));
             Ok(())
         }
         Instruction::User(u) => {
@@ -406,41 +427,33 @@ fn run_step(
         }
         Instruction::Shell(sh) => {
             rc(st).shell = Some(sh.clone());
-            config_only(st, format!("SHELL {:?}", sh));
+            config_only(st, format!("SHELL {}", history::go_list(sh)));
             Ok(())
         }
         Instruction::Cmd(c) => {
             config::set_cmd(rc(st), c);
             st.cmd_set = true;
             let v = st.config.config.cmd.clone().unwrap_or_default();
-            config_only(
-                st,
-                format!("CMD {}", serde_json::to_string(&v).unwrap_or_default()),
-            );
+            config_only(st, format!("CMD {}", history::go_quote_list(&v)));
             Ok(())
         }
         Instruction::Entrypoint(c) => {
             let cmd_set = st.cmd_set;
             config::set_entrypoint(rc(st), c, cmd_set);
             let v = st.config.config.entrypoint.clone().unwrap_or_default();
-            config_only(
-                st,
-                format!(
-                    "ENTRYPOINT {}",
-                    serde_json::to_string(&v).unwrap_or_default()
-                ),
-            );
+            config_only(st, format!("ENTRYPOINT {}", history::go_quote_list(&v)));
             Ok(())
         }
         Instruction::Healthcheck(h) => {
             config::healthcheck(rc(st), h.as_ref())?;
-            config_only(st, node.original.clone());
+            let hc = st.config.config.healthcheck.clone().unwrap_or_default();
+            config_only(st, history::healthcheck(&hc));
             Ok(())
         }
         Instruction::Onbuild(inner) => {
             let text = inner.original.clone();
+            // BuildKit records the trigger in the config only, with no history entry.
             rc(st).on_build.get_or_insert_with(Vec::new).push(text);
-            config_only(st, node.original.clone());
             Ok(())
         }
         Instruction::Workdir(w) => {
@@ -489,6 +502,7 @@ pub(crate) fn layer_step(
     });
     if !no_cache && let Some(hit) = cached_layer(ctx, &key) {
         ctx.reporter.event(BuildEvent::Cached { id });
+        ctx.use_key(&key);
         let created = hit.1.clone();
         st.layers.push(hit.0);
         st.key = key;
@@ -535,6 +549,7 @@ pub(crate) fn layer_step(
             created: Some(created.clone()),
         },
     )?;
+    ctx.use_key(&key);
     st.layers.push(layer);
     st.last_created = Some(created.clone());
     history(st, created_by, false, Some(created));
@@ -547,7 +562,12 @@ pub(crate) fn layer_step(
 
 fn cached_layer(ctx: &Ctx, key: &Digest) -> Option<(Layer, Option<String>)> {
     let e = ctx.cache.get(key)?;
-    if !ctx.store.has_blob(&e.layer.digest) {
+    // A missing or truncated blob makes the entry a miss (full re-hashing would cost a warm
+    // build a read of every layer; snapshots are checked against their diffID on unpack).
+    let len = std::fs::metadata(ctx.store.blob_path(&e.layer.digest))
+        .ok()?
+        .len();
+    if len != e.layer.size {
         return None;
     }
     let desc = Descriptor::new(&e.layer.media_type, e.layer.digest.clone(), e.layer.size);
@@ -776,33 +796,22 @@ fn copy_step(
         heredocs,
         source_date_epoch: ctx.req.source_date_epoch,
     };
-    // --chown names resolve in the destination image's passwd/group.
-    let image_view = RootView::open(ctx, &st.lowers())?;
-    if let Some(spec) = &chown_spec {
-        req.chown = Some(crate::executor::user::resolve_chown(
-            image_view.path(),
-            spec,
-        )?);
-    }
-    let src_view = match &from_layers {
-        Some((lowers, _)) => Some(RootView::open(ctx, lowers)?),
-        None => None,
-    };
-    let src = match &src_view {
-        Some(v) => CopySource::Rootfs(v.path()),
-        None => CopySource::Context {
-            root: &ctx.req.context,
-            ignore: &ctx.req.ignore,
-        },
-    };
+    // The key needs no mounted view: the context's content key, or the source stage/image's
+    // identity. Views are opened (and --chown names resolved) only when the step runs.
     let content = match &from_layers {
         Some((_, k)) => format!("from:{k}"),
-        None => copy::content_key(&src, &req, &ctx.hashes)?.to_string(),
+        None => {
+            let src = CopySource::Context {
+                root: &ctx.req.context,
+                ignore: &ctx.req.ignore,
+            };
+            copy::content_key(&src, &req, &ctx.hashes)?.to_string()
+        }
     };
     let kw = if add { "ADD" } else { "COPY" };
     let flags = format!(
         "chown={:?} chmod={:?} parents={} exclude={:?} unpack={:?} checksum={:?} keepgit={} link={}",
-        req.chown,
+        chown_spec,
         req.chmod,
         req.parents,
         req.exclude,
@@ -812,8 +821,24 @@ fn copy_step(
         a.link
     );
     let srcs = req.sources.join("\u{0}");
-    let created_by = format!("{} # buildkit", node_args(&step.node));
-    let iv = image_view.path().to_path_buf();
+    let mut created_by = String::from(if add { "ADD" } else { "COPY" });
+    if a.parents {
+        created_by.push_str(" --parents");
+    }
+    if let Some(c) = &chown_spec {
+        created_by.push_str(&format!(" --chown={c}"));
+    }
+    if let Some(c) = &req.chmod {
+        created_by.push_str(&format!(" --chmod={c}"));
+    }
+    for s in req.sources.iter().filter(|s| heredoc_name(s).is_none()) {
+        created_by.push(' ');
+        created_by.push_str(s);
+    }
+    for (name, _) in &req.heredocs {
+        created_by.push_str(&format!(" <<{}", heredoc_name(name).unwrap_or_default()));
+    }
+    created_by.push_str(&format!(" {dest_raw} # buildkit"));
     layer_step(
         ctx,
         st,
@@ -821,15 +846,30 @@ fn copy_step(
         no_cache,
         &[kw, &srcs, &dest, &flags, &content],
         created_by,
-        |_st, out, _| {
-            copy::apply(&src, &req, &iv, out)?;
+        |st, out, _| {
+            // --chown names resolve in the destination image's passwd/group.
+            let image_view = RootView::open(ctx, &st.lowers())?;
+            if let Some(spec) = &chown_spec {
+                req.chown = Some(crate::executor::user::resolve_chown(
+                    image_view.path(),
+                    spec,
+                )?);
+            }
+            let src_view = match &from_layers {
+                Some((lowers, _)) => Some(RootView::open(ctx, lowers)?),
+                None => None,
+            };
+            let src = match &src_view {
+                Some(v) => CopySource::Rootfs(v.path()),
+                None => CopySource::Context {
+                    root: &ctx.req.context,
+                    ignore: &ctx.req.ignore,
+                },
+            };
+            copy::apply(&src, &req, image_view.path(), out)?;
             Ok(true)
         },
     )
-}
-
-fn node_args(node: &Node) -> String {
-    node.original.clone()
 }
 
 /// `<<EOF`, `<<-EOF`, `<<"EOF"` → `EOF`.

@@ -1,0 +1,480 @@
+//! Engine tests with a recording fake sandbox: config threading for every instruction, ARG/ENV
+//! scoping, SHELL, history, cache hits and misses, concurrency of independent stages, pruned
+//! stages, and errors that carry the Dockerfile line. Stages start FROM scratch so no registry
+//! is needed; COPY and WORKDIR over layers mount read-only overlay views (root).
+
+#![allow(clippy::print_stderr)] // skip notes name what is missing
+
+use hoist::engine::{self, BuildEvent, BuildOutcome, BuildRequest, EngineError, Reporter};
+use hoist::executor::{ExecutorError, Network, RunSpec, Sandbox};
+use hoist::graph::GraphOptions;
+use hoist::oci::Platform;
+use hoist::parser::dockerignore::Matcher;
+use hoist::store::Store;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Records every RunSpec; RUN `exit N` fails with N, `sleep N` sleeps N×100 ms, anything else
+/// writes `/ran-<n>` into the upper dir (so the step makes a layer).
+#[derive(Default)]
+struct FakeSandbox {
+    runs: Mutex<Vec<RunSpec>>,
+}
+
+impl Sandbox for FakeSandbox {
+    fn run(&self, spec: &RunSpec, out: &mut dyn FnMut(&[u8])) -> Result<i32, ExecutorError> {
+        let n = {
+            let mut r = self.runs.lock().unwrap();
+            r.push(spec.clone());
+            r.len()
+        };
+        let script = spec.argv.last().cloned().unwrap_or_default();
+        out(format!("running {script}\n").as_bytes());
+        if let Some(code) = script.strip_prefix("exit ") {
+            out(b"something went wrong\n");
+            return Ok(code.trim().parse().unwrap_or(1));
+        }
+        if let Some(t) = script.strip_prefix("sleep ") {
+            std::thread::sleep(Duration::from_millis(
+                t.trim().parse::<u64>().unwrap() * 100,
+            ));
+        }
+        if let Some(upper) = &spec.upper {
+            std::fs::write(upper.join(format!("ran-{n}")), script.as_bytes()).unwrap();
+        }
+        Ok(0)
+    }
+}
+
+#[derive(Default)]
+struct Events(Mutex<Vec<BuildEvent>>);
+
+impl Reporter for Events {
+    fn event(&self, e: BuildEvent) {
+        self.0.lock().unwrap().push(e);
+    }
+}
+
+impl Events {
+    fn started(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                BuildEvent::Started { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+    fn cached(&self) -> usize {
+        let ev = self.0.lock().unwrap();
+        ev.iter()
+            .filter(|e| matches!(e, BuildEvent::Cached { .. }))
+            .count()
+    }
+}
+
+struct Lab {
+    root: tempfile::TempDir,
+    ctx: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        Lab {
+            root: tempfile::tempdir().unwrap(),
+            ctx: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn file(&self, name: &str, body: &str) {
+        let p = self.ctx.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+
+    fn request(
+        &self,
+        dockerfile: &str,
+        args: &[(&str, &str)],
+        target: Option<&str>,
+    ) -> BuildRequest {
+        let df = hoist::parser::parse(dockerfile).unwrap();
+        let graph_options = GraphOptions {
+            build_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            target: target.map(String::from),
+            platform: None,
+        };
+        let graph = hoist::graph::build(&df, &graph_options).unwrap();
+        BuildRequest {
+            dockerfile_name: "Dockerfile".into(),
+            dockerfile_text: dockerfile.into(),
+            graph,
+            graph_options,
+            context: self.ctx.path().to_path_buf(),
+            ignore: Matcher::parse("").unwrap(),
+            labels: BTreeMap::new(),
+            no_cache: false,
+            no_cache_filter: vec![],
+            pull: false,
+            network: Network::Host,
+            secrets: BTreeMap::new(),
+            ssh: BTreeMap::new(),
+            compression: Default::default(),
+            source_date_epoch: None,
+            platform: Platform::host(),
+        }
+    }
+
+    fn build_req(
+        &self,
+        req: &BuildRequest,
+        sb: &FakeSandbox,
+        ev: &Events,
+    ) -> engine::Result<BuildOutcome> {
+        let store = Store::open(self.root.path()).unwrap();
+        engine::build(req, &store, None, sb, ev)
+    }
+
+    fn build(&self, dockerfile: &str, sb: &FakeSandbox) -> BuildOutcome {
+        let ev = Events::default();
+        self.build_req(&self.request(dockerfile, &[], None), sb, &ev)
+            .unwrap()
+    }
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[test]
+fn config_follows_every_instruction() {
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let out = lab.build(
+        r#"FROM scratch
+MAINTAINER someone <s@example.com>
+ENV PATH=/opt/bin:$PATH A=1
+ENV B=${A}2 A=3
+LABEL "com.example.x"="y z" other=$B
+USER 1000:1000
+EXPOSE 8080 53/udp
+VOLUME ["/data", "/cache"]
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=1m30s --retries=2 CMD ["/check"]
+SHELL ["/bin/bash", "-eu", "-c"]
+ONBUILD RUN echo triggered
+CMD echo hi
+ENTRYPOINT ["/entry"]
+"#,
+        &sb,
+    );
+    let c = &out.config;
+    let rc = &c.config;
+    assert_eq!(c.author.as_deref(), Some("someone <s@example.com>"));
+    assert_eq!(
+        rc.env.as_deref().unwrap(),
+        &[
+            "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "A=3",
+            "B=12"
+        ]
+    );
+    let labels = rc.labels.as_ref().unwrap();
+    assert_eq!(labels["com.example.x"], "y z");
+    assert_eq!(labels["other"], "12");
+    assert_eq!(rc.user.as_deref(), Some("1000:1000"));
+    let ports: Vec<&String> = rc.exposed_ports.as_ref().unwrap().keys().collect();
+    assert_eq!(ports, ["53/udp", "8080/tcp"]);
+    let vols: Vec<&String> = rc.volumes.as_ref().unwrap().keys().collect();
+    assert_eq!(vols, ["/cache", "/data"]);
+    assert_eq!(rc.stop_signal.as_deref(), Some("SIGTERM"));
+    let hc = rc.healthcheck.as_ref().unwrap();
+    assert_eq!(hc.test.as_deref().unwrap(), &["CMD", "/check"]);
+    assert_eq!(hc.interval, Some(30_000_000_000));
+    assert_eq!(hc.timeout, Some(90_000_000_000));
+    assert_eq!(hc.retries, Some(2));
+    assert_eq!(rc.shell.as_deref().unwrap(), &["/bin/bash", "-eu", "-c"]);
+    assert_eq!(rc.on_build.as_deref().unwrap(), &["RUN echo triggered"]);
+    // CMD set in this stage survives the ENTRYPOINT after it; shell form uses SHELL.
+    assert_eq!(
+        rc.cmd.as_deref().unwrap(),
+        &["/bin/bash", "-eu", "-c", "echo hi"]
+    );
+    assert_eq!(rc.entrypoint.as_deref().unwrap(), &["/entry"]);
+    // Config-only steps: history entries with empty_layer, no layers, nothing run.
+    assert!(out.manifest.layers.is_empty());
+    assert!(sb.runs.lock().unwrap().is_empty());
+    let by: Vec<&str> = c
+        .history
+        .iter()
+        .map(|h| h.created_by.as_deref().unwrap())
+        .collect();
+    assert!(c.history.iter().all(|h| h.empty_layer), "{by:?}");
+    assert!(
+        by.contains(&"ENV A=3 B=12") || by.contains(&"ENV B=12 A=3"),
+        "{by:?}"
+    );
+    // created_by exactly as BuildKit renders it (Go %v / %q); ONBUILD has no entry.
+    assert_eq!(
+        by,
+        [
+            "MAINTAINER someone <s@example.com>",
+            "ENV PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin A=1",
+            "ENV B=12 A=3",
+            "LABEL com.example.x=y z other=12",
+            "USER 1000:1000",
+            "EXPOSE [8080/tcp 53/udp]",
+            "VOLUME [/data /cache]",
+            "STOPSIGNAL SIGTERM",
+            r#"HEALTHCHECK &{["CMD" "/check"] "30s" "1m30s" "0s" "0s" '\x02'}"#,
+            "SHELL [/bin/bash -eu -c]",
+            r#"CMD ["/bin/bash" "-eu" "-c" "echo hi"]"#,
+            r#"ENTRYPOINT ["/entry"]"#,
+        ]
+    );
+}
+
+#[test]
+fn entrypoint_resets_an_inherited_cmd() {
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let out = lab.build(
+        "FROM scratch AS base\nCMD [\"/base-cmd\"]\nFROM base\nENTRYPOINT [\"/e\"]\n",
+        &sb,
+    );
+    assert_eq!(out.config.config.entrypoint.as_deref().unwrap(), &["/e"]);
+    assert_eq!(out.config.config.cmd, None);
+}
+
+#[test]
+fn args_reach_run_but_never_the_image() {
+    if !is_root() {
+        eprintln!("skipped: RUN layers need root for overlay views");
+        return;
+    }
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let df = "ARG GLOBAL=g\nFROM scratch\nARG GLOBAL\nARG V=default\nARG UNSET\nENV SHADOW=env\nARG SHADOW=arg\nRUN echo $V\nRUN [\"/x\", \"$V\"]\n";
+    let ev = Events::default();
+    let req = lab.request(df, &[("V", "from-cli")], None);
+    let out = lab.build_req(&req, &sb, &ev).unwrap();
+    let runs = sb.runs.lock().unwrap();
+    let env = &runs[0].env;
+    assert!(env.contains(&"V=from-cli".to_string()), "{env:?}");
+    assert!(env.contains(&"GLOBAL=g".to_string()), "{env:?}");
+    assert!(env.contains(&"SHADOW=env".to_string()), "{env:?}");
+    assert!(
+        !env.iter()
+            .any(|e| e == "SHADOW=arg" || e.starts_with("UNSET")),
+        "{env:?}"
+    );
+    // Shell form: the shell expands; exec form: no expansion at all.
+    assert_eq!(runs[0].argv, ["/bin/sh", "-c", "echo $V"]);
+    assert_eq!(runs[1].argv, ["/x", "$V"]);
+    let image_env = out.config.config.env.clone().unwrap();
+    assert!(
+        !image_env
+            .iter()
+            .any(|e| e.starts_with("V=") || e.starts_with("GLOBAL="))
+    );
+    let h: Vec<&str> = out
+        .config
+        .history
+        .iter()
+        .filter_map(|h| h.created_by.as_deref())
+        .collect();
+    assert!(h.contains(&"ARG GLOBAL=g"), "{h:?}");
+    assert!(h.contains(&"ARG V=from-cli"), "{h:?}");
+    assert!(h.contains(&"ARG UNSET"), "{h:?}");
+    assert!(
+        h.contains(&"RUN |4 GLOBAL=g V=from-cli UNSET= SHADOW=env /bin/sh -c echo $V # buildkit"),
+        "{h:?}"
+    );
+    assert!(
+        h.contains(&"RUN |4 GLOBAL=g V=from-cli UNSET= SHADOW=env /x $V # buildkit"),
+        "{h:?}"
+    );
+    assert_eq!(out.manifest.layers.len(), 2);
+}
+
+#[test]
+fn cache_hits_skip_work_and_inputs_invalidate() {
+    if !is_root() {
+        eprintln!("skipped: needs root for overlay views");
+        return;
+    }
+    let lab = Lab::new();
+    lab.file("app.txt", "v1");
+    lab.file("unrelated.txt", "u1");
+    let df = "FROM scratch\nARG V\nCOPY app.txt /app.txt\nRUN build $V\n";
+    let sb = FakeSandbox::default();
+    let ev = Events::default();
+    let first = lab
+        .build_req(&lab.request(df, &[("V", "1")], None), &sb, &ev)
+        .unwrap();
+    assert_eq!(sb.runs.lock().unwrap().len(), 1);
+    assert_eq!(ev.cached(), 0);
+
+    // Same inputs, an unrelated file changed: everything cached, same image.
+    lab.file("unrelated.txt", "u2");
+    let ev = Events::default();
+    let again = lab
+        .build_req(&lab.request(df, &[("V", "1")], None), &sb, &ev)
+        .unwrap();
+    assert_eq!(sb.runs.lock().unwrap().len(), 1, "RUN must not run again");
+    assert_eq!(ev.cached(), 2);
+    assert_eq!(again.manifest_digest, first.manifest_digest);
+
+    // A build arg the RUN sees changes: COPY cached, RUN runs.
+    let ev = Events::default();
+    lab.build_req(&lab.request(df, &[("V", "2")], None), &sb, &ev)
+        .unwrap();
+    assert_eq!(sb.runs.lock().unwrap().len(), 2);
+    assert_eq!(ev.cached(), 1);
+
+    // Config-only steps before them do not invalidate layer steps (as in BuildKit).
+    let df2 = "FROM scratch\nLABEL v=2\nARG V\nCOPY app.txt /app.txt\nRUN build $V\n";
+    let ev = Events::default();
+    lab.build_req(&lab.request(df2, &[("V", "2")], None), &sb, &ev)
+        .unwrap();
+    assert_eq!(sb.runs.lock().unwrap().len(), 2);
+    assert_eq!(ev.cached(), 2);
+
+    // The copied file changes: both run.
+    lab.file("app.txt", "v2");
+    let ev = Events::default();
+    lab.build_req(&lab.request(df, &[("V", "2")], None), &sb, &ev)
+        .unwrap();
+    assert_eq!(sb.runs.lock().unwrap().len(), 3);
+    assert_eq!(ev.cached(), 0);
+
+    // --no-cache runs everything even when entries exist.
+    let ev = Events::default();
+    let mut req = lab.request(df, &[("V", "2")], None);
+    req.no_cache = true;
+    lab.build_req(&req, &sb, &ev).unwrap();
+    assert_eq!(sb.runs.lock().unwrap().len(), 4);
+    assert_eq!(ev.cached(), 0);
+
+    // An entry whose layer blob is gone is a miss, not an error.
+    let store = Store::open(lab.root.path()).unwrap();
+    for l in &first.manifest.layers {
+        let p = store.blob_path(&l.digest);
+        let _ = std::fs::remove_file(p);
+    }
+    let ev = Events::default();
+    lab.build_req(&lab.request(df, &[("V", "1")], None), &sb, &ev)
+        .unwrap();
+    assert_eq!(sb.runs.lock().unwrap().len(), 5);
+}
+
+#[test]
+fn independent_stages_run_concurrently() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    // Each RUN sleeps 1 s in the fake; three in parallel take about 1 s.
+    let df = "FROM scratch AS a\nRUN sleep 10\nFROM scratch AS b\nRUN sleep 10\nFROM scratch AS c\nRUN sleep 10\nFROM scratch\nCOPY --from=a /ran-1 /a\nCOPY --from=b / /b\nCOPY --from=c / /c\n";
+    let t = Instant::now();
+    let ev = Events::default();
+    lab.build_req(&lab.request(df, &[], None), &sb, &ev)
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(sb.runs.lock().unwrap().len(), 3);
+    assert!(
+        secs < 2.5,
+        "three 1 s stages took {secs:.2} s: not concurrent"
+    );
+}
+
+#[test]
+fn stages_the_target_does_not_need_never_run() {
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let df = "FROM scratch AS unused\nRUN exit 1\nFROM scratch AS wanted\nENV X=1\nFROM scratch AS final\nENV Y=2\n";
+    let ev = Events::default();
+    let out = lab
+        .build_req(&lab.request(df, &[], Some("wanted")), &sb, &ev)
+        .unwrap();
+    assert!(sb.runs.lock().unwrap().is_empty());
+    assert_eq!(out.config.config.env_get("X"), Some("1"));
+    assert_eq!(out.config.config.env_get("Y"), None);
+}
+
+#[test]
+fn a_failing_run_names_line_command_and_exit_code() {
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let df = "FROM scratch\nENV A=1\n\nRUN exit 3\n";
+    let ev = Events::default();
+    let err = lab
+        .build_req(&lab.request(df, &[], None), &sb, &ev)
+        .unwrap_err();
+    let EngineError::Step {
+        location,
+        error: cause,
+        ..
+    } = &err
+    else {
+        panic!("not a step error: {err}");
+    };
+    assert_eq!(location, "Dockerfile:4");
+    match cause.as_ref() {
+        EngineError::RunFailed {
+            command,
+            code,
+            tail,
+        } => {
+            assert_eq!(command, "/bin/sh -c exit 3");
+            assert_eq!(*code, 3);
+            assert!(tail.contains("something went wrong"), "{tail}");
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert_eq!(
+        cause.to_string(),
+        "process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"
+    );
+    let failed =
+        ev.0.lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, BuildEvent::Failed { .. }));
+    assert!(failed);
+}
+
+#[test]
+fn source_date_epoch_sets_created() {
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let mut req = lab.request("FROM scratch\nENV A=1\n", &[], None);
+    req.source_date_epoch = Some(1_700_000_000);
+    let ev = Events::default();
+    let out = lab.build_req(&req, &sb, &ev).unwrap();
+    assert_eq!(out.config.created.as_deref(), Some("2023-11-14T22:13:20Z"));
+}
+
+#[test]
+fn step_names_like_buildkit() {
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let _ = Path::new("");
+    let ev = Events::default();
+    let df = "FROM scratch AS build\nENV A=1\nRUN exit 0\n";
+    let _ = lab.build_req(&lab.request(df, &[], None), &sb, &ev);
+    let started = ev.started();
+    assert!(
+        started.iter().any(|s| s == "[build 3/3] RUN exit 0"),
+        "{started:?}"
+    );
+}
