@@ -470,11 +470,68 @@ fn step_names_like_buildkit() {
     let sb = FakeSandbox::default();
     let _ = Path::new("");
     let ev = Events::default();
-    let df = "FROM scratch AS build\nENV A=1\nRUN exit 0\n";
+    // One stage: no stage name; ENV makes no vertex, so the RUN is step 1 of 1.
+    let df = "FROM scratch AS build\nENV A=1\nrun exit 0\n";
     let _ = lab.build_req(&lab.request(df, &[], None), &sb, &ev);
     let started = ev.started();
     assert!(
-        started.iter().any(|s| s == "[build 3/3] RUN exit 0"),
+        started.iter().any(|s| s == "[1/1] RUN exit 0"),
         "{started:?}"
     );
+
+    // Several stages: named or `stage-N`; the index is padded to the total's width.
+    let ev = Events::default();
+    let runs: String = (0..10).map(|i| format!("RUN echo {i}\n")).collect();
+    let df = format!("FROM scratch AS a\nRUN echo a\nFROM scratch\nWORKDIR /w\n{runs}");
+    lab.build_req(&lab.request(&df, &[], None), &sb, &ev)
+        .unwrap();
+    let started = ev.started();
+    for want in [
+        "[stage-1  1/11] WORKDIR /w",
+        "[stage-1  2/11] RUN echo 0",
+        "[stage-1 11/11] RUN echo 9",
+    ] {
+        assert!(started.iter().any(|s| s == want), "{want}: {started:?}");
+    }
+}
+
+#[test]
+fn onbuild_triggers_run_first_in_the_child_and_are_not_inherited() {
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let ev = Events::default();
+    let df = "FROM scratch AS base\nONBUILD RUN echo trig\nFROM base\nRUN echo main\n";
+    let out = lab
+        .build_req(&lab.request(df, &[], None), &sb, &ev)
+        .unwrap();
+    let scripts: Vec<String> = sb
+        .runs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.argv.last().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(scripts, ["echo trig", "echo main"]);
+    let started = ev.started();
+    for want in [
+        "[stage-1 1/2] ONBUILD RUN echo trig",
+        "[stage-1 2/2] RUN echo main",
+    ] {
+        assert!(started.iter().any(|s| s == want), "{want}: {started:?}");
+    }
+    assert_eq!(
+        out.config.config.on_build, None,
+        "triggers run once, then go"
+    );
+    assert_eq!(out.manifest.layers.len(), 2);
+
+    // A failing trigger is reported at the FROM line that brought it in.
+    let df = "FROM scratch AS base\nONBUILD RUN exit 4\nFROM base\nRUN echo main\n";
+    let err = lab
+        .build_req(&lab.request(df, &[], None), &sb, &ev)
+        .unwrap_err();
+    let EngineError::Step { location, .. } = &err else {
+        panic!("not a step error: {err}");
+    };
+    assert_eq!(location, "Dockerfile:3");
 }

@@ -198,11 +198,6 @@ pub(crate) fn run_stage(
     deps: &HashMap<usize, Arc<StageResult>>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<StageResult> {
-    let label = stage
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("stage-{}", stage.index));
-    let total = stage.steps.len() + 1;
     let mut st = match &stage.base {
         Source::Scratch => State {
             config: scratch_config(ctx),
@@ -259,11 +254,13 @@ pub(crate) fn run_stage(
                 .any(|f| f.eq_ignore_ascii_case(n))
         });
 
-    // ONBUILD triggers of the base image run first, then are cleared.
+    // ONBUILD triggers of the base image run first, then are cleared. Like BuildKit, a
+    // trigger's errors point at the FROM line that pulled it in.
     let mut steps: Vec<Step> = Vec::new();
+    let mut triggers_n = 0;
     if let Some(triggers) = st.config.config.on_build.take() {
         for t in triggers {
-            let node = crate::parser::parse_instruction(&t, '\\').map_err(|e| {
+            let mut node = crate::parser::parse_instruction(&t, '\\').map_err(|e| {
                 at(
                     ctx,
                     &stage.from_node,
@@ -274,20 +271,24 @@ pub(crate) fn run_stage(
                     },
                 )
             })?;
+            node.span = stage.from_node.span.clone();
+            let from = trigger_copy_from(ctx, stage, &node, deps)?;
             steps.push(Step {
                 node,
-                from: None,
+                from,
                 mount_from: vec![],
             });
+            triggers_n += 1;
         }
     }
     steps.extend(stage.steps.iter().cloned());
 
+    let mut namer = StepNamer::new(ctx, stage, &steps);
     for (n, step) in steps.iter().enumerate() {
         if cancelled() {
             return Err(EngineError::Cancelled);
         }
-        let name = format!("[{label} {}/{total}] {}", n + 2, step.node.original);
+        let name = namer.name(&step.node, n < triggers_n);
         run_step(ctx, &mut st, step, deps, &name, no_cache).map_err(|e| at(ctx, &step.node, e))?;
     }
     if let Some(c) = &st.last_created {
@@ -298,6 +299,116 @@ pub(crate) fn run_stage(
         layers: st.layers,
         key: st.key,
     })
+}
+
+/// Resolves a trigger's `COPY --from`/`ADD --from`: a stage this stage already depends on, or
+/// else an image reference. A stage that is not built before this one cannot be used (the
+/// graph was planned before the trigger was known) and says so.
+fn trigger_copy_from(
+    ctx: &Ctx,
+    stage: &Stage,
+    node: &crate::parser::ast::Node,
+    deps: &HashMap<usize, Arc<StageResult>>,
+) -> Result<Option<Source>> {
+    let (Instruction::Copy(a) | Instruction::Add(a)) = &node.instruction else {
+        return Ok(None);
+    };
+    let Some(from) = &a.from else {
+        return Ok(None);
+    };
+    let stages = &ctx.req.graph.stages;
+    let named = stages.iter().position(|s| {
+        s.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(from))
+            || from.parse::<usize>().is_ok_and(|i| i == s.index)
+    });
+    match named {
+        Some(i) if deps.contains_key(&i) => Ok(Some(Source::Stage(i))),
+        Some(_) => Err(at(
+            ctx,
+            &stage.from_node,
+            EngineError::BadValue {
+                what: "ONBUILD trigger",
+                value: node.original.clone(),
+                reason: format!(
+                    "--from={from} names a stage this stage does not already depend on; \
+                     copy from an image, or from a stage this one is built FROM or copies from"
+                ),
+            },
+        )),
+        None => Ok(Some(Source::Image(from.clone()))),
+    }
+}
+
+/// Names progress lines as BuildKit does: only steps that make a vertex are numbered (FROM an
+/// image, RUN, COPY, ADD, WORKDIR other than `/`, the base's ONBUILD triggers), the index is
+/// padded to the total's width, the stage name appears only when the file has several stages,
+/// and triggers say `ONBUILD`.
+struct StepNamer {
+    prefix: String,
+    total: usize,
+    index: usize,
+}
+
+impl StepNamer {
+    fn new(ctx: &Ctx, stage: &Stage, steps: &[Step]) -> StepNamer {
+        let from_image = matches!(stage.base, Source::Image(_));
+        let total = usize::from(from_image) + steps.iter().filter(|s| counts(&s.node)).count();
+        let prefix = if ctx.req.graph.stages.len() > 1 {
+            let name = stage.name.clone();
+            format!(
+                "{} ",
+                name.unwrap_or_else(|| format!("stage-{}", stage.index))
+            )
+        } else {
+            String::new()
+        };
+        StepNamer {
+            prefix,
+            total,
+            index: usize::from(from_image),
+        }
+    }
+
+    /// The name of `node`'s progress line; steps that make no vertex keep the index.
+    fn name(&mut self, node: &crate::parser::ast::Node, onbuild: bool) -> String {
+        let text = uppercase_first_word(&node.original);
+        if !counts(node) || is_root_workdir(node) {
+            return text;
+        }
+        self.index += 1;
+        let width = self.total.max(1).to_string().len();
+        format!(
+            "[{}{:>width$}/{}] {}{text}",
+            self.prefix,
+            self.index,
+            self.total,
+            if onbuild { "ONBUILD " } else { "" },
+        )
+    }
+}
+
+fn counts(node: &crate::parser::ast::Node) -> bool {
+    matches!(
+        node.instruction,
+        Instruction::Run { .. }
+            | Instruction::Copy(_)
+            | Instruction::Add(_)
+            | Instruction::Workdir(_)
+    )
+}
+
+/// `WORKDIR /` creates nothing, so BuildKit makes no vertex for it (it still counts in the total).
+fn is_root_workdir(node: &crate::parser::ast::Node) -> bool {
+    matches!(&node.instruction, Instruction::Workdir(w) if w.trim() == "/")
+}
+
+fn uppercase_first_word(s: &str) -> String {
+    match s.split_once(' ') {
+        Some((a, b)) => format!("{} {b}", a.to_ascii_uppercase()),
+        None => s.to_ascii_uppercase(),
+    }
 }
 
 fn rc(st: &mut State) -> &mut RunConfig {
