@@ -271,7 +271,7 @@ pub(crate) fn run_stage(
                     },
                 )
             })?;
-            node.span = stage.from_node.span.clone();
+            node.span = stage.from_node.span;
             let from = trigger_copy_from(ctx, stage, &node, deps)?;
             steps.push(Step {
                 node,
