@@ -198,6 +198,8 @@ pub(crate) fn run_stage(
     deps: &HashMap<usize, Arc<StageResult>>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<StageResult> {
+    // BuildKit's FROM vertex names the resolved image: `docker.io/library/busybox:latest@sha256:…`.
+    let mut from_name = None;
     let mut st = match &stage.base {
         Source::Scratch => State {
             config: scratch_config(ctx),
@@ -223,6 +225,11 @@ pub(crate) fn run_stage(
         }
         Source::Image(reference) => {
             let b = load_image(ctx, reference).map_err(|e| at(ctx, &stage.from_node, e))?;
+            from_name = Some(match crate::registry::ImageRef::parse(reference) {
+                Ok(r) if r.digest.is_some() => r.to_string(),
+                Ok(r) => format!("{r}@{}", b.manifest_digest),
+                Err(_) => reference.clone(),
+            });
             let key = cache::key(&Digest::of(b""), &["image", &b.manifest_digest.to_string()]);
             let mut config = b.config;
             if config
@@ -284,6 +291,14 @@ pub(crate) fn run_stage(
     steps.extend(stage.steps.iter().cloned());
 
     let mut namer = StepNamer::new(ctx, stage, &steps);
+    if let Some(f) = from_name {
+        let id = ctx.new_id();
+        ctx.reporter.event(BuildEvent::Started {
+            id,
+            name: namer.from(&f),
+        });
+        ctx.reporter.event(BuildEvent::Done { id, secs: 0.0 });
+    }
     for (n, step) in steps.iter().enumerate() {
         if cancelled() {
             return Err(EngineError::Cancelled);
@@ -369,6 +384,12 @@ impl StepNamer {
             total,
             index: usize::from(from_image),
         }
+    }
+
+    /// The name of the FROM vertex (always step 1).
+    fn from(&self, image: &str) -> String {
+        let width = self.total.max(1).to_string().len();
+        format!("[{}{:>width$}/{}] FROM {image}", self.prefix, 1, self.total)
     }
 
     /// The name of `node`'s progress line; steps that make no vertex keep the index.
