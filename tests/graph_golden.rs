@@ -91,7 +91,7 @@ fn conformance_errors_name_the_line() {
     for (case, line, word) in [
         ("unknown-instruction", 3, "unknown instruction"),
         ("unterminated-heredoc", 2, "heredoc"),
-        ("self-copy", 2, "itself"),
+        ("self-copy", 2, "circular"),
     ] {
         let text = std::fs::read_to_string(kit.join("errors").join(case).join("Dockerfile"))
             .unwrap_or_else(|e| panic!("{case}: {e}"));

@@ -96,12 +96,12 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
                             .map_err(|e| invalid(line, e.to_string()))
                     })
                     .transpose()?;
-                let lower = image.to_ascii_lowercase();
-                let base = if lower == "scratch" {
+                // Exact matches, as BuildKit: `FROM Builder` names an image, not stage `builder`.
+                let base = if image == "scratch" {
                     Source::Scratch
                 } else if let Some(s) = stages
                     .iter()
-                    .find(|s| s.name.as_deref() == Some(lower.as_str()))
+                    .find(|s| s.name.as_deref() == Some(image.as_str()))
                 {
                     Source::Stage(s.index)
                 } else {
@@ -141,45 +141,62 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
         return Err(invalid(0, "the Dockerfile has no FROM"));
     }
 
-    // Resolve --from references (by name, then index, else an image).
+    // Resolve --from references (by name, then index, else an image), with BuildKit's messages.
     let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
-    let resolve = |r: &str, line: usize, own: usize| -> Result<Source, GraphError> {
-        let expanded =
-            expand_word(r, &meta_lookup, escape).map_err(|e| invalid(line, e.to_string()))?;
+    let stage_label = |i: usize| names[i].clone().unwrap_or_else(|| format!("stage-{i}"));
+    let resolve = |r: &str, line: usize, own: usize, copy: bool| -> Result<Source, GraphError> {
+        let expanded = if copy {
+            // COPY/ADD --from takes no variables: BuildKit refuses any word that expansion
+            // would change, and suggests a stage as the workaround.
+            let literal = expand_word(r, &|_: &str| None, escape).ok();
+            if literal.as_deref() != Some(r) {
+                return Err(invalid(
+                    line,
+                    "variable expansion is not supported for --from, define a new stage with \
+                     FROM using ARG from global scope as a workaround",
+                ));
+            }
+            r.to_string()
+        } else {
+            expand_word(r, &meta_lookup, escape).map_err(|e| invalid(line, e.to_string()))?
+        };
         let lower = expanded.to_ascii_lowercase();
-        if let Some(i) = names
+        let by_name = names
             .iter()
-            .position(|n| n.as_deref() == Some(lower.as_str()))
-        {
-            if i == own {
-                return Err(invalid(
-                    line,
-                    format!("circular dependency: stage {expanded:?} cannot copy from itself"),
-                ));
+            .position(|n| n.as_deref() == Some(lower.as_str()));
+        let by_index = if copy {
+            expanded.parse::<usize>().ok()
+        } else {
+            None
+        };
+        let i = match (by_index, by_name) {
+            (Some(i), _) if i >= names.len() => {
+                return Err(invalid(line, format!("invalid stage index {i}")));
             }
-            if i > own {
-                return Err(invalid(
-                    line,
-                    format!("stage {expanded:?} is defined after the stage that uses it"),
-                ));
-            }
-            return Ok(Source::Stage(i));
+            (Some(i), _) | (None, Some(i)) => i,
+            (None, None) if lower == "scratch" => return Ok(Source::Scratch),
+            (None, None) => return Ok(Source::Image(expanded)),
+        };
+        if i == own {
+            return Err(invalid(
+                line,
+                format!(
+                    "circular dependency detected on stage: {}",
+                    stage_label(own)
+                ),
+            ));
         }
-        if let Ok(i) = expanded.parse::<usize>() {
-            if i >= own {
-                return Err(invalid(
-                    line,
-                    format!(
-                        "circular dependency: stage index {i} refers to this stage or a later one"
-                    ),
-                ));
-            }
-            return Ok(Source::Stage(i));
+        if i > own {
+            return Err(invalid(
+                line,
+                format!(
+                    "cannot copy from stage {:?}, it needs to be defined before current stage {:?}",
+                    expanded,
+                    stage_label(own)
+                ),
+            ));
         }
-        if lower == "scratch" {
-            return Ok(Source::Scratch);
-        }
-        Ok(Source::Image(expanded))
+        Ok(Source::Stage(i))
     };
     // Indexes, not iterators: each stage's steps are updated while `names` is read.
     #[allow(clippy::needless_range_loop)]
@@ -194,7 +211,7 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
             match &node.instruction {
                 Instruction::Copy(a) | Instruction::Add(a) => {
                     if let Some(f) = &a.from {
-                        let s = resolve(f, line, si)?;
+                        let s = resolve(f, line, si, true)?;
                         if let Source::Stage(d) = s {
                             deps.push(d);
                         }
@@ -213,7 +230,7 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
                             _ => None,
                         };
                         if let Some(f) = from {
-                            let s = resolve(&f, line, si)?;
+                            let s = resolve(&f, line, si, false)?;
                             if let Source::Stage(d) = s {
                                 deps.push(d);
                             }
