@@ -157,7 +157,13 @@ fn load_image_once(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
     let t = Instant::now();
     ctx.reporter.event(BuildEvent::Started {
         id,
-        name: format!("[internal] load metadata for {reference}"),
+        // BuildKit names the normalized reference: docker.io/library/busybox:latest.
+        name: format!(
+            "[internal] load metadata for {}",
+            crate::registry::ImageRef::parse(reference)
+                .map(|r| r.to_string())
+                .unwrap_or_else(|_| reference.to_string())
+        ),
     });
     let warn = |message: String| ctx.reporter.event(BuildEvent::Warning { message });
     match base::load(
