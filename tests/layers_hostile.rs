@@ -890,3 +890,23 @@ fn absolute_and_overlong_symlinks_resolve_inside_dest_like_real_images() {
         "link targets are kept verbatim"
     );
 }
+
+#[test]
+fn writes_through_dangling_symlinks_create_the_target_inside_dest_as_containerd() {
+    // containerd creates the resolved parent; so do we, always inside dest (the absolute and
+    // `..`-heavy targets are clamped), and a symlink loop is an error, not a hang.
+    let tar = Tar::default()
+        .dir("var")
+        .symlink("var/run", "/run/sub")
+        .symlink("up", "../../../../elsewhere")
+        .file("var/run/pid", b"1")
+        .file("up/x", b"2")
+        .symlink("loop1", "loop2")
+        .symlink("loop2", "loop1")
+        .file("loop1/y", b"3")
+        .end();
+    let (a, r) = layer("dangling-links", &tar);
+    assert!(r.is_err(), "the loop must fail");
+    assert_eq!(fs::read_to_string(a.dest.join("run/sub/pid")).unwrap(), "1");
+    assert_eq!(fs::read_to_string(a.dest.join("elsewhere/x")).unwrap(), "2");
+}

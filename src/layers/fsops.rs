@@ -57,8 +57,21 @@ pub(crate) fn resolve_nofollow(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Resul
 }
 
 /// Resolves a directory inside the root, creating missing components (mode 0755, root-owned,
-/// as containerd does for parents a layer does not list).
+/// as containerd does for parents a layer does not list). A component that is a dangling
+/// symlink gets its target created in-root, as containerd's extractor does (it creates the
+/// resolved parent path): `var/run -> /run` with no `/run` yet still takes `var/run/x`.
 pub(crate) fn ensure_dir(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<OwnedFd, Errno> {
+    ensure_dir_depth(root, comps, 0)
+}
+
+/// Symlinks followed while creating one parent, as the kernel's own limit (ELOOP).
+const MAX_LINK_HOPS: usize = 40;
+
+fn ensure_dir_depth(
+    root: BorrowedFd<'_>,
+    comps: &[Vec<u8>],
+    hops: usize,
+) -> Result<OwnedFd, Errno> {
     match resolve_dir(root, comps) {
         Err(Errno::NOENT) => {}
         other => return other,
@@ -68,6 +81,32 @@ pub(crate) fn ensure_dir(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<Owne
         match resolve_dir(root, &comps[..=i]) {
             Ok(next) => fd = next,
             Err(Errno::NOENT) => {
+                let st = lstat(fd.as_fd(), &comps[i])?;
+                if st.is_some_and(|st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
+                }) {
+                    if hops >= MAX_LINK_HOPS {
+                        return Err(Errno::LOOP);
+                    }
+                    // Splice the link's target in place of the link; resolution stays in-root
+                    // (`..` and absolute targets are clamped by openat2), so this only ever
+                    // creates directories under the root.
+                    let target = rustix::fs::readlinkat(fd.as_fd(), os(&comps[i]), Vec::new())?;
+                    let target = target.as_bytes();
+                    let mut next: Vec<Vec<u8>> = if target.starts_with(b"/") {
+                        Vec::new()
+                    } else {
+                        comps[..i].to_vec()
+                    };
+                    next.extend(
+                        target
+                            .split(|b| *b == b'/')
+                            .filter(|c| !c.is_empty() && *c != b".")
+                            .map(<[u8]>::to_vec),
+                    );
+                    next.extend(comps[i + 1..].iter().cloned());
+                    return ensure_dir_depth(root, &next, hops + 1);
+                }
                 match rustix::fs::mkdirat(&fd, os(&comps[i]), Mode::from_raw_mode(0o755)) {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(e),
