@@ -12,6 +12,7 @@
 mod cleanup;
 mod fixup;
 mod fsutil;
+mod init;
 mod overlay;
 mod runtime;
 pub mod spec;
