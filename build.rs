@@ -34,7 +34,6 @@ fn main() {
     .args(["-C", "panic=abort"])
     .args(["-C", "strip=symbols"])
     .args(["-C", "lto=fat", "-C", "codegen-units=1"])
-    .args(["-D", "warnings"])
     .arg("-o")
     .arg(&dest)
     .arg(SRC)
