@@ -280,3 +280,66 @@ fn parse_errors_name_file_and_line() {
     assert!(t.contains("Dockerfile:3"), "{t}");
     assert!(t.to_lowercase().contains("unknown instruction"), "{t}");
 }
+
+#[test]
+fn cache_mount_seeded_from_a_stage_then_persists() {
+    require_lab();
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {BASE} AS seed\n\
+             RUN mkdir -p /data/sub && echo seeded > /data/sub/a && chown 1000:2000 /data/sub/a \
+             && chmod 640 /data/sub/a && ln -s /etc/passwd /data/link && echo outside > /top\n\
+             FROM {BASE}\n\
+             ARG N\n\
+             RUN --mount=type=cache,target=/c,from=seed,source=/data \
+             echo entry-$N >> /c/log && cat /c/sub/a && stat -c 'st=%a %u:%g' /c/sub/a \
+             && echo link=$(readlink /c/link) && ls /c && cat /c/log\n"
+        ),
+    )]);
+    let build = |n: &str| {
+        let o = hoist(
+            root.path(),
+            &[
+                "build",
+                "--progress",
+                "plain",
+                "--build-arg",
+                &format!("N={n}"),
+                ctx.path().to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    // A new cache starts as a copy of the seed's /data: contents, owner, mode, symlink as is.
+    let t1 = build("1");
+    assert!(t1.contains(" seeded\n"), "{t1}");
+    assert!(t1.contains("st=640 1000:2000"), "{t1}");
+    assert!(t1.contains("link=/etc/passwd"), "{t1}");
+    assert!(!t1.contains(" top\n"), "only source= is copied: {t1}");
+    assert_eq!(t1.matches(" entry-1\n").count(), 1, "{t1}");
+    // The next build finds the cache with its own change, not a fresh seed.
+    let t2 = build("2");
+    assert!(t2.contains(" seeded\n"), "{t2}");
+    let (e1, e2) = (t2.find(" entry-1\n"), t2.find(" entry-2\n"));
+    assert!(e1.is_some() && e2.is_some() && e1 < e2, "{t2}");
+
+    // A source the seed does not have is an error naming the Dockerfile line.
+    let bad = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {BASE} AS seed\nRUN true\nFROM {BASE}\n\
+             RUN --mount=type=cache,target=/c,from=seed,source=/nope ls /c\n"
+        ),
+    )]);
+    let o = hoist(
+        root.path(),
+        &["build", "--progress", "plain", bad.path().to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("Dockerfile:4"), "{t}");
+    assert!(t.contains("cache mount source \"/nope\" not found"), "{t}");
+}

@@ -158,11 +158,17 @@ fn isolation_pid_hostname_mounts() {
         &f,
         &discard(
             &f,
-            "echo pid=$$; hostname; cat /etc/hostname; cat /proc/mounts",
+            "echo pid=$$ ppid=$PPID; hostname; cat /etc/hostname; cat /proc/mounts",
         ),
     );
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("pid=1\n"), "{out}");
+    // PID 1 is hoist's init; the command is its child (as with `docker run --init`): PID 2
+    // with crun, a few more with runc, whose Go threads used the first PIDs.
+    let first = out.lines().next().unwrap_or("");
+    assert!(
+        first.ends_with(" ppid=1") && first != "pid=1 ppid=1",
+        "{out}"
+    );
     assert!(out.contains("\nsandbox\nsandbox\n"), "{out}");
     // Only the sandbox's own mounts are visible, none of the host's.
     let expected = [
@@ -537,4 +543,135 @@ fn upper_clean_whatever_etc_holds() {
             );
         }
     }
+}
+
+/// A run of `argv` (no shell added), changes discarded.
+fn argv_spec(f: &Fixture, argv: &[&str]) -> RunSpec {
+    let mut s = discard(f, "");
+    s.argv = argv.iter().map(|a| a.to_string()).collect();
+    s
+}
+
+/// States of every process in the sandbox, from `cat /proc/[0-9]*/stat` output lines.
+fn proc_states(out: &str) -> Vec<(String, char)> {
+    out.lines()
+        .filter_map(|l| {
+            let (head, rest) = l.rsplit_once(") ")?;
+            let comm = head.split_once(" (")?.1.to_string();
+            Some((comm, rest.chars().next()?))
+        })
+        .collect()
+}
+
+#[test]
+fn init_reaps_orphans() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    // The subshell leaves `sleep 0.1` orphaned; the user's first process then execs into a
+    // `sleep` that never waits. The orphan is re-parented to PID 1: without a reaping init it
+    // would stay a zombie until the sandbox ends.
+    let script = "(sleep 0.1 &); (sleep 0.6; cat /proc/[0-9]*/stat) & exec sleep 1";
+    let (code, out) = run(&f, &argv_spec(&f, &["/bin/sh", "-c", script]));
+    assert_eq!(code, 0, "{out}");
+    let states = proc_states(&out);
+    assert!(
+        states.iter().any(|(c, _)| c == "hoist-init"),
+        "PID 1 not seen: {out}"
+    );
+    assert!(states.len() >= 3, "{out}");
+    let zombies: Vec<_> = states.iter().filter(|(_, s)| *s == 'Z').collect();
+    assert!(zombies.is_empty(), "zombies: {zombies:?}\n{out}");
+}
+
+#[test]
+fn init_propagates_exit_codes() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let code = |argv: &[&str]| run(&f, &argv_spec(&f, argv));
+    assert_eq!(code(&["/bin/true"]).0, 0);
+    assert_eq!(code(&["false"]).0, 1, "PATH lookup");
+    assert_eq!(code(&["/bin/sh", "-c", "exit 3"]).0, 3);
+    // The user's process itself killed by a signal: 128+signal, as a shell reports it.
+    assert_eq!(code(&["/bin/sh", "-c", "kill -9 $$"]).0, 137);
+    assert_eq!(code(&["/bin/sh", "-c", "kill -TERM $$"]).0, 143);
+    let (c, out) = code(&["no-such-command", "x"]);
+    assert_eq!(c, 127, "{out}");
+    assert!(
+        out.contains("\"no-such-command\": executable file not found in $PATH"),
+        "{out}"
+    );
+    let (c, out) = code(&["/etc/passwd"]);
+    assert_eq!(c, 126, "{out}");
+}
+
+#[test]
+fn init_forwards_signals_to_the_command() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    for sig in ["TERM", "INT", "HUP", "QUIT", "USR1", "USR2"] {
+        let script = format!("trap 'echo got {sig}; exit 7' {sig}; kill -{sig} 1; sleep 5 & wait");
+        let t = std::time::Instant::now();
+        let (code, out) = run(&f, &argv_spec(&f, &["/bin/sh", "-c", &script]));
+        assert_eq!((code, out.as_str()), (7, format!("got {sig}\n").as_str()));
+        assert!(t.elapsed() < std::time::Duration::from_secs(4), "{sig}");
+    }
+}
+
+#[test]
+fn only_stdio_fds_reach_the_command() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    // ls itself opens the directory, as the lowest free fd: 3.
+    let (code, out) = run(&f, &argv_spec(&f, &["/bin/ls", "/proc/self/fd"]));
+    assert_eq!(code, 0, "{out}");
+    let fds: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fds, ["0", "1", "2", "3"], "{out}");
+    // The init keeps nothing open beyond stdio either.
+    let (code, out) = run(&f, &argv_spec(&f, &["/bin/ls", "/proc/1/fd"]));
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"]);
+}
+
+#[test]
+fn init_is_no_file_on_disk_and_leaves_no_trace() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let (code, out) = run(
+        &f,
+        &spec(
+            &f,
+            "readlink /proc/1/exe; cat /proc/1/comm; echo $PPID; echo x > /f",
+        ),
+    );
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("/memfd:hoist-init"), "{out}");
+    assert!(!Path::new(lines[0]).exists(), "{out}");
+    assert_eq!(lines[1..], ["hoist-init", "1"]);
+    // The layer holds the command's change and nothing of the init.
+    assert_eq!(
+        tree(&f.upper),
+        [
+            "/dev 755 0:0 d",
+            "/f 644 0:0 f",
+            "/proc 755 0:0 d",
+            "/sys 755 0:0 d"
+        ]
+    );
 }

@@ -175,44 +175,78 @@ fn prepare_mounts(
                 target,
                 id,
                 sharing,
+                from: from_name,
+                source,
                 mode,
                 uid,
                 gid,
                 readonly,
-                ..
             } => {
                 let target = abs_target(st, &target);
                 let id = id.unwrap_or_else(|| target.clone());
-                let dir = ctx.store.cache_mount_dir(&id)?;
-                let data = dir.join("data");
-                if !data.exists() {
-                    std::fs::create_dir(&data).map_err(|source| EngineError::Io {
-                        path: data.clone(),
-                        source,
-                    })?;
-                    std::fs::set_permissions(
-                        &data,
-                        std::fs::Permissions::from_mode(octal(mode, 0o755)),
-                    )
-                    .map_err(|source| EngineError::Io {
-                        path: data.clone(),
-                        source,
-                    })?;
-                    std::os::unix::fs::chown(&data, Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0)))
-                        .map_err(|source| EngineError::Io {
-                            path: data.clone(),
-                            source,
-                        })?;
-                }
+                // `from=` seeds a new cache. As in BuildKit, whose cache-dir key is the id plus
+                // the seed ref's ID when there is a seed (and the id alone for none or scratch),
+                // a seeded cache is a different cache from the unseeded one with the same id,
+                // and a changed seed (new stage key or image digest) starts a new cache; the
+                // same seed finds the cache with its own changes. `source=` picks what of the
+                // seed is copied, and like BuildKit it is not part of the key.
+                let seed = from_view(ctx)?;
+                let seed_tag = seed
+                    .as_ref()
+                    .map(|(_, tag)| tag.clone())
+                    .filter(|t| t != "scratch");
+                let store_id = match &seed_tag {
+                    Some(tag) => format!("{id}:{tag}"),
+                    None => id.clone(),
+                };
                 if matches!(
                     sharing,
                     crate::parser::mounts::CacheSharing::Locked
                         | crate::parser::mounts::CacheSharing::Private
                 ) {
                     p._locks
-                        .push(ctx.store.lock(&format!("cache-mount:{id}"), true)?);
+                        .push(ctx.store.lock(&format!("cache-mount:{store_id}"), true)?);
                 }
-                p.key.push_str(&format!("cache {target}\n"));
+                let dir = ctx.store.cache_mount_dir(&store_id)?;
+                let data = dir.join("data");
+                let io = |path: &Path| {
+                    let path = path.to_path_buf();
+                    move |source| EngineError::Io { path, source }
+                };
+                if !data.exists() {
+                    let seeded = match seed {
+                        Some((view, _)) => {
+                            let name = from_name.as_deref().unwrap_or("scratch");
+                            seed_cache(view.path(), name, source.as_deref(), &dir, &data)?
+                        }
+                        None => false,
+                    };
+                    if !seeded {
+                        std::fs::create_dir(&data).map_err(io(&data))?;
+                        std::fs::set_permissions(
+                            &data,
+                            std::fs::Permissions::from_mode(octal(mode, 0o755)),
+                        )
+                        .map_err(io(&data))?;
+                        std::os::unix::fs::chown(
+                            &data,
+                            Some(uid.unwrap_or(0)),
+                            Some(gid.unwrap_or(0)),
+                        )
+                        .map_err(io(&data))?;
+                    } else if mode.is_some() || uid.is_some() || gid.is_some() {
+                        // A seeded root keeps the seed's mode and owner unless given explicitly.
+                        if let Some(m) = mode {
+                            std::fs::set_permissions(&data, std::fs::Permissions::from_mode(m))
+                                .map_err(io(&data))?;
+                        }
+                        std::os::unix::fs::chown(&data, uid, gid).map_err(io(&data))?;
+                    }
+                }
+                match &seed_tag {
+                    Some(tag) => p.key.push_str(&format!("cache {target} {tag}\n")),
+                    None => p.key.push_str(&format!("cache {target}\n")),
+                }
                 p.mounts.push(Mount {
                     target,
                     kind: MountKind::Bind {
@@ -340,6 +374,62 @@ pub(crate) fn resolve_in_root(root: &Path, rel: &str) -> Result<PathBuf> {
             path: root.join(rel),
             source,
         }),
+    }
+}
+
+/// Fills the new cache dir `data` (in the cache's own `dir`) with a copy of `source` (default
+/// `/`) of the seed root `root`, the stage or image `from` names. `source` is resolved in-root
+/// like a bind mount's; the copy keeps modes, owners and symlinks and never follows a symlink.
+/// The copy is made beside `data` and renamed into place, so a concurrent run or a killed build
+/// never leaves a half-seeded cache. Returns false when another run created `data` first.
+fn seed_cache(
+    root: &Path,
+    from: &str,
+    source: Option<&str>,
+    dir: &Path,
+    data: &Path,
+) -> Result<bool> {
+    let rel = source.unwrap_or("/");
+    let resolved = match crate::copy::resolve_in_root(root, rel) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return Err(EngineError::BadMount(format!(
+                "cache mount source {rel:?} not found in {from:?}"
+            )));
+        }
+        Err(source) => {
+            return Err(EngineError::Io {
+                path: root.join(rel.trim_start_matches('/')),
+                source,
+            });
+        }
+    };
+    let is_dir = std::fs::symlink_metadata(&resolved)
+        .map(|m| m.is_dir())
+        .map_err(|source| EngineError::Io {
+            path: resolved.clone(),
+            source,
+        })?;
+    if !is_dir {
+        return Err(EngineError::BadMount(format!(
+            "cache mount source {rel:?} in {from:?} is not a directory"
+        )));
+    }
+    static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".seed-{}-{n}", std::process::id()));
+    let copied = copy_tree(&resolved, &tmp).and_then(|()| {
+        std::fs::rename(&tmp, data).map_err(|source| EngineError::Io {
+            path: data.to_path_buf(),
+            source,
+        })
+    });
+    match copied {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if data.is_dir() { Ok(false) } else { Err(e) }
+        }
     }
 }
 

@@ -6,12 +6,15 @@
 //! number of layers fits), writes an OCI runtime `config.json` ([`spec`]) with Docker's default
 //! hardening, and runs `crun run` (or `runc run`) in the foreground as a child process. After
 //! the run it deletes the container, unmounts, and tidies the upper dir so that it holds exactly
-//! the changes BuildKit would record ([`fixup`]). Live sandboxes are kept in a registry so a
+//! the changes BuildKit would record ([`fixup`]). PID 1 of every sandbox is hoist's own static
+//! init ([`init`], like `docker run --init`): it reaps orphans, forwards signals and passes on
+//! the command's exit code. Live sandboxes are kept in a registry so a
 //! SIGINT/SIGTERM kills and unmounts them ([`cleanup`]).
 
 mod cleanup;
 mod fixup;
 mod fsutil;
+mod init;
 mod overlay;
 mod runtime;
 pub mod spec;

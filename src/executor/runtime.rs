@@ -9,7 +9,7 @@ use super::cleanup::{self, Live};
 use super::fsutil::{self, Created};
 use super::overlay::{mount_overlay, remove_dir_safely, unmount_all_under};
 use super::spec::{self, SpecInputs};
-use super::{ExecutorError, MountKind, Result, RunSpec, Sandbox, fixup, io_err, user};
+use super::{ExecutorError, MountKind, Result, RunSpec, Sandbox, fixup, init, io_err, user};
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -317,9 +317,11 @@ impl OciRuntime {
                 .map_err(io_err(&path))?;
             etc_files.push((dest.to_string(), path));
         }
+        // PID 1 is hoist's init (a memfd on fd 3), which runs the user's argv as its child.
+        let argv = init::wrap_argv(&spec.argv);
         let config = spec::config(&SpecInputs {
             rootfs: rootfs.clone(),
-            argv: &spec.argv,
+            argv: &argv,
             env: spec::final_env(&spec.env, who.home.as_deref()),
             cwd: &spec.cwd,
             user: &who,
@@ -360,7 +362,7 @@ impl OciRuntime {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root")
             .arg(&st.state)
-            .args(["run", "--bundle"])
+            .args(["run", "--preserve-fds", "1", "--bundle"])
             .arg(&st.dir)
             .arg(&st.id)
             .stdin(Stdio::null())
@@ -368,6 +370,7 @@ impl OciRuntime {
             .stderr(writer2)
             // Own process group: a terminal's Ctrl-C reaches hoist, which kills the sandbox.
             .process_group(0);
+        init::pass_init_fd(&mut cmd)?;
         st.started = true;
         let mut child = cmd.spawn().map_err(|e| ExecutorError::Runtime {
             runtime: self.name(),
