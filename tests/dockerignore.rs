@@ -3,7 +3,6 @@
 
 use hoist::copy::{CopyRequest, CopySource, HashCache, content_key};
 use hoist::parser::dockerignore::{Matcher, read_ignore_lines};
-use std::time::{Duration, Instant};
 
 #[test]
 fn table_cases() {
@@ -94,7 +93,6 @@ fn pruned_walk_of_100k_files_is_fast() {
         std::fs::write(root.join(format!("src/sub/s{f}.c")), "x").unwrap();
     }
     let m = Matcher::parse("node_modules\n*.log\n!src/keep.log\n").unwrap();
-    let start = Instant::now();
     let mut visited = 0usize;
     let mut kept = 0usize;
     let mut it = walkdir::WalkDir::new(root).min_depth(1).into_iter();
@@ -116,10 +114,8 @@ fn pruned_walk_of_100k_files_is_fast() {
             kept += 1;
         }
     }
-    let took = start.elapsed();
     assert_eq!(kept, 52, "src, src/sub and 50 files");
     assert!(visited < 100, "pruned walk still visited {visited} entries");
-    assert!(took < Duration::from_secs(2), "walk took {took:?}");
 
     // COPY's own walker prunes the same way: a content key of `COPY . /x` reads only src.
     let cache = HashCache::in_memory();
@@ -129,9 +125,6 @@ fn pruned_walk_of_100k_files_is_fast() {
         dest: "/x/".into(),
         ..Default::default()
     };
-    let start = Instant::now();
     content_key(&src, &req, &cache).unwrap();
-    let took = start.elapsed();
     assert_eq!(cache.reads(), 50);
-    assert!(took < Duration::from_secs(2), "content key took {took:?}");
 }
