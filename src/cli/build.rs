@@ -406,6 +406,9 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             }
         }
     }
+    // Held until the image is named, pushed and exported: the engine's own hold ends when it
+    // returns, and a `prune` in that gap removed the new (still unnamed) image's blobs.
+    let _gc = store.gc_shared_lock()?;
     let printer = progress::Printer::new(mode);
     let outcome = match engine::build(&req, &store, Some(&registry), &sandbox, &printer) {
         Ok(o) => o,
