@@ -345,7 +345,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
 
     let ignore = crate::copy::context::load_ignore(&context, &df_path)?;
     let store = Store::open(&root)?;
-    let pool = store.root().join("tmp").join("sandbox");
+    let pool = store.sandbox_pool();
     let _ = crate::executor::cleanup_stale(&pool);
     let _ = crate::executor::install_signal_handlers(std::time::Duration::from_secs(2), |_| {});
     // Counts what pushes really send (uploads vs blobs the registry already had).
@@ -406,6 +406,9 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             }
         }
     }
+    // Held until the image is named, pushed and exported: the engine's own hold ends when it
+    // returns, and a `prune` in that gap removed the new (still unnamed) image's blobs.
+    let _gc = store.gc_shared_lock()?;
     let printer = progress::Printer::new(mode);
     let outcome = match engine::build(&req, &store, Some(&registry), &sandbox, &printer) {
         Ok(o) => o,

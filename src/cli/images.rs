@@ -136,8 +136,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Read, Write};
 use std::sync::Mutex;
 
+/// Opens the store and, as every start does, removes what killed hoist processes left in its
+/// sandbox pool (containers, overlay mounts, cgroups), so `fsck`/`prune` see a clean store.
 fn open_store(g: &GlobalArgs) -> crate::Result<Store> {
-    Ok(Store::open(&g.store_root())?)
+    let store = Store::open(&g.store_root())?;
+    if rustix::process::geteuid().is_root() {
+        let _ = crate::executor::cleanup_stale(&store.sandbox_pool());
+    }
+    Ok(store)
 }
 
 fn client(g: &GlobalArgs, quiet: bool) -> crate::Result<Client> {

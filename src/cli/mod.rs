@@ -106,6 +106,63 @@ pub enum Command {
 
 /// Parses arguments and runs the command.
 pub fn run(cli: Cli) -> crate::Result<ExitCode> {
+    let root = cli.global.store_root();
+    let r = dispatch(cli);
+    if let Err(e) = &r
+        && let Some(note) = disk_full_note(e, &root)
+    {
+        eprintln!("{note}");
+    }
+    r
+}
+
+/// True when `e` (or what caused it, or the output of the RUN that failed) is ENOSPC.
+fn out_of_space(e: &crate::Error) -> bool {
+    const ENOSPC_TEXT: &str = "No space left on device";
+    fn engine(e: &crate::engine::EngineError) -> bool {
+        use crate::engine::EngineError;
+        match e {
+            EngineError::Step { error, .. } => engine(error),
+            EngineError::RunFailed { tail, .. } => tail.contains(ENOSPC_TEXT),
+            _ => false,
+        }
+    }
+    if let crate::Error::Engine(en) = e
+        && engine(en)
+    {
+        return true;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()))
+            || c.to_string().contains(ENOSPC_TEXT)
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+/// A line that says the store's disk is full, naming it, when `e` came from ENOSPC: inside a
+/// RUN that reads as a step failure, and an I/O error names one file, not what to do.
+fn disk_full_note(e: &crate::Error, root: &std::path::Path) -> Option<String> {
+    if !out_of_space(e) {
+        return None;
+    }
+    let free = rustix::fs::statvfs(root)
+        .ok()
+        .map(|st| format!(" ({} MiB free now)", (st.f_bavail * st.f_frsize) >> 20))
+        .unwrap_or_default();
+    Some(format!(
+        "error: no space left on device: the disk holding the hoist store {} is full{free}; \
+         free space (`hoist prune`, `hoist rmi`) or use --root on a larger disk",
+        root.display()
+    ))
+}
+
+fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Build(a) => build::run(g, a),

@@ -157,6 +157,11 @@ pub fn cleanup_stale(root_tmp: &Path) -> Result<usize> {
         if pid_alive(pid) {
             continue;
         }
+        // The dead hoist's runtime may still be creating the container (its state dir not
+        // written yet, so `runc kill` cannot find it): kill it first so nothing new starts,
+        // then everything in the container's cgroups, then let the runtime forget it.
+        kill_procs_naming(&ent.path());
+        kill_cgroup_procs(&name);
         if let Some(rt) = &runtime
             && state.join(&name).exists()
         {
@@ -192,20 +197,81 @@ fn pid_alive(pid: i32) -> bool {
     pid == std::process::id() as i32 || Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Removes `hoist/<id>` cgroups of a dead container under every hierarchy.
-fn remove_stale_cgroups(id: &str) {
-    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else {
+/// `hoist/<id>` cgroup dirs of a container under every hierarchy (v2 and v1).
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join("hoist").join(id))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.push(PathBuf::from("/sys/fs/cgroup/hoist").join(id));
+    dirs.retain(|d| d.is_dir());
+    dirs
+}
+
+fn sigkill(pid: i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid)
+        && pid != std::process::id() as i32
+    {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
+}
+
+/// SIGKILLs live processes whose command line names `path` (the runtime of a dead hoist,
+/// `runc run --bundle <path> …`, still running or still creating its container).
+fn kill_procs_naming(path: &Path) {
+    let needle = path.as_os_str().as_encoded_bytes();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
         return;
     };
-    let mut dirs: Vec<PathBuf> = rd
-        .flatten()
-        .map(|e| e.path().join("hoist").join(id))
-        .collect();
-    dirs.push(PathBuf::from("/sys/fs/cgroup/hoist").join(id));
-    for d in dirs {
-        if d.is_dir() {
-            let _ = std::fs::remove_dir(&d);
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if cmd.windows(needle.len()).any(|w| w == needle) {
+            sigkill(pid);
         }
+    }
+}
+
+/// SIGKILLs every process in a dead container's cgroups until they are empty (bounded wait):
+/// this works whatever the runtime's state says.
+fn kill_cgroup_procs(id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut any = false;
+        for d in cgroup_dirs(id) {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                any = true;
+                sigkill(pid);
+            }
+        }
+        if !any || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Removes `hoist/<id>` cgroups of a dead container under every hierarchy (an rmdir fails
+/// while a killed process is still being reaped: retried briefly).
+fn remove_stale_cgroups(id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left: Vec<PathBuf> = cgroup_dirs(id)
+            .into_iter()
+            .filter(|d| std::fs::remove_dir(d).is_err())
+            .collect();
+        if left.is_empty() || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -7,6 +7,7 @@ pub mod diagnostic;
 mod dockerfile;
 pub mod dockerignore;
 pub mod expand;
+pub mod lint;
 pub mod mounts;
 
 pub use ast::*;

@@ -24,6 +24,12 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Name of the sandbox pool under `<root>/tmp` (bundles, overlay mount points, runtime state).
+/// It belongs to the executor, which cleans what dead processes left there
+/// (`executor::cleanup_stale`): the store's scratch cleaner must never walk into it, since a
+/// live build of another process may have an overlay mounted inside.
+pub const SANDBOX_POOL: &str = "sandbox";
+
 /// Largest manifest or index hoist reads (bytes).
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
 /// Largest image config hoist reads (bytes).
@@ -240,6 +246,9 @@ impl Store {
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name == SANDBOX_POOL {
+                continue;
+            }
             if let Some(stem) = name.strip_suffix(".lock") {
                 let Ok(f) = OpenOptions::new().write(true).open(&path) else {
                     continue;
@@ -263,6 +272,11 @@ impl Store {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The sandbox pool dir (`<root>/tmp/sandbox`), see [`SANDBOX_POOL`].
+    pub fn sandbox_pool(&self) -> PathBuf {
+        self.root.join("tmp").join(SANDBOX_POOL)
     }
 
     /// Where a blob lives (`blobs/sha256/<hex>`).

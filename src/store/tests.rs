@@ -165,6 +165,19 @@ fn stale_tmp_entries_are_removed_live_ones_kept() {
 }
 
 #[test]
+fn opening_the_store_never_walks_into_the_sandbox_pool() {
+    // Regression: the pool has no `sandbox.lock`, so the scratch cleaner took it for debris and
+    // `remove_dir_all`ed it, through the overlay rootfs of another process's running RUN.
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let live = s.sandbox_pool().join("hoist-1-1-x/rootfs/bin");
+    fs::create_dir_all(&live).unwrap();
+    fs::write(live.join("sh"), b"x").unwrap();
+    let _other = Store::open(t.path()).unwrap();
+    assert!(live.join("sh").exists(), "the pool belongs to the executor");
+}
+
+#[test]
 fn prune_keeps_referenced_and_extra_roots() {
     let t = tempfile::tempdir().unwrap();
     let s = Store::open(t.path()).unwrap();
