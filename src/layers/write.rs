@@ -295,7 +295,7 @@ fn write_items(items: &[Item], sde: Option<i64>, w: &mut dyn Write) -> Result<()
             Src::Disk(m) => m,
             Src::Extra(f) => {
                 let mut e = Entry::new(item.rel.clone(), Kind::Regular);
-                e.mode = u32::from(libc::S_IFREG) | (f.perm & 0o7777);
+                e.mode = 0o100000 | (f.perm & 0o7777);
                 e.uid = u64::from(f.uid);
                 e.gid = u64::from(f.gid);
                 e.mtime = clamp(f.mtime, sde);
