@@ -176,3 +176,23 @@ pub fn apply(src: &CopySource, req: &CopyRequest, image_view: &Path, out: &Path)
     select::run(src, req, &mut w)?;
     w.finish()
 }
+
+/// [`apply`], except that plain regular files of the build context (one link, no xattrs) are
+/// not copied into `out`: they are returned, to be archived straight from the context with
+/// [`crate::layers::write_layer_with`] (same layer bytes, no copy written and read again).
+/// `out` alone is then NOT the layer's content and must not be used as its snapshot.
+pub fn apply_deferred(
+    src: &CopySource,
+    req: &CopyRequest,
+    image_view: &Path,
+    out: &Path,
+) -> Result<crate::layers::ExtraFiles> {
+    let mut w = write::Writer::new(src, req, image_view, out)?;
+    if matches!(src, CopySource::Context { .. }) {
+        w.defer_files();
+    }
+    select::run(src, req, &mut w)?;
+    let deferred = w.take_deferred();
+    w.finish()?;
+    Ok(deferred)
+}

@@ -7,10 +7,12 @@ use super::chmod::Chmod;
 use super::fsops::{self, Kind, Meta, Root};
 use super::select::{Sink, SrcEntry};
 use super::{CopyError, CopyRequest, CopySource, Result, add, io_err};
+use crate::layers::{ExtraFile, ExtraFiles};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The writing sink.
@@ -30,6 +32,14 @@ pub(crate) struct Writer {
     out_cache: RefCell<Option<(Vec<String>, OwnedFd)>>,
     /// The last parent directory looked up in the image (read-only, never stale).
     image_cache: RefCell<Option<(Vec<String>, Option<OwnedFd>)>>,
+    /// With [`Writer::defer_files`]: plain context files not copied into `out` but archived
+    /// from the context by the layer writer (no 2nd write and read of the data, no inode).
+    deferred: Option<BTreeMap<Vec<String>, ExtraFile>>,
+    /// The current source root is stable (the context), so files may be deferred.
+    stable_root: bool,
+    /// A symlink was written into `out`: later paths may lead through it, so no more files
+    /// are deferred (a deferred path must name its real place in the layer).
+    wrote_link: bool,
 }
 
 fn now() -> (i64, u32) {
@@ -69,6 +79,9 @@ impl Writer {
             dir_times: Vec::new(),
             out_cache: RefCell::new(None),
             image_cache: RefCell::new(None),
+            deferred: None,
+            stable_root: false,
+            wrote_link: false,
         })
     }
 
@@ -86,7 +99,128 @@ impl Writer {
             dir_times: Vec::new(),
             out_cache: RefCell::new(None),
             image_cache: RefCell::new(None),
+            deferred: None,
+            stable_root: false,
+            wrote_link: false,
         })
+    }
+
+    /// Lets context files be deferred (see [`Writer::take_deferred`]) instead of copied.
+    pub(crate) fn defer_files(&mut self) {
+        self.deferred = Some(BTreeMap::new());
+    }
+
+    /// The deferred files, by path relative to `out`.
+    pub(crate) fn take_deferred(&mut self) -> ExtraFiles {
+        self.deferred
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(comps, f)| (comps.join("/").into_bytes(), f))
+            .collect()
+    }
+
+    /// Forgets a deferred file at `comps` (it is being replaced); true when there was one.
+    fn undefer(&mut self, comps: &[String]) -> bool {
+        self.deferred
+            .as_mut()
+            .is_some_and(|d| d.remove(comps).is_some())
+    }
+
+    fn is_deferred(&self, comps: &[String]) -> bool {
+        self.deferred
+            .as_ref()
+            .is_some_and(|d| d.contains_key(comps))
+    }
+
+    /// Writes a deferred file at `comps` into `out` after all (something needs it there).
+    fn materialize(&mut self, comps: &[String]) -> Result<()> {
+        let Some(f) = self.deferred.as_mut().and_then(|d| d.remove(comps)) else {
+            return Ok(());
+        };
+        let Some((name, parent)) = comps.split_last() else {
+            return Ok(());
+        };
+        let path = self.path_of(comps);
+        let dir = self.out_dir(parent)?;
+        let src = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&f.src)
+            .map_err(io_err(&f.src))?;
+        let src = OwnedFd::from(src);
+        let sm = Meta::from_stat(&rustix::fs::fstat(&src).map_err(|x| io_err(&f.src)(x.into()))?);
+        if sm.kind != Kind::File || sm.ino != f.ino || sm.dev != f.dev {
+            return Err(io_err(&f.src)(std::io::Error::other(
+                "source changed while it was being copied",
+            )));
+        }
+        let dst = fsops::create_file_at(dir.as_fd(), name).map_err(io_err(&path))?;
+        fsops::copy_contents(&src, &dst, f.size).map_err(io_err(&path))?;
+        fsops::set_meta_at(
+            dir.as_fd(),
+            name,
+            Kind::File,
+            f.uid,
+            f.gid,
+            f.perm,
+            (f.mtime, 0),
+        )
+        .map_err(io_err(&path))
+    }
+
+    /// Records `e` (a regular file) as deferred when that gives the same layer entry as a
+    /// copy: a stable root, one link, no xattrs, running as root (the copy's chown works).
+    fn try_defer(
+        &mut self,
+        e: &SrcEntry,
+        dest: &[String],
+        perm: u32,
+        owner: (u32, u32),
+        t: (i64, u32),
+    ) -> Result<bool> {
+        if self.deferred.is_none()
+            || !self.stable_root
+            || self.wrote_link
+            || e.meta.nlink != 1
+            || !rustix::process::geteuid().is_root()
+        {
+            return Ok(false);
+        }
+        let path = self.path_of(dest);
+        let src = fsops::open_read_at(e.dir, e.name).map_err(io_err(&path))?;
+        let sm = Meta::from_stat(&rustix::fs::fstat(&src).map_err(|x| io_err(&path)(x.into()))?);
+        if sm.kind != Kind::File || sm.ino != e.meta.ino || sm.nlink != 1 {
+            return Ok(false);
+        }
+        match rustix::fs::flistxattr_query(&src) {
+            Ok(0) | Err(rustix::io::Errno::NOTSUP) => {}
+            _ => return Ok(false),
+        }
+        // The real path of the file, through no symlink: reopened with O_NOFOLLOW and checked
+        // against dev/ino when the layer is written.
+        let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", src.as_raw_fd())) else {
+            return Ok(false);
+        };
+        if !real.is_absolute() || real.to_string_lossy().ends_with(" (deleted)") {
+            return Ok(false);
+        }
+        // Same time precision as the tar header: seconds (a copy keeps nanoseconds, which the
+        // header drops).
+        let f = ExtraFile {
+            src: real,
+            dev: sm.dev,
+            ino: sm.ino,
+            size: sm.size,
+            perm: perm & 0o7777,
+            uid: owner.0,
+            gid: owner.1,
+            mtime: t.0,
+        };
+        if let Some(d) = self.deferred.as_mut() {
+            d.insert(dest.to_vec(), f);
+        }
+        Ok(true)
     }
 
     fn path_of(&self, comps: &[String]) -> PathBuf {
@@ -162,6 +296,7 @@ impl Writer {
             return Ok(false);
         };
         let dir = self.out_dir(parent)?;
+        self.undefer(comps);
         let created = fsops::mkdir_at(dir.as_fd(), name).map_err(io_err(self.path_of(comps)))?;
         self.invalidate();
         if created {
@@ -200,6 +335,7 @@ impl Writer {
         let path = self.path_of(comps);
         let dir = self.out_dir(parent)?;
         let t = self.clamp((mtime, 0));
+        self.undefer(comps);
         if kind == Kind::Dir {
             let created = fsops::mkdir_at(dir.as_fd(), name).map_err(io_err(&path))?;
             self.invalidate();
@@ -226,6 +362,7 @@ impl Writer {
                 std::io::copy(data, &mut f).map_err(io_err(&path))?;
             }
             Kind::Symlink => {
+                self.wrote_link = true;
                 rustix::fs::symlinkat(link.unwrap_or(""), dir.as_fd(), name.as_str())
                     .map_err(|e| io_err(&path)(e.into()))?;
             }
@@ -260,6 +397,8 @@ impl Writer {
             return Ok(());
         };
         let path = self.path_of(comps);
+        self.materialize(target)?;
+        self.undefer(comps);
         let dir = self.out_dir(parent)?;
         let tdir = self.out_dir(tparent)?;
         let tm = fsops::lstat_at(tdir.as_fd(), tname).map_err(io_err(self.path_of(target)))?;
@@ -317,6 +456,10 @@ impl Sink for Writer {
         self.keep_owner = keep;
     }
 
+    fn set_root(&mut self, _root: &Path, stable: bool) {
+        self.stable_root = stable;
+    }
+
     fn canon(&mut self, dest: &str) -> Result<Vec<String>> {
         match &self.image {
             Some(img) => img.canonical(dest).map_err(|e| {
@@ -340,6 +483,9 @@ impl Sink for Writer {
         if dest.is_empty() {
             return Ok(true);
         }
+        if self.is_deferred(dest) {
+            return Ok(false);
+        }
         if let Ok(f) = self.out.resolve(&dest.join("/"), true)
             && let Some(m) = f.meta
         {
@@ -351,6 +497,12 @@ impl Sink for Writer {
     fn mkdir_all(&mut self, dest: &[String]) -> Result<()> {
         for i in 1..=dest.len() {
             let comps = &dest[..i];
+            if self.is_deferred(comps) {
+                return Err(CopyError::NotADirectory {
+                    dest: format!("/{}", dest.join("/")),
+                    path: format!("/{}", comps.join("/")),
+                });
+            }
             let dir = self.out_dir(&comps[..i - 1])?;
             if let Ok(m) = fsops::lstat_at(dir.as_fd(), &comps[i - 1]) {
                 if m.kind == Kind::Dir {
@@ -409,6 +561,7 @@ impl Sink for Writer {
             _ => {}
         }
         let path = self.path_of(dest);
+        self.undefer(dest);
         fsops::mkdir_at(dir.as_fd(), name).map_err(io_err(&path))?;
         self.invalidate();
         Ok(true)
@@ -460,11 +613,15 @@ impl Sink for Writer {
         if fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))? {
             self.invalidate();
         }
+        self.undefer(dest);
         let m = e.meta;
         let (uid, gid) = self.owner(&m);
         let t = self.clamp((m.mtime, m.mtime_nsec));
         match m.kind {
             Kind::File => {
+                if self.try_defer(e, dest, self.mode(&m), (uid, gid), t)? {
+                    return Ok(());
+                }
                 if m.nlink > 1
                     && let Some(first) = self.links.get(&(m.dev, m.ino))
                 {
@@ -501,6 +658,7 @@ impl Sink for Writer {
                 return fsops::copy_xattrs(&src, &dst).map_err(io_err(&path));
             }
             Kind::Symlink => {
+                self.wrote_link = true;
                 let target = fsops::readlink_at(e.dir, e.name).map_err(io_err(&path))?;
                 rustix::fs::symlinkat(target.as_str(), dir.as_fd(), name.as_str())
                     .map_err(|x| io_err(&path)(x.into()))?;
@@ -533,6 +691,7 @@ impl Sink for Writer {
         if fsops::remove_nondir_at(dir.as_fd(), name).map_err(io_err(&path))? {
             self.invalidate();
         }
+        self.undefer(dest);
         let fd = fsops::create_file_at(dir.as_fd(), name).map_err(io_err(&path))?;
         let mut f = std::fs::File::from(fd);
         f.write_all(content.as_bytes()).map_err(io_err(&path))?;

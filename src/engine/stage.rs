@@ -611,7 +611,17 @@ fn run_step(
                 |st, out, _| make_workdir(st, &dir, out),
             )
         }
-        Instruction::Run { .. } => run::run_step(ctx, st, step, deps, name, no_cache),
+        Instruction::Run { .. } => {
+            // RUN --mount=from=<stage> mounts that stage's snapshots.
+            for (_, from) in &step.mount_from {
+                if let Source::Stage(i) = from
+                    && let Some(r) = deps.get(i)
+                {
+                    materialize(ctx, &r.layers)?;
+                }
+            }
+            run::run_step(ctx, st, step, deps, name, no_cache)
+        }
         Instruction::Copy(a) | Instruction::Add(a) => {
             let add = matches!(node.instruction, Instruction::Add(_));
             copy_step(ctx, st, step, a, add, deps, name, no_cache)
@@ -630,6 +640,34 @@ pub(crate) fn layer_step(
     key_parts: &[&str],
     created_by: String,
     work: impl FnOnce(&State, &Path, usize) -> Result<bool>,
+) -> Result<()> {
+    layer_step_with(
+        ctx,
+        st,
+        name,
+        no_cache,
+        key_parts,
+        created_by,
+        |st, out, id| {
+            Ok(if work(st, out, id)? {
+                Some(layers::ExtraFiles::new())
+            } else {
+                None
+            })
+        },
+    )
+}
+
+/// [`layer_step`] whose work may leave files outside `out` to archive with it (COPY from the
+/// context, see [`copy::apply_deferred`]): `None` means nothing to do.
+pub(crate) fn layer_step_with(
+    ctx: &Ctx,
+    st: &mut State,
+    name: &str,
+    no_cache: bool,
+    key_parts: &[&str],
+    created_by: String,
+    work: impl FnOnce(&State, &Path, usize) -> Result<Option<layers::ExtraFiles>>,
 ) -> Result<()> {
     let key = cache::key(&st.key, key_parts);
     let id = ctx.new_id();
@@ -654,7 +692,7 @@ pub(crate) fn layer_step(
         path: out.clone(),
         source,
     })?;
-    let produced = match work(st, &out, id) {
+    let produced = match materialize(ctx, &st.layers).and_then(|()| work(st, &out, id)) {
         Ok(p) => p,
         Err(e) => {
             ctx.reporter.event(BuildEvent::Failed {
@@ -665,15 +703,15 @@ pub(crate) fn layer_step(
         }
     };
     st.key = key.clone();
-    if !produced {
+    let Some(extra) = produced else {
         history(st, created_by, true, None);
         ctx.reporter.event(BuildEvent::Done {
             id,
             secs: t.elapsed().as_secs_f64(),
         });
         return Ok(());
-    }
-    let layer = commit_layer(ctx, &out)?;
+    };
+    let layer = commit_layer_with(ctx, &out, &extra)?;
     let created = now_rfc3339(ctx.req.source_date_epoch);
     ctx.cache.put(
         &key,
@@ -709,7 +747,8 @@ fn cached_layer(ctx: &Ctx, key: &Digest) -> Option<(Layer, Option<String>)> {
         return None;
     }
     let desc = Descriptor::new(&e.layer.media_type, e.layer.digest.clone(), e.layer.size);
-    let snapshot = base::ensure_snapshot(ctx.store, "build cache", &desc, &e.layer.diff_id).ok()?;
+    // Unpacked only when a later step needs it (see [`materialize`]).
+    let snapshot = ctx.store.snapshot_path(&e.layer.diff_id);
     Some((
         Layer {
             desc,
@@ -721,20 +760,45 @@ fn cached_layer(ctx: &Ctx, key: &Digest) -> Option<(Layer, Option<String>)> {
 }
 
 /// Turns a filled dir into a stored layer blob and moves it into place as its snapshot.
-pub(crate) fn commit_layer(ctx: &Ctx, dir: &Path) -> Result<Layer> {
+/// With `extra` files the dir is not the layer's content: no snapshot is made now;
+/// [`materialize`] unpacks the blob if a step needs it.
+fn commit_layer_with(ctx: &Ctx, dir: &Path, extra: &layers::ExtraFiles) -> Result<Layer> {
     let opts = LayerOptions {
         compression: ctx.req.compression,
         source_date_epoch: ctx.req.source_date_epoch,
     };
     let mut w = ctx.store.blob_writer()?;
-    let b = layers::write_layer(dir, &opts, &mut w)?;
+    let b = layers::write_layer_with(dir, extra, &opts, &mut w)?;
     w.commit(Some(&b.digest))?;
-    let snapshot = ctx.store.commit_snapshot(&b.diff_id, dir)?;
+    let snapshot = if extra.is_empty() {
+        ctx.store.commit_snapshot(&b.diff_id, dir)?
+    } else {
+        ctx.store.snapshot_path(&b.diff_id)
+    };
     Ok(Layer {
         desc: Descriptor::new(&b.media_type, b.digest, b.size),
         diff_id: b.diff_id,
         snapshot,
     })
+}
+
+/// Unpacks the snapshots of `layers` that are not there yet (layers reused from the cache, or
+/// written from deferred COPY files, get theirs only when a step mounts them).
+pub(crate) fn materialize(ctx: &Ctx, layers: &[Layer]) -> Result<()> {
+    for l in layers {
+        if !l.snapshot.is_dir() {
+            base::ensure_snapshot(ctx.store, "build cache", &l.desc, &l.diff_id).map_err(|e| {
+                EngineError::BaseImage {
+                    reference: format!(
+                        "layer {} (unpacking it from the store failed; rebuild with --no-cache)",
+                        l.desc.digest
+                    ),
+                    error: Box::new(e),
+                }
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// A read-only merged view of a stage's layers (an empty dir for scratch).
@@ -977,7 +1041,7 @@ fn copy_step(
         created_by.push_str(&format!(" <<{}", heredoc_name(name).unwrap_or_default()));
     }
     created_by.push_str(&format!(" {dest_raw} # buildkit"));
-    layer_step(
+    layer_step_with(
         ctx,
         st,
         name,
@@ -994,7 +1058,17 @@ fn copy_step(
                 )?);
             }
             let src_view = match &from_layers {
-                Some((lowers, _)) => Some(RootView::open(ctx, lowers)?),
+                Some((lowers, _)) => {
+                    match &step.from {
+                        Some(Source::Stage(i)) => {
+                            if let Some(r) = deps.get(i) {
+                                materialize(ctx, &r.layers)?;
+                            }
+                        }
+                        Some(Source::Image(_)) | Some(Source::Scratch) | None => {}
+                    }
+                    Some(RootView::open(ctx, lowers)?)
+                }
                 None => None,
             };
             let src = match &src_view {
@@ -1004,8 +1078,12 @@ fn copy_step(
                     ignore: &ctx.req.ignore,
                 },
             };
-            copy::apply(&src, &req, image_view.path(), out)?;
-            Ok(true)
+            Ok(Some(copy::apply_deferred(
+                &src,
+                &req,
+                image_view.path(),
+                out,
+            )?))
         },
     )
 }

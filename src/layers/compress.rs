@@ -238,66 +238,256 @@ fn out_or(e: io::Error, algorithm: &'static str) -> LayersError {
     }
 }
 
-/// Sends each write to the draining thread; gzp's writer thread owns it.
-struct ChanWriter(mpsc::SyncSender<Vec<u8>>);
+/// Uncompressed bytes per parallel gzip job.
+const GZ_BLOCK: usize = 1 << 20;
+/// Granularity of the incompressible-data test inside a job.
+const GZ_CHUNK: usize = 64 << 10;
+/// Deflate's window: each job is primed with this much of the data before it.
+const GZ_DICT: usize = 32 << 10;
 
-impl Write for ChanWriter {
+/// One job: `data`, and up to 32 KiB of the stream before it as the dictionary.
+struct GzJob {
+    seq: u64,
+    dict: Vec<u8>,
+    data: Vec<u8>,
+}
+
+/// The producer's side: hashes (diffID), CRCs and cuts the tar stream into jobs.
+struct JobWriter {
+    tx: mpsc::SyncSender<GzJob>,
+    buf: Vec<u8>,
+    tail: Vec<u8>,
+    seq: u64,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl JobWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(GZ_BLOCK));
+        let dict = std::mem::take(&mut self.tail);
+        let mut tail = dict.clone();
+        tail.extend_from_slice(&data[data.len().saturating_sub(GZ_DICT)..]);
+        self.tail = tail[tail.len().saturating_sub(GZ_DICT)..].to_vec();
+        let job = GzJob {
+            seq: self.seq,
+            dict,
+            data,
+        };
+        self.seq += 1;
+        self.tx
+            .send(job)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "layer output closed"))
+    }
+}
+
+impl Write for JobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .send(buf.to_vec())
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "layer output closed"))?;
-        Ok(buf.len())
+        let n = buf.len().min(GZ_BLOCK - self.buf.len());
+        self.buf.extend_from_slice(&buf[..n]);
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        if self.buf.len() == GZ_BLOCK {
+            self.send()?;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
 
-/// gzp needs a `Send + 'static` writer; `out` is neither, so the tar producer and gzp run on
-/// a scoped thread and this thread drains compressed blocks into `out` (bounded channel:
-/// memory stays a few blocks whatever the layer size).
+/// True when `chunk` looks like random bytes (already compressed, encrypted, random): the
+/// byte histogram of a sample is within 10% of uniform (collision rate), so deflate cannot
+/// gain anything and the chunk is stored. Integer arithmetic: the same decision everywhere.
+fn looks_random(chunk: &[u8]) -> bool {
+    let mut counts = [0u32; 256];
+    let mut n: u64 = 0;
+    for b in chunk.iter().step_by(4) {
+        counts[usize::from(*b)] += 1;
+        n += 1;
+    }
+    if n < 1024 {
+        return false;
+    }
+    let sumsq: u64 = counts.iter().map(|c| u64::from(*c) * u64::from(*c)).sum();
+    sumsq * 256 * 10 < n * n * 11
+}
+
+/// Appends `data` as non-final stored deflate blocks (the stream is byte-aligned here).
+fn push_stored(data: &[u8], out: &mut Vec<u8>) {
+    for part in data.chunks(0xffff) {
+        let len = part.len() as u16;
+        out.push(0);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+}
+
+/// Compresses one job into byte-aligned, non-final deflate blocks: runs of random-looking
+/// chunks are stored, the rest deflated (sync flush) with the preceding 32 KiB as dictionary.
+fn deflate_job(
+    c: &mut flate2::Compress,
+    level: u32,
+    job: &GzJob,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let data = &job.data;
+    let mut runs: Vec<(usize, usize, bool)> = Vec::new();
+    for (i, chunk) in data.chunks(GZ_CHUNK).enumerate() {
+        let start = i * GZ_CHUNK;
+        let r = looks_random(chunk);
+        match runs.last_mut() {
+            Some(last) if last.2 == r => last.1 = start + chunk.len(),
+            _ => runs.push((start, start + chunk.len(), r)),
+        }
+    }
+    let zerr = |e: flate2::CompressError| io::Error::other(e.to_string());
+    for (start, end, random) in runs {
+        if random {
+            push_stored(&data[start..end], out);
+            continue;
+        }
+        *c = flate2::Compress::new(flate2::Compression::new(level), false);
+        let dict: Vec<u8> = if start >= GZ_DICT {
+            data[start - GZ_DICT..start].to_vec()
+        } else {
+            let mut d = job.dict[job.dict.len().saturating_sub(GZ_DICT - start)..].to_vec();
+            d.extend_from_slice(&data[..start]);
+            d
+        };
+        if !dict.is_empty() {
+            c.set_dictionary(&dict).map_err(zerr)?;
+        }
+        let input = &data[start..end];
+        let mut consumed = 0usize;
+        loop {
+            out.reserve(input.len() - consumed + input.len() / 64 + 4096);
+            let before = c.total_in();
+            c.compress_vec(&input[consumed..], out, flate2::FlushCompress::Sync)
+                .map_err(zerr)?;
+            consumed += (c.total_in() - before) as usize;
+            if consumed == input.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parallel gzip in the pigz style: the tar stream is cut into 1 MiB jobs, each deflated on
+/// its own with the 32 KiB before it as dictionary (stored when it looks random), and the
+/// byte-aligned pieces are joined in order into ONE standard gzip member (one header, one
+/// CRC-32 and length). The output depends only on the data and level, never on `nthreads`.
+/// diffID and CRC are computed on the producer thread; the blob digest on this one.
 fn parallel_gzip<F>(level: u32, nthreads: usize, out: &mut dyn Write, produce: F) -> Result<Sums>
 where
     F: FnOnce(&mut dyn Write) -> Result<()> + Send,
 {
-    use gzp::ZWriter;
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
+    let nthreads = nthreads.max(1);
+    let (job_tx, job_rx) = mpsc::sync_channel::<GzJob>(nthreads * 2);
+    let job_rx = std::sync::Mutex::new(Some(job_rx));
+    let (res_tx, res_rx) = mpsc::sync_channel::<(u64, io::Result<Vec<u8>>)>(nthreads * 2);
     std::thread::scope(|s| {
-        let producer = s.spawn(move || -> Result<Digest> {
-            let gerr = |e: gzp::GzpError| LayersError::Compress {
+        let producer = s.spawn(move || -> Result<(Digest, u32, u64)> {
+            let jw = JobWriter {
+                tx: job_tx,
+                buf: Vec::with_capacity(GZ_BLOCK),
+                tail: Vec::new(),
+                seq: 0,
+                crc: crc32fast::Hasher::new(),
+                len: 0,
+            };
+            let mut tar = Digester::wrap(jw);
+            produce(&mut tar)?;
+            let (diff_id, _, mut jw) = tar.finish();
+            jw.send().map_err(|e| LayersError::Compress {
                 algorithm: "gzip",
                 reason: e.to_string(),
-            };
-            let builder = gzp::par::compress::ParCompressBuilder::<gzp::deflate::Gzip>::new()
-                .num_threads(nthreads)
-                .map_err(gerr)?
-                .compression_level(gzp::Compression::new(level));
-            let mut z = builder.from_writer(ChanWriter(tx));
-            let mut tar = Digester::wrap(&mut z);
-            let produced = produce(&mut tar);
-            let (diff_id, _, z) = tar.finish();
-            let finished = z.finish().map_err(gerr);
-            produced?;
-            finished?;
-            Ok(diff_id)
+            })?;
+            let crc = jw.crc.clone().finalize();
+            Ok((diff_id, crc, jw.len))
         });
+        for _ in 0..nthreads {
+            let res_tx = res_tx.clone();
+            let job_rx = &job_rx;
+            s.spawn(move || {
+                let mut c = flate2::Compress::new(flate2::Compression::new(level), false);
+                loop {
+                    let job = match job_rx.lock().ok().and_then(|rx| rx.as_ref()?.recv().ok()) {
+                        Some(j) => j,
+                        None => return,
+                    };
+                    let mut buf = Vec::with_capacity(job.data.len() / 2 + 4096);
+                    let r = deflate_job(&mut c, level, &job, &mut buf).map(|()| buf);
+                    if res_tx.send((job.seq, r)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
         let mut dg = Digester::wrap(&mut *out);
-        let mut out_err = None;
-        for chunk in rx.iter() {
-            if let Err(e) = dg.write_all(&chunk) {
-                out_err = Some(e);
-                break;
+        let mut failed: Option<LayersError> = None;
+        // gzip header: deflate, no flags, mtime 0, no extra flags, OS unknown.
+        if let Err(e) = dg.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]) {
+            failed = Some(LayersError::Output(e));
+        }
+        let mut next = 0u64;
+        let mut pending: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
+        if failed.is_none() {
+            'recv: for (seq, r) in res_rx.iter() {
+                match r {
+                    Ok(b) => {
+                        pending.insert(seq, b);
+                    }
+                    Err(e) => {
+                        failed = Some(LayersError::Compress {
+                            algorithm: "gzip",
+                            reason: e.to_string(),
+                        });
+                        break;
+                    }
+                }
+                while let Some(b) = pending.remove(&next) {
+                    if let Err(e) = dg.write_all(&b) {
+                        failed = Some(LayersError::Output(e));
+                        break 'recv;
+                    }
+                    next += 1;
+                }
             }
         }
-        drop(rx);
-        let joined = producer.join();
-        if let Some(e) = out_err {
-            return Err(LayersError::Output(e));
+        drop(res_rx);
+        // After a failure: the producer's next send fails instead of waiting forever.
+        if failed.is_some()
+            && let Ok(mut rx) = job_rx.lock()
+        {
+            *rx = None;
         }
-        let diff_id = joined.map_err(|_| LayersError::Compress {
+        let produced = producer.join().map_err(|_| LayersError::Compress {
             algorithm: "gzip",
             reason: "compression thread panicked".into(),
-        })??;
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let (diff_id, crc, len) = produced??;
+        if !pending.is_empty() {
+            return Err(LayersError::Compress {
+                algorithm: "gzip",
+                reason: "a compressed block went missing".into(),
+            });
+        }
+        // The final block: empty, fixed Huffman; then CRC-32 and length mod 2^32.
+        let mut trailer = vec![0x03, 0x00];
+        trailer.extend_from_slice(&crc.to_le_bytes());
+        trailer.extend_from_slice(&(len as u32).to_le_bytes());
+        dg.write_all(&trailer).map_err(LayersError::Output)?;
         dg.flush().map_err(LayersError::Output)?;
         let (digest, size, _) = dg.finish();
         Ok(Sums {

@@ -27,7 +27,7 @@ pub use extract::{
     ExtractLimits, ExtractMode, ExtractStats, extract, extract_with_limits, unpack,
     unpack_with_limits,
 };
-pub use write::{LayerBlob, LayerOptions, write_layer};
+pub use write::{ExtraFile, ExtraFiles, LayerBlob, LayerOptions, write_layer, write_layer_with};
 
 /// Errors from this module.
 #[derive(Debug, thiserror::Error)]

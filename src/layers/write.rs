@@ -21,7 +21,7 @@ use super::compress::{Compression, compress_stream};
 use super::tarfmt::{self, Entry, Kind};
 use super::{LayersError, Result, io_err};
 use crate::oci::Digest;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, Metadata};
 use std::io::{Read, Write};
@@ -54,12 +54,40 @@ pub struct LayerBlob {
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
+/// A regular file archived straight from where it lies (a COPY source) instead of from a
+/// copy in the layer directory: the tar entry is the one the copy would have given (same
+/// name, mode, owner, mtime, size; no xattrs, no other links), without writing the copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraFile {
+    /// The source's real host path (no symlink in it); it is opened with `O_NOFOLLOW` and
+    /// must still be the inode `dev`/`ino` of `size` bytes, else the layer write fails.
+    pub src: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    /// Permission bits (including setuid/setgid/sticky); the type bits are added.
+    pub perm: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Seconds since the epoch (clamped to `source_date_epoch` like every other entry).
+    pub mtime: i64,
+}
+
+/// Extra regular files by path relative to the layer root (`a/b/c`, no leading `/`); each
+/// path's parent directory must exist in the layer directory and the path itself must not.
+pub type ExtraFiles = BTreeMap<Vec<u8>, ExtraFile>;
+
 /// One path to archive, found by the walk.
-struct Item {
+struct Item<'a> {
     path: PathBuf,
     rel: Vec<u8>,
-    meta: Metadata,
+    src: Src<'a>,
     opaque: bool,
+}
+
+enum Src<'a> {
+    Disk(Metadata),
+    Extra(&'a ExtraFile),
 }
 
 /// Diffs `dir` into a layer written to `out`; see the module doc for the format.
@@ -67,12 +95,46 @@ struct Item {
 /// The caller owns `out` (a store blob writer, a file): `let b = write_layer(dir, &o, &mut w)?;
 /// w.commit(Some(&b.digest))?`. Nothing may write to `dir` meanwhile.
 pub fn write_layer(dir: &Path, opts: &LayerOptions, out: &mut dyn Write) -> Result<LayerBlob> {
+    write_layer_with(dir, &ExtraFiles::new(), opts, out)
+}
+
+/// [`write_layer`] of `dir` plus `extra` files merged into it (in the walk's order, as if
+/// they were in `dir`).
+pub fn write_layer_with(
+    dir: &Path,
+    extra: &ExtraFiles,
+    opts: &LayerOptions,
+    out: &mut dyn Write,
+) -> Result<LayerBlob> {
+    let mut by_dir: HashMap<&[u8], Vec<(&[u8], &ExtraFile)>> = HashMap::new();
+    for (rel, f) in extra {
+        let (parent, name) = split_rel(rel);
+        let parent = parent.strip_suffix(b"/").unwrap_or(parent);
+        by_dir.entry(parent).or_default().push((name, f));
+    }
     let mut items = Vec::new();
-    walk(dir, &[], &mut items)?;
+    walk(dir, &[], &by_dir, &mut items)?;
+    let placed = items
+        .iter()
+        .filter(|i| matches!(i.src, Src::Extra(_)))
+        .count();
+    if placed != extra.len() {
+        return Err(LayersError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "{} of {} files to archive from their sources have no parent directory in the layer",
+                extra.len() - placed,
+                extra.len()
+            )),
+        });
+    }
     let content: u64 = items
         .iter()
-        .filter(|i| i.meta.file_type().is_file())
-        .map(|i| i.meta.len())
+        .map(|i| match &i.src {
+            Src::Disk(m) if m.file_type().is_file() => m.len(),
+            Src::Disk(_) => 0,
+            Src::Extra(f) => f.size,
+        })
         .sum();
     let sde = opts.source_date_epoch;
     let sums = compress_stream(opts.compression, content, out, move |w| {
@@ -86,35 +148,59 @@ pub fn write_layer(dir: &Path, opts: &LayerOptions, out: &mut dyn Write) -> Resu
     })
 }
 
-fn walk(dir: &Path, rel: &[u8], items: &mut Vec<Item>) -> Result<()> {
-    let mut names: Vec<OsString> = fs::read_dir(dir)
+type ExtraByDir<'a> = HashMap<&'a [u8], Vec<(&'a [u8], &'a ExtraFile)>>;
+
+fn walk<'a>(
+    dir: &Path,
+    rel: &[u8],
+    extra: &ExtraByDir<'a>,
+    items: &mut Vec<Item<'a>>,
+) -> Result<()> {
+    let mut names: Vec<(OsString, Option<&'a ExtraFile>)> = fs::read_dir(dir)
         .map_err(io_err(dir))?
-        .map(|e| e.map(|e| e.file_name()))
+        .map(|e| e.map(|e| (e.file_name(), None)))
         .collect::<std::io::Result<_>>()
         .map_err(io_err(dir))?;
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for name in names {
-        let path = dir.join(&name);
-        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
-        let ft = meta.file_type();
-        if ft.is_socket() {
-            continue;
+    if let Some(more) = extra.get(rel) {
+        for (name, f) in more {
+            let name = OsStr::from_bytes(name);
+            // The layer dir should not have it; if it does, the extra file replaces it.
+            names.retain(|(n, _)| n != name);
+            names.push((name.to_os_string(), Some(*f)));
         }
+    }
+    names.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    for (name, extra_file) in names {
+        let path = dir.join(&name);
         let mut child_rel = rel.to_vec();
         if !child_rel.is_empty() {
             child_rel.push(b'/');
         }
         child_rel.extend_from_slice(name.as_bytes());
+        if let Some(f) = extra_file {
+            items.push(Item {
+                path: f.src.clone(),
+                rel: child_rel,
+                src: Src::Extra(f),
+                opaque: false,
+            });
+            continue;
+        }
+        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        let ft = meta.file_type();
+        if ft.is_socket() {
+            continue;
+        }
         let opaque = ft.is_dir() && is_opaque(&path)?;
         let is_dir = ft.is_dir();
         items.push(Item {
             path: path.clone(),
             rel: child_rel.clone(),
-            meta,
+            src: Src::Disk(meta),
             opaque,
         });
         if is_dir {
-            walk(&path, &child_rel, items)?;
+            walk(&path, &child_rel, extra, items)?;
         }
     }
     Ok(())
@@ -205,7 +291,21 @@ fn write_items(items: &[Item], sde: Option<i64>, w: &mut dyn Write) -> Result<()
     let mut links: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     let mut buf = vec![0u8; 256 * 1024];
     for item in items {
-        let m = &item.meta;
+        let m = match &item.src {
+            Src::Disk(m) => m,
+            Src::Extra(f) => {
+                let mut e = Entry::new(item.rel.clone(), Kind::Regular);
+                e.mode = 0o100000 | (f.perm & 0o7777);
+                e.uid = u64::from(f.uid);
+                e.gid = u64::from(f.gid);
+                e.mtime = clamp(f.mtime, sde);
+                e.size = f.size;
+                tarfmt::write_header(w, &e).map_err(out_err)?;
+                copy_exact(&item.path, e.size, Some((f.dev, f.ino)), w, &mut buf)?;
+                tarfmt::write_padding(w, e.size).map_err(out_err)?;
+                continue;
+            }
+        };
         let ft = m.file_type();
         let mtime = clamp(m.mtime(), sde);
         if ft.is_char_device() && m.rdev() == 0 {
@@ -260,7 +360,7 @@ fn write_items(items: &[Item], sde: Option<i64>, w: &mut dyn Write) -> Result<()
         e.xattrs = xattrs(&item.path)?;
         tarfmt::write_header(w, &e).map_err(out_err)?;
         if e.kind == Kind::Regular {
-            copy_exact(&item.path, e.size, w, &mut buf)?;
+            copy_exact(&item.path, e.size, None, w, &mut buf)?;
             tarfmt::write_padding(w, e.size).map_err(out_err)?;
         }
         if item.opaque {
@@ -287,12 +387,27 @@ fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fn copy_exact(path: &Path, size: u64, w: &mut dyn Write, buf: &mut [u8]) -> Result<()> {
+fn copy_exact(
+    path: &Path,
+    size: u64,
+    inode: Option<(u64, u64)>,
+    w: &mut dyn Write,
+    buf: &mut [u8],
+) -> Result<()> {
     let mut f = File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(io_err(path))?;
+    if let Some((dev, ino)) = inode {
+        let m = f.metadata().map_err(io_err(path))?;
+        if !m.file_type().is_file() || m.dev() != dev || m.ino() != ino {
+            return Err(LayersError::FileChanged {
+                path: path.to_path_buf(),
+                expected: size,
+            });
+        }
+    }
     let mut left = size;
     while left > 0 {
         let k = (buf.len() as u64).min(left) as usize;
