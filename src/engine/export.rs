@@ -63,13 +63,21 @@ pub fn write_output(
 ) -> Result<()> {
     match kind {
         OutputKind::Local | OutputKind::Tar => {
-            let lowers: Vec<PathBuf> = outcome
-                .config
-                .rootfs
-                .diff_ids
+            // Layers a build wrote or took from the cache may have no unpacked snapshot yet.
+            let mut lowers: Vec<PathBuf> = Vec::new();
+            for (desc, diff_id) in outcome
+                .manifest
+                .layers
                 .iter()
-                .map(|d| store.snapshot_path(d))
-                .collect();
+                .zip(&outcome.config.rootfs.diff_ids)
+            {
+                let snapshot = crate::engine::base::ensure_snapshot(store, "export", desc, diff_id)
+                    .map_err(|e| crate::engine::EngineError::BaseImage {
+                        reference: format!("layer {} of the built image", desc.digest),
+                        error: Box::new(e),
+                    })?;
+                lowers.push(snapshot);
+            }
             let empty;
             let view;
             let root: &Path = if lowers.is_empty() {
