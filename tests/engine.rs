@@ -541,3 +541,68 @@ fn onbuild_triggers_run_first_in_the_child_and_are_not_inherited() {
     };
     assert_eq!(location, "Dockerfile:3");
 }
+
+/// `(path, uid, mode)` of every entry of a gzip layer blob in the lab's store.
+fn layer_entries(lab: &Lab, digest: &hoist::oci::Digest) -> Vec<(String, u64, u32)> {
+    let store = Store::open(lab.root.path()).unwrap();
+    let f = std::fs::File::open(store.blob_path(digest)).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    ar.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                h.uid().unwrap(),
+                h.mode().unwrap() & 0o7777,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn copy_link_makes_a_base_independent_layer() {
+    if !is_root() {
+        eprintln!("skipped: needs root for overlay views");
+        return;
+    }
+    let lab = Lab::new();
+    lab.file("a.txt", "a");
+    let sb = FakeSandbox::default();
+    // /etc exists below, owned by 1000 (WORKDIR under USER 1000 creates it so).
+    let with = |link: &str, run: &str| {
+        format!(
+            "FROM scratch\nUSER 1000\nWORKDIR /etc\nRUN {run}\nUSER 0\nCOPY {link} a.txt /etc/\n"
+        )
+    };
+    let plain = lab.build(&with("", "one"), &sb);
+    let linked = lab.build(&with("--link", "one"), &sb);
+    let last = |o: &BuildOutcome| o.manifest.layers.last().unwrap().digest.clone();
+    // A plain COPY keeps the existing dir's metadata in its layer; --link writes a fresh one.
+    let etc = |d: &hoist::oci::Digest| {
+        layer_entries(&lab, d)
+            .into_iter()
+            .find(|e| e.0 == "etc/")
+            .unwrap()
+    };
+    assert_eq!(etc(&last(&plain)).1, 1000);
+    assert_eq!(etc(&last(&linked)), ("etc/".to_string(), 0, 0o755));
+
+    // A different layer below: the --link step is still a cache hit, the plain one is not.
+    let ev = Events::default();
+    let linked2 = lab
+        .build_req(&lab.request(&with("--link", "two"), &[], None), &sb, &ev)
+        .unwrap();
+    assert_eq!(ev.cached(), 2, "WORKDIR and the --link COPY");
+    assert_eq!(last(&linked2), last(&linked));
+    assert_ne!(linked2.manifest_digest, linked.manifest_digest);
+    let ev = Events::default();
+    lab.build_req(&lab.request(&with("", "three"), &[], None), &sb, &ev)
+        .unwrap();
+    assert_eq!(
+        ev.cached(),
+        1,
+        "only WORKDIR: the plain COPY follows the new RUN"
+    );
+}

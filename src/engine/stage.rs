@@ -835,12 +835,14 @@ fn make_workdir(st: &State, dir: &str, out: &Path) -> Result<bool> {
         Some(crate::executor::view::mount_view(&lowers)?)
     };
     let user = st.config.config.user.clone().unwrap_or_default();
+    // The owner as BuildKit's mkdir resolves USER (N is N:N; an unknown name is root).
     let owner = match (&view, user.is_empty()) {
+        (_, true) => (0, 0),
         (Some(v), false) => {
-            let u = crate::executor::user::resolve(v.path(), &user)?;
-            (u.uid, u.gid)
+            let (p, g) = crate::executor::user::read_dbs(v.path())?;
+            crate::executor::user::file_op_owner(&user, &p, &g)
         }
-        _ => (0, 0),
+        (None, false) => crate::executor::user::file_op_owner(&user, &[], &[]),
     };
     let mut rel = PathBuf::new();
     let mut created_any = false;
@@ -1041,7 +1043,20 @@ fn copy_step(
         created_by.push_str(&format!(" <<{}", heredoc_name(name).unwrap_or_default()));
     }
     created_by.push_str(&format!(" {dest_raw} # buildkit"));
-    layer_step_with(
+    // `--link` (BuildKit applies it when there is no --chmod): the files are copied onto an
+    // empty tree, so the layer holds fresh parent dirs and never looks at the image below, and
+    // its cache entry does not depend on the layers below either (a changed base still reuses
+    // it). A --chown by name reads the image's passwd, so that one stays keyed on the chain.
+    let link = a.link && req.chmod.is_none();
+    let independent = link
+        && chown_spec
+            .as_deref()
+            .is_none_or(|c| c.split(':').all(|p| p.parse::<u32>().is_ok()));
+    let chain_key = st.key.clone();
+    if independent {
+        st.key = cache::key(&Digest::of(b""), &["link"]);
+    }
+    let r = layer_step_with(
         ctx,
         st,
         name,
@@ -1051,6 +1066,14 @@ fn copy_step(
         |st, out, _| {
             // --chown names resolve in the destination image's passwd/group.
             let image_view = RootView::open(ctx, &st.lowers())?;
+            let empty_dest = if link {
+                Some(ctx.store.tmp_dir()?)
+            } else {
+                None
+            };
+            let dest_root = empty_dest
+                .as_ref()
+                .map_or_else(|| image_view.path(), |t| t.path());
             if let Some(spec) = &chown_spec {
                 req.chown = Some(crate::executor::user::resolve_chown(
                     image_view.path(),
@@ -1078,14 +1101,14 @@ fn copy_step(
                     ignore: &ctx.req.ignore,
                 },
             };
-            Ok(Some(copy::apply_deferred(
-                &src,
-                &req,
-                image_view.path(),
-                out,
-            )?))
+            Ok(Some(copy::apply_deferred(&src, &req, dest_root, out)?))
         },
-    )
+    );
+    if independent {
+        // Later steps still build on everything below.
+        st.key = cache::key(&chain_key, &["link", &st.key.to_string()]);
+    }
+    r
 }
 
 /// `<<EOF`, `<<-EOF`, `<<"EOF"` → `EOF`.

@@ -210,6 +210,31 @@ pub fn resolve_chown_with(
     Ok((uid, gid))
 }
 
+/// Resolves the owner BuildKit's file operations give a path for a `USER` value (WORKDIR's
+/// mkdir): a number `N` is `N:N`; a name is looked up in passwd and is root when absent (no
+/// error, unlike RUN); a group part, numeric or a name found in group, overrides the gid.
+pub fn file_op_owner(spec: &str, passwd: &[PasswdEntry], groups: &[GroupEntry]) -> (u32, u32) {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let (uid, mut gid) = match u.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => passwd
+            .iter()
+            .find(|p| p.name == u)
+            .map_or((0, 0), |e| (e.uid, e.gid)),
+    };
+    if let Some(g) = g.filter(|g| !g.is_empty()) {
+        if let Ok(n) = g.parse::<u32>() {
+            gid = n;
+        } else if let Some(e) = groups.iter().find(|e| e.name == g) {
+            gid = e.gid;
+        }
+    }
+    (uid, gid)
+}
+
 /// Resolves `COPY --chown` against the rootfs' /etc/passwd and /etc/group.
 pub fn resolve_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32)> {
     let (p, g) = read_dbs(rootfs)?;
@@ -239,6 +264,17 @@ mod tests {
     fn r(user: &str) -> Result<ResolvedUser> {
         let t = rootfs();
         resolve(t.path(), user)
+    }
+
+    #[test]
+    fn file_op_owner_is_buildkits() {
+        let (p, g) = (parse_passwd(PASSWD), parse_group(GROUP));
+        assert_eq!(file_op_owner("1234", &p, &g), (1234, 1234));
+        assert_eq!(file_op_owner("app", &p, &g), (1000, 1000));
+        assert_eq!(file_op_owner("nobody-here", &p, &g), (0, 0));
+        assert_eq!(file_op_owner("app:staff", &p, &g), (1000, 50));
+        assert_eq!(file_op_owner("app:7", &p, &g), (1000, 7));
+        assert_eq!(file_op_owner("1234:nogroup", &p, &g), (1234, 1234));
     }
 
     #[test]
