@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/lab-setup.sh
 cargo build --release -q
-cargo test --all-targets
+cargo test --all-targets --no-fail-fast
