@@ -253,13 +253,18 @@ impl Client {
     }
 
     fn plain_http_allowed(&self, registry: &str) -> bool {
-        let host = bare_host(registry);
-        host == "localhost"
-            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-            || self.explicitly_insecure(registry)
+        self.is_loopback(registry) || self.explicitly_insecure(registry)
     }
 
-    fn http_client(&self, registry: &str) -> Result<Http> {
+    fn is_loopback(&self, registry: &str) -> bool {
+        let host = bare_host(registry);
+        host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// The HTTP client for `registry`. `system_roots: false` skips loading the system's CA
+    /// store (tens of milliseconds, most of a warm build's time) for plain-HTTP registries,
+    /// which only ever need the CAs given for them.
+    fn http_client(&self, registry: &str, system_roots: bool) -> Result<Http> {
         let mut certs = Vec::new();
         let mut add = |path: &Path| -> Result<()> {
             let pem = std::fs::read(path).map_err(|e| RegistryError::Tls {
@@ -295,7 +300,9 @@ impl Client {
             .timeout(Duration::from_secs(120))
             .connect_timeout(Duration::from_secs(20))
             .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")));
-        if !certs.is_empty() {
+        if !system_roots {
+            b = b.tls_certs_only(certs);
+        } else if !certs.is_empty() {
             b = b.tls_certs_merge(certs);
         }
         if self.explicitly_insecure(registry) {
@@ -312,7 +319,7 @@ impl Client {
         if let Some(ep) = lock(&self.endpoints).get(registry) {
             return Ok(ep.clone());
         }
-        let http = self.http_client(registry)?;
+        let mut http = self.http_client(registry, !self.plain_http_allowed(registry))?;
         let host = if auth::is_docker_hub(registry) {
             "registry-1.docker.io"
         } else {
@@ -325,7 +332,20 @@ impl Client {
             })
         };
         let mut base = parse("https")?;
-        if self.plain_http_allowed(registry) {
+        // On loopback, plain HTTP is asked first: a local registry answers /v2/ with 200 or 401
+        // at once, where a TLS hello to it costs tens of milliseconds (nothing on loopback can
+        // be intercepted, so the order does not matter for security there). A TLS server
+        // answers the plain request with 400 and goes through the usual probe below.
+        let loopback_http = self.is_loopback(registry) && {
+            let http_base = parse("http")?;
+            http.get(http_base.join("v2/").unwrap_or(http_base))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .is_ok_and(|r| matches!(r.status(), StatusCode::OK | StatusCode::UNAUTHORIZED))
+        };
+        if loopback_http {
+            base = parse("http")?;
+        } else if self.plain_http_allowed(registry) {
             // Docker's order for insecure registries: HTTPS first, then plain HTTP.
             let probe = http
                 .get(base.join("v2/").unwrap_or_else(|_| base.clone()))
@@ -333,10 +353,16 @@ impl Client {
                 .send();
             // A TLS server with a certificate we do not trust stays HTTPS, so the error is
             // the certificate one (fix: its CA in certs.d), not a confusing plain-HTTP 400.
-            if let Err(e) = probe
-                && !err_chain(&e).to_ascii_lowercase().contains("certificate")
-            {
-                base = parse("http")?;
+            // The probe client trusts no system CA, so a TLS server answers with a certificate
+            // error; that registry then gets the full client.
+            match probe {
+                Err(e) if !err_chain(&e).to_ascii_lowercase().contains("certificate") => {
+                    base = parse("http")?;
+                }
+                Err(_) if !self.explicitly_insecure(registry) => {
+                    http = self.http_client(registry, true)?;
+                }
+                _ => {}
             }
         }
         let ep = Arc::new(Endpoint {
