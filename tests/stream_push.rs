@@ -90,8 +90,13 @@ fn a_failing_stream_warns_once_and_the_push_still_uploads_the_layer() {
     proxy.add_rule("PATCH", "/blobs/uploads/", Fault::Status(400, None), 1000);
     let root = tempfile::tempdir().unwrap();
     let ctx = context("RUN dd if=/dev/urandom of=/big bs=1M count=3 2>/dev/null");
+    // A repository of its own: nothing in it yet, nothing to mount (another registry name).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let tag = format!(
-        "{}/hoist-e2e/stream-fault:{}",
+        "{}/hoist-e2e/stream-fault-{}-{nanos}:v1",
         proxy.host,
         std::process::id()
     );
