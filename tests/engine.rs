@@ -133,6 +133,7 @@ impl Lab {
             compression: Default::default(),
             source_date_epoch: None,
             platform: Platform::host(),
+            stream_push: None,
         }
     }
 

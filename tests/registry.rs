@@ -922,3 +922,69 @@ fn kill_9_during_pull_leaves_a_store_that_fsck_passes() {
         tmp.iter().map(|e| e.file_name()).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn streamed_upload_in_chunks_reads_back_equal_and_a_wrong_digest_is_refused() {
+    let reg = Registry::start(Auth::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let c = client(cfg.path());
+    let dest = ImageRef::parse(&format!("{}/test/streamed:v1", reg.host)).unwrap();
+    let data = noise(3 * 700_000 + 123, 21);
+    let digest = Digest::of(&data);
+
+    let mut up = c.begin_upload(&dest).unwrap();
+    for part in [
+        &data[..700_000],
+        &data[700_000..1_400_000],
+        &data[1_400_000..],
+    ] {
+        up.write_chunk(bytes::Bytes::copy_from_slice(part)).unwrap();
+    }
+    assert_eq!(up.offset(), data.len() as u64);
+    up.finish(&digest).unwrap();
+
+    let tb = tempfile::tempdir().unwrap();
+    let b = Store::open(tb.path()).unwrap();
+    let desc = hoist::oci::Descriptor::new(
+        hoist::oci::media::OCI_LAYER_GZIP,
+        digest.clone(),
+        data.len() as u64,
+    );
+    c.fetch_blob(&dest, &desc, &b).unwrap();
+    assert_eq!(b.read_blob(&digest).unwrap(), data);
+
+    // Bytes that do not hash to the digest given at the end are refused, and not stored.
+    let other = noise(500_000, 30);
+    let claimed = Digest::of(&noise(500_000, 40));
+    let mut up = c.begin_upload(&dest).unwrap();
+    up.write_chunk(bytes::Bytes::from(other.clone())).unwrap();
+    let e = up.finish(&claimed).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        matches!(e, RegistryError::Status { status: 400, .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("DIGEST_INVALID") || msg.contains("digest"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("test/streamed"),
+        "names the destination: {msg}"
+    );
+    let bad = hoist::oci::Descriptor::new(hoist::oci::media::OCI_LAYER_GZIP, claimed, 500_000);
+    let e = c.fetch_blob(&dest, &bad, &b).unwrap_err();
+    assert!(matches!(e, RegistryError::NotFound { .. }), "{e}");
+
+    // An aborted session leaves nothing behind either.
+    let mut up = c.begin_upload(&dest).unwrap();
+    up.write_chunk(bytes::Bytes::from(other.clone())).unwrap();
+    up.abort();
+    let desc = hoist::oci::Descriptor::new(
+        hoist::oci::media::OCI_LAYER_GZIP,
+        Digest::of(&other),
+        other.len() as u64,
+    );
+    let e = c.fetch_blob(&dest, &desc, &b).unwrap_err();
+    assert!(matches!(e, RegistryError::NotFound { .. }), "{e}");
+}

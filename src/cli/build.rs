@@ -390,6 +390,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         compression,
         source_date_epoch,
         platform,
+        stream_push: if push { tags.first().cloned() } else { None },
     };
     let cache_index = crate::cache::CacheIndex::open(&store.root().join("cache"))?;
     let remote = crate::engine::adapters::RegistryCache(&registry);

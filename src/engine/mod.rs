@@ -13,6 +13,7 @@ pub mod history;
 mod output;
 mod run;
 mod stage;
+mod stream;
 
 pub use output::BuildOutcome;
 
@@ -23,10 +24,11 @@ use crate::graph::{BuildGraph, GraphOptions};
 use crate::layers::Compression;
 use crate::oci::{Descriptor, Digest, ImageConfig, Platform};
 use crate::parser::dockerignore::Matcher;
-use crate::registry::Client;
+use crate::registry::{Client, ImageRef};
 use crate::store::Store;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Errors from a build; step errors carry the Dockerfile location.
@@ -125,6 +127,10 @@ pub struct BuildRequest {
     pub compression: Compression,
     pub source_date_epoch: Option<i64>,
     pub platform: Platform,
+    /// Where the image will be pushed when the build is done (`--push`: the first `-t`).
+    /// Layers of the target stage are then uploaded there while they are compressed; the push
+    /// at the end finds them present (and uploads whatever streaming did not manage).
+    pub stream_push: Option<ImageRef>,
 }
 
 /// A progress event; `id` numbers steps in the order they start, like BuildKit's vertices.
@@ -164,6 +170,8 @@ pub(crate) struct Ctx<'a> {
     /// Base images loaded by this build, by reference: each is resolved (one registry request)
     /// and unpacked once per build however many stages or `--from`s name it.
     pub bases: Mutex<HashMap<String, Arc<Mutex<Option<base::BaseImage>>>>>,
+    /// Streaming layers to `req.stream_push` failed once: not tried again in this build.
+    pub stream_off: AtomicBool,
 }
 
 impl Ctx<'_> {
@@ -217,6 +225,7 @@ pub fn build(
         next_id: Mutex::new(0),
         used_keys: Mutex::new(Vec::new()),
         bases: Mutex::new(HashMap::new()),
+        stream_off: AtomicBool::new(false),
     };
     // prune takes this lock exclusively: it never removes what a running build relies on.
     let _gc = store.gc_shared_lock()?;

@@ -2,7 +2,9 @@
 //! the cache key, and on a miss the work (RUN, COPY/ADD, WORKDIR) or the config change.
 
 use super::base::{self, BaseImage};
-use super::{BuildEvent, Ctx, EngineError, Layer, Result, StageResult, config, history, run};
+use super::{
+    BuildEvent, Ctx, EngineError, Layer, Result, StageResult, config, history, run, stream,
+};
 use crate::cache::{self, CacheEntry, CachedLayer};
 use crate::copy::{self, CopyRequest, CopySource};
 use crate::graph::{Source, Stage, Step};
@@ -30,6 +32,8 @@ pub(crate) struct State {
     /// `created` of the newest layer, used for config-only history entries so a cached
     /// rebuild is byte-identical.
     pub last_created: Option<String>,
+    /// This is the target stage: its new layers are streamed to the push destination.
+    pub stream: bool,
 }
 
 impl State {
@@ -206,6 +210,7 @@ pub(crate) fn run_stage(
 ) -> Result<StageResult> {
     // BuildKit's FROM vertex names the resolved image: `docker.io/library/busybox:latest@sha256:…`.
     let mut from_name = None;
+    let stream = stage.index == ctx.req.graph.target;
     let mut st = match &stage.base {
         Source::Scratch => State {
             config: scratch_config(ctx),
@@ -217,6 +222,7 @@ pub(crate) fn run_stage(
             args: vec![],
             cmd_set: false,
             last_created: None,
+            stream,
         },
         Source::Stage(i) => {
             let r = deps.get(i).ok_or(EngineError::Cancelled)?;
@@ -227,6 +233,7 @@ pub(crate) fn run_stage(
                 args: vec![],
                 cmd_set: false,
                 last_created: r.config.created.clone(),
+                stream,
             }
         }
         Source::Image(reference) => {
@@ -255,6 +262,7 @@ pub(crate) fn run_stage(
                 args: vec![],
                 cmd_set: false,
                 last_created,
+                stream,
             }
         }
     };
@@ -711,7 +719,7 @@ pub(crate) fn layer_step_with(
         });
         return Ok(());
     };
-    let layer = commit_layer_with(ctx, &out, &extra)?;
+    let layer = commit_layer_with(ctx, &out, &extra, st.stream)?;
     let created = now_rfc3339(ctx.req.source_date_epoch);
     ctx.cache.put(
         &key,
@@ -761,15 +769,50 @@ fn cached_layer(ctx: &Ctx, key: &Digest) -> Option<(Layer, Option<String>)> {
 
 /// Turns a filled dir into a stored layer blob and moves it into place as its snapshot.
 /// With `extra` files the dir is not the layer's content: no snapshot is made now;
-/// [`materialize`] unpacks the blob if a step needs it.
-fn commit_layer_with(ctx: &Ctx, dir: &Path, extra: &layers::ExtraFiles) -> Result<Layer> {
+/// [`materialize`] unpacks the blob if a step needs it. With `stream` (a layer of the target
+/// stage) and `--push`, the blob is uploaded while it is written (see [`stream`]).
+fn commit_layer_with(
+    ctx: &Ctx,
+    dir: &Path,
+    extra: &layers::ExtraFiles,
+    stream: bool,
+) -> Result<Layer> {
     let opts = LayerOptions {
         compression: ctx.req.compression,
         source_date_epoch: ctx.req.source_date_epoch,
     };
     let mut w = ctx.store.blob_writer()?;
-    let b = layers::write_layer_with(dir, extra, &opts, &mut w)?;
-    w.commit(Some(&b.digest))?;
+    let dest = if stream {
+        stream::destination(ctx)
+    } else {
+        None
+    };
+    let b = match dest {
+        None => {
+            let b = layers::write_layer_with(dir, extra, &opts, &mut w)?;
+            w.commit(Some(&b.digest))?;
+            b
+        }
+        Some((client, dest)) => std::thread::scope(|s| -> Result<layers::LayerBlob> {
+            let (tx, rx) = stream::channel();
+            let uploader = s.spawn(move || stream::upload(client, dest, rx));
+            let mut tee = stream::Tee::new(&mut w, tx, stream::CHUNK);
+            let written = layers::write_layer_with(dir, extra, &opts, &mut tee);
+            let tx = tee.close();
+            // On an error the sender is dropped unfinished: the uploader aborts its session.
+            let b = written?;
+            w.commit(Some(&b.digest))?;
+            if let Some(tx) = tx {
+                let _ = tx.send(stream::Msg::Finish(b.digest.clone()));
+            }
+            match uploader.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => stream::failed(ctx, dest, &e.to_string()),
+                Err(_) => stream::failed(ctx, dest, "the upload thread panicked"),
+            }
+            Ok(b)
+        })?,
+    };
     let snapshot = if extra.is_empty() {
         ctx.store.commit_snapshot(&b.diff_id, dir)?
     } else {

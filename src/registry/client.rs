@@ -1347,6 +1347,121 @@ impl Client {
     }
 }
 
+/// A blob upload session opened with [`Client::begin_upload`]: the blob is sent in chunks as
+/// it is produced (its digest is known only at the end), then committed with
+/// [`Upload::finish`]. Each chunk is kept in memory while it is sent, so transient failures
+/// are retried. A session that is dropped unfinished is abandoned (the registry collects it);
+/// [`Upload::abort`] cancels it explicitly.
+pub struct Upload<'a> {
+    client: &'a Client,
+    ep: Arc<Endpoint>,
+    scopes: Vec<String>,
+    dest: ImageRef,
+    loc: Url,
+    offset: u64,
+}
+
+impl Client {
+    /// Opens a blob upload session in `dest`'s repository (a POST to `/blobs/uploads/`).
+    pub fn begin_upload(&self, dest: &ImageRef) -> Result<Upload<'_>> {
+        let ep = self.endpoint(&dest.registry)?;
+        let scopes = vec![push_scope(&dest.repository)];
+        let loc = self.start_upload(&ep, &scopes, dest)?;
+        Ok(Upload {
+            client: self,
+            ep,
+            scopes,
+            dest: dest.clone(),
+            loc,
+            offset: 0,
+        })
+    }
+}
+
+impl Upload<'_> {
+    /// Bytes accepted by the registry so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Appends `bytes` to the blob (a PATCH with `Content-Range`). Connection errors, 5xx and
+    /// 429 are retried; anything else fails the session (abort it then).
+    pub fn write_chunk(&mut self, bytes: bytes::Bytes) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let n = bytes.len() as u64;
+        let range = format!("{}-{}", self.offset, self.offset + n - 1);
+        let c = self.client;
+        let resp = c.send(
+            &self.ep,
+            &self.scopes,
+            Method::PATCH,
+            &self.loc,
+            true,
+            &|rb| {
+                Ok(rb
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header(header::CONTENT_RANGE, range.as_str())
+                    .body(bytes.clone()))
+            },
+        )?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(c.status_error(
+                &self.ep,
+                &self.scopes,
+                &Method::PATCH,
+                &self.loc,
+                &format!("chunk {range} of a streamed upload to {}", self.dest.name()),
+                resp,
+            ));
+        }
+        self.loc = c.location(&self.ep, &resp).unwrap_or(self.loc.clone());
+        self.offset += n;
+        Ok(())
+    }
+
+    /// Commits the blob under `digest` (a PUT with `?digest=`): the registry checks that the
+    /// bytes sent hash to it and refuses the upload otherwise.
+    pub fn finish(self, digest: &Digest) -> Result<()> {
+        let c = self.client;
+        let mut u = self.loc.clone();
+        u.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let resp = c.send(&self.ep, &self.scopes, Method::PUT, &u, true, &|rb| {
+            Ok(rb.header(header::CONTENT_LENGTH, "0"))
+        })?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(c.status_error(
+                &self.ep,
+                &self.scopes,
+                &Method::PUT,
+                &u,
+                &format!(
+                    "streamed upload of blob {digest} ({} bytes) to {}",
+                    self.offset,
+                    self.dest.name()
+                ),
+                resp,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Cancels the session (a DELETE), best effort: a registry that refuses it collects the
+    /// session later anyway.
+    pub fn abort(self) {
+        let _ = self.client.send(
+            &self.ep,
+            &self.scopes,
+            Method::DELETE,
+            &self.loc,
+            false,
+            &|rb| Ok(rb),
+        );
+    }
+}
+
 fn retryable(e: &RegistryError) -> bool {
     match e {
         RegistryError::Connection { .. } => true,

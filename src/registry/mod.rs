@@ -6,7 +6,7 @@ mod client;
 pub mod reference;
 mod retry;
 
-pub use client::{Client, Progress, ProgressKind};
+pub use client::{Client, Progress, ProgressKind, Upload};
 pub use reference::ImageRef;
 
 use crate::oci::{Digest, ImageConfig, Manifest};
