@@ -120,7 +120,14 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 a.context
             )));
         }
-        p
+        // Absolute, so bind-mount sources resolved in it stay valid from the sandbox's
+        // working directory (a relative `.` would point into the runtime bundle).
+        std::path::absolute(&p).map_err(|e| {
+            usage(format!(
+                "unable to prepare context: path {:?}: {e}",
+                a.context
+            ))
+        })?
     };
 
     // The Dockerfile.

@@ -1,0 +1,318 @@
+//! Issue 7 gaps found by the security matrix (docs/security-matrix.md), checked end to end with
+//! the real binary as root against the lab registry:
+//! - `/etc/passwd` / `/etc/group` in the base image as a FIFO, a symlink to `/dev/zero`, or a
+//!   20 MiB file: USER and `COPY --chown` fail at once with an error naming the file;
+//! - `RUN --mount=type=bind` sources from a context given as a relative path, through symlinks
+//!   and `..`, stay inside the context (and work at all: they once resolved against the
+//!   runtime's bundle directory);
+//! - an image whose `/dev` is a symlink to a host directory: the sandbox's /dev is its own, the
+//!   host directory is untouched and nothing is mounted on it;
+//! - the sandbox cannot reach hoist's store or binary;
+//! - a `--build-arg` named like a secret never reaches a layer, the config, history, the cache
+//!   index or the progress output, while the SecretsUsedInArgOrEnv warning is shown.
+
+#[path = "hardening_util/mod.rs"]
+mod util;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+use util::*;
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ctx(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        let p = d.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    d
+}
+
+/// Every regular file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+/// Gunzips every blob and searches the uncompressed layer too.
+fn blobs_containing(root: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = files_containing(root, needle);
+    for e in walkdir::WalkDir::new(root.join("blobs"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+    {
+        let Ok(raw) = std::fs::read(e.path()) else {
+            continue;
+        };
+        let mut out = Vec::new();
+        if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out).is_ok()
+            && out.windows(needle.len()).any(|w| w == needle)
+        {
+            hits.push(format!("{} (gunzipped)", e.path().display()));
+        }
+    }
+    hits
+}
+
+#[test]
+fn special_passwd_and_group_files_fail_fast_with_a_clear_error() {
+    if !can_run() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "fifo-user",
+            "RUN rm /etc/passwd && mkfifo /etc/passwd\nUSER nobody\nRUN true\n",
+            "/etc/passwd: not a regular file",
+        ),
+        (
+            "fifo-chown",
+            "RUN rm /etc/passwd && mkfifo /etc/passwd\nCOPY --chown=nobody Dockerfile /x\n",
+            "/etc/passwd: not a regular file",
+        ),
+        (
+            "zero-user",
+            "RUN rm /etc/passwd && ln -s /dev/zero /etc/passwd\nUSER nobody\nRUN true\n",
+            "unable to find user nobody",
+        ),
+        (
+            "zero-group",
+            "RUN rm /etc/group && ln -s /dev/zero /etc/group\nCOPY --chown=0:nogroup Dockerfile /x\n",
+            "unable to find group nogroup",
+        ),
+        (
+            "big-user",
+            "RUN head -c 20971520 /dev/zero > /etc/passwd\nUSER nobody\nRUN true\n",
+            "/etc/passwd: larger than 10485760 bytes",
+        ),
+        (
+            "big-group-chown",
+            "RUN head -c 20971520 /dev/zero > /etc/group\nCOPY --chown=0:nogroup Dockerfile /x\n",
+            "/etc/group: larger than 10485760 bytes",
+        ),
+    ];
+    for (name, steps, want) in cases {
+        let c = ctx(&[("Dockerfile", &format!("FROM {BASE}\n{steps}"))]);
+        let start = Instant::now();
+        let o = hoist(
+            root.path(),
+            &["build", "--progress", "plain", &c.path().to_string_lossy()],
+        );
+        let t = text(&o);
+        assert!(!o.status.success(), "{name}: must fail\n{t}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{name}: no hang ({:?})",
+            start.elapsed()
+        );
+        let err = t
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect::<String>();
+        assert!(err.contains(want), "{name}: want {want:?} in:\n{t}");
+        assert!(!t.contains("panicked"), "{name}:\n{t}");
+    }
+    assert_fsck_clean(root.path(), "after the passwd cases");
+}
+
+#[test]
+fn bind_sources_from_a_relative_context_stay_inside_it() {
+    if !can_run() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("s.txt"), "HOST-ONLY-SECRET").unwrap();
+    let hostdir = host.path().to_string_lossy().into_owned();
+    let inside = hostdir.trim_start_matches('/');
+    let c = ctx(&[
+        ("plain/s.txt", "PLAIN-IN-CONTEXT"),
+        (&format!("{inside}/s.txt"), "CLAMPED-IN-CONTEXT"),
+    ]);
+    std::os::unix::fs::symlink(&hostdir, c.path().join("abs")).unwrap();
+    std::os::unix::fs::symlink(format!("../../../../../..{hostdir}"), c.path().join("up")).unwrap();
+    // (source, what the RUN must print, or the error it must fail with)
+    let cases: Vec<(String, &str)> = vec![
+        ("plain".into(), "PLAIN-IN-CONTEXT"),
+        ("abs".into(), "CLAMPED-IN-CONTEXT"),
+        ("up".into(), "CLAMPED-IN-CONTEXT"),
+        (format!("../../../..{hostdir}"), "CLAMPED-IN-CONTEXT"),
+        ("../../../../etc".into(), "not found"),
+    ];
+    for (source, want) in cases {
+        std::fs::write(
+            c.path().join("Dockerfile"),
+            format!("FROM {BASE}\nRUN --mount=type=bind,source={source},target=/m cat /m/s.txt\n"),
+        )
+        .unwrap();
+        // The context as `.`, the way people type it.
+        let o = hoist_cmd(
+            root.path(),
+            &["build", "--no-cache", "--progress", "plain", "."],
+        )
+        .current_dir(c.path())
+        .output()
+        .unwrap();
+        let t = text(&o);
+        assert!(t.contains(want), "source={source}: want {want:?} in:\n{t}");
+        assert!(
+            !t.contains("HOST-ONLY-SECRET"),
+            "source={source} escaped:\n{t}"
+        );
+        if want == "not found" {
+            assert!(!o.status.success(), "{t}");
+        } else {
+            assert!(o.status.success(), "source={source}:\n{t}");
+        }
+    }
+}
+
+#[test]
+fn an_image_dev_symlink_is_not_followed_by_the_sandbox() {
+    if !can_run() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let canary = tempfile::tempdir().unwrap();
+    std::fs::write(canary.path().join("keep"), "canary").unwrap();
+    let c = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(c.path().join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", c.path().join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", c.path().join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink(canary.path(), c.path().join("dev")).unwrap();
+    std::fs::write(
+        c.path().join("Dockerfile"),
+        "FROM scratch\nCOPY . /\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \
+         \"test -c /dev/null && echo DEV-IS-OURS; /bin/busybox ls /dev/keep || echo NO-CANARY; \
+         echo x > /dev/null\"]\n",
+    )
+    .unwrap();
+    let o = hoist(
+        root.path(),
+        &["build", "--progress", "plain", &c.path().to_string_lossy()],
+    );
+    let t = ok(&o, "build with a /dev symlink");
+    assert!(t.contains("DEV-IS-OURS") && t.contains("NO-CANARY"), "{t}");
+    let names: Vec<String> = std::fs::read_dir(canary.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["keep"],
+        "the host directory was written through /dev"
+    );
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mi.contains(&*canary.path().to_string_lossy()),
+        "something was mounted on the /dev target:\n{mi}"
+    );
+}
+
+#[test]
+fn the_sandbox_cannot_reach_the_store_or_the_binary() {
+    if !can_run() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().to_string_lossy().into_owned();
+    let bin = env!("CARGO_BIN_EXE_hoist");
+    let script = format!(
+        "for p in {store}/blobs {store}/snapshots {store}/meta {bin} /proc/1/root{store} \
+         /proc/1/root{bin}; do test -e $p && echo REACHED:$p; done; \
+         readlink /proc/1/exe; ls /proc/1/root/ | tr '\\n' ' '; echo; \
+         for f in /proc/[0-9]*/exe; do readlink $f; done | sort -u; \
+         ls /proc/self/fd | tr '\\n' ' '; echo END"
+    );
+    let c = ctx(&[("Dockerfile", &format!("FROM {BASE}\nRUN {script}\n"))]);
+    let o = hoist(
+        root.path(),
+        &["build", "--progress", "plain", &c.path().to_string_lossy()],
+    );
+    let t = ok(&o, "probe build");
+    assert!(!t.contains("REACHED:"), "{t}");
+    assert!(t.contains("END"), "{t}");
+    // Every process in the sandbox runs an image binary or hoist's sealed in-memory init.
+    for l in t.lines().filter(|l| l.contains(" /") && l.contains("exe")) {
+        assert!(!l.contains(bin), "{l}");
+    }
+    assert!(t.contains("/memfd:"), "pid 1 is the memfd init:\n{t}");
+    assert!(!t.contains(&format!("{bin} ")), "{t}");
+}
+
+#[test]
+fn secret_named_build_args_never_reach_the_image_cache_or_logs() {
+    if !can_run() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let secret = "Sup3r-S3cret-Value-8472";
+    let c = ctx(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {BASE}\nARG PASSWORD\nARG API_TOKEN=default-not-secret\n\
+             RUN test \"$PASSWORD\" = {secret} && echo len=${{#PASSWORD}} > /len\n\
+             RUN --mount=type=cache,target=/c test -n \"$PASSWORD\" && touch /c/seen\n"
+        ),
+    )]);
+    let mut outputs = String::new();
+    for progress in ["plain", "json"] {
+        let o = hoist(
+            root.path(),
+            &[
+                "build",
+                "--progress",
+                progress,
+                "--build-arg",
+                &format!("PASSWORD={secret}"),
+                "-t",
+                "local/secret-arg:1",
+                &c.path().to_string_lossy(),
+            ],
+        );
+        outputs.push_str(&ok(&o, &format!("build --progress {progress}")));
+    }
+    assert!(
+        outputs.contains("SecretsUsedInArgOrEnv") && outputs.contains("(ARG \"PASSWORD\")"),
+        "{outputs}"
+    );
+    assert!(
+        !outputs.contains(secret),
+        "the value was logged:\n{outputs}"
+    );
+    // The RUN saw the value (the layer holds its length only).
+    let inspect = ok(
+        &hoist(root.path(), &["inspect", "local/secret-arg:1"]),
+        "inspect",
+    );
+    assert!(!inspect.contains(secret), "{inspect}");
+    let hits = blobs_containing(&root.path().join("blobs"), secret.as_bytes());
+    assert!(hits.is_empty(), "the value reached stored blobs: {hits:?}");
+    let meta: Vec<String> = ["meta", "cache", "cache-mounts"]
+        .iter()
+        .flat_map(|d| files_containing(&root.path().join(d), secret.as_bytes()))
+        .collect();
+    assert!(
+        meta.is_empty(),
+        "the value reached the store's metadata: {meta:?}"
+    );
+}
