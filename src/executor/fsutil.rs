@@ -162,6 +162,73 @@ fn ensure_rec(
     Ok(())
 }
 
+/// An image symlink at a top-level kernel mount point (`/dev`, `/proc`, `/sys`), swapped for an
+/// empty directory for the run: the OCI runtime fills `/dev` (`/dev/fd`, `/dev/ptmx`, …) through
+/// host paths, so a `/dev -> /some/host/dir` link would lead it out of the rootfs.
+#[derive(Debug, Clone)]
+pub(crate) struct SwappedLink {
+    pub name: String,
+    pub target: std::ffi::OsString,
+    pub uid: u32,
+    pub gid: u32,
+    pub stub: Created,
+}
+
+/// Replaces the symlink `/name` (top level of `root`) with an empty 0755 directory; `None` when
+/// `/name` is not a symlink. [`restore_symlink`] puts the link back after the run.
+pub(crate) fn swap_symlink_for_dir(root: &OwnedFd, name: &str) -> io::Result<Option<SwappedLink>> {
+    use rustix::fs::{AtFlags, FileType};
+    let st = match rustix::fs::statat(root, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+        return Ok(None);
+    }
+    let target = rustix::fs::readlinkat(root, name, Vec::new())?;
+    let target: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(target.into_bytes());
+    rustix::fs::unlinkat(root, name, AtFlags::empty())?;
+    rustix::fs::mkdirat(root, name, Mode::from_raw_mode(0o755))?;
+    let fd = rustix::fs::openat(
+        root,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
+    let stub = rustix::fs::fstat(&fd)?;
+    Ok(Some(SwappedLink {
+        name: name.to_string(),
+        target,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        stub: Created {
+            path: format!("/{name}"),
+            dev: stub.st_dev,
+            ino: stub.st_ino,
+            is_dir: true,
+        },
+    }))
+}
+
+/// Puts back a link [`swap_symlink_for_dir`] replaced, when its stub is still the same empty
+/// directory. Returns whether it did.
+pub(crate) fn restore_symlink(root: &OwnedFd, s: &SwappedLink) -> io::Result<bool> {
+    if !remove_if_stub(root, &s.stub)? {
+        return Ok(false);
+    }
+    rustix::fs::symlinkat(s.target.as_os_str(), root, s.name.as_str())?;
+    rustix::fs::chownat(
+        root,
+        s.name.as_str(),
+        Some(rustix::fs::Uid::from_raw(s.uid)),
+        Some(rustix::fs::Gid::from_raw(s.gid)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    Ok(true)
+}
+
 /// Removes an entry that [`ensure_in_root`] created, only if it is still the same inode and
 /// still empty (an empty file or an empty dir). Returns whether it was removed.
 pub(crate) fn remove_if_stub(root: &OwnedFd, c: &Created) -> io::Result<bool> {

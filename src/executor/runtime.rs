@@ -270,6 +270,16 @@ impl OciRuntime {
             fsutil::ensure_in_root(&rfd, p, is_dir)
                 .map_err(io_err(rootfs.join(p.trim_start_matches('/'))))
         };
+        // An image's `/dev`, `/proc` or `/sys` symlink is never followed: it becomes an empty
+        // dir for the run and is put back afterwards.
+        let mut swapped = Vec::new();
+        for name in ["dev", "proc", "sys"] {
+            if let Some(s) =
+                fsutil::swap_symlink_for_dir(&rfd, name).map_err(io_err(rootfs.join(name)))?
+            {
+                swapped.push(s);
+            }
+        }
         // Kept in the layer, as BuildKit leaves them.
         for p in ["/dev", "/proc", "/sys"] {
             ensure(p, true)?;
@@ -347,9 +357,16 @@ impl OciRuntime {
                 removed.push(s.clone());
             }
         }
+        let mut restored = Vec::new();
+        for s in &swapped {
+            if fsutil::restore_symlink(&rfd, s).map_err(io_err(rootfs.join(&s.name)))? {
+                restored.push(s.clone());
+            }
+        }
         drop(rfd);
         st.unmount()?;
         fixup::drop_copied_up_parents(&upper, &lowers, &before, &removed);
+        fixup::drop_restored_links(&upper, &lowers, &restored);
         st.remove_dirs()?;
         Ok(code)
     }
