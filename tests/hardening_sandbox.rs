@@ -51,10 +51,10 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Gunzips every blob and searches the uncompressed layer too.
-fn blobs_containing(root: &Path, needle: &[u8]) -> Vec<String> {
-    let mut hits = files_containing(root, needle);
-    for e in walkdir::WalkDir::new(root.join("blobs"))
+/// Every blob under `blobs` holding `needle`, raw or gunzipped.
+fn blobs_containing(blobs: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = files_containing(blobs, needle);
+    for e in walkdir::WalkDir::new(blobs)
         .into_iter()
         .flatten()
         .filter(|e| e.file_type().is_file())
@@ -63,7 +63,8 @@ fn blobs_containing(root: &Path, needle: &[u8]) -> Vec<String> {
             continue;
         };
         let mut out = Vec::new();
-        if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out).is_ok()
+        if std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut out)
+            .is_ok()
             && out.windows(needle.len()).any(|w| w == needle)
         {
             hits.push(format!("{} (gunzipped)", e.path().display()));
@@ -226,6 +227,53 @@ fn an_image_dev_symlink_is_not_followed_by_the_sandbox() {
         !mi.contains(&*canary.path().to_string_lossy()),
         "something was mounted on the /dev target:\n{mi}"
     );
+    // The RUN's layer records no change to /dev: the image keeps its link.
+    let md = manifest_digest(&t);
+    let blob = |d: &str| {
+        std::fs::read(
+            root.path()
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let m: serde_json::Value = serde_json::from_slice(&blob(&md)).unwrap();
+    let layers = m["layers"].as_array().unwrap();
+    let last = blob(layers[layers.len() - 1]["digest"].as_str().unwrap());
+    let mut ar = tar::Archive::new(flate2::read::MultiGzDecoder::new(&last[..]));
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.trim_end_matches('/') == "dev"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn relative_root_and_context_paths_work() {
+    if !can_run() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("ctx")).unwrap();
+    std::fs::write(work.path().join("ctx/f"), "from-context").unwrap();
+    std::fs::write(
+        work.path().join("ctx/Dockerfile"),
+        format!("FROM {BASE}\nRUN --mount=type=bind,target=/m cat /m/f\n"),
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["--root", "store", "build", "--progress", "plain", "ctx"])
+        .current_dir(work.path())
+        .env_remove("HOIST_ROOT")
+        .output()
+        .unwrap();
+    let t = ok(&o, "build with --root store ctx");
+    assert!(t.contains("from-context"), "{t}");
+    assert_fsck_clean(&work.path().join("store"), "relative root");
 }
 
 #[test]

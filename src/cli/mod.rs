@@ -54,7 +54,9 @@ impl GlobalArgs {
     /// The store root after defaults.
     pub fn store_root(&self) -> PathBuf {
         if let Some(r) = &self.root {
-            return r.clone();
+            // Absolute: overlay lowerdirs and runtime mount sources are resolved elsewhere
+            // than hoist's working directory.
+            return std::path::absolute(r).unwrap_or_else(|_| r.clone());
         }
         if rustix::process::geteuid().is_root() {
             return PathBuf::from("/var/lib/hoist");
@@ -65,7 +67,8 @@ impl GlobalArgs {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
-        home.join(".local/share/hoist")
+        let r = home.join(".local/share/hoist");
+        std::path::absolute(&r).unwrap_or(r)
     }
 }
 
