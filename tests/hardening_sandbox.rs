@@ -83,12 +83,12 @@ fn special_passwd_and_group_files_fail_fast_with_a_clear_error() {
         (
             "fifo-user",
             "RUN rm /etc/passwd && mkfifo /etc/passwd\nUSER nobody\nRUN true\n",
-            "/etc/passwd: not a regular file",
+            "/etc/passwd of the image: not a regular file",
         ),
         (
             "fifo-chown",
             "RUN rm /etc/passwd && mkfifo /etc/passwd\nCOPY --chown=nobody Dockerfile /x\n",
-            "/etc/passwd: not a regular file",
+            "/etc/passwd of the image: not a regular file",
         ),
         (
             "zero-user",
@@ -103,12 +103,12 @@ fn special_passwd_and_group_files_fail_fast_with_a_clear_error() {
         (
             "big-user",
             "RUN head -c 20971520 /dev/zero > /etc/passwd\nUSER nobody\nRUN true\n",
-            "/etc/passwd: larger than 10485760 bytes",
+            "/etc/passwd of the image: larger than 10485760 bytes",
         ),
         (
             "big-group-chown",
             "RUN head -c 20971520 /dev/zero > /etc/group\nCOPY --chown=0:nogroup Dockerfile /x\n",
-            "/etc/group: larger than 10485760 bytes",
+            "/etc/group of the image: larger than 10485760 bytes",
         ),
     ];
     for (name, steps, want) in cases {
