@@ -423,3 +423,39 @@ fn secret_named_build_args_never_reach_the_config() {
     let hits = blobs_containing(&root.path().join("blobs"), SECRET.as_bytes());
     assert!(hits.is_empty(), "the value reached stored blobs: {hits:?}");
 }
+
+#[test]
+fn workdir_and_mount_targets_through_symlinks_into_proc_are_refused() {
+    if !can_run() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let cases = [
+        ("WORKDIR /proc/self/fd/7\nRUN pwd\n", "is inside /proc"),
+        (
+            "RUN ln -s /proc/self/fd /fdlink\nWORKDIR /fdlink/3\nRUN pwd\n",
+            "resolves into /proc",
+        ),
+        (
+            "RUN mkdir /w && ln -s ../proc/self /w/up\nWORKDIR /w/up/cwd\nRUN pwd\n",
+            "resolves into /proc",
+        ),
+        (
+            "RUN ln -s /proc/self /plink\nRUN --mount=type=tmpfs,target=/plink/fd/9 true\n",
+            "resolves into /proc",
+        ),
+    ];
+    for (steps, want) in cases {
+        let c = ctx(&[("Dockerfile", &format!("FROM {BASE}\n{steps}"))]);
+        let o = hoist(
+            root.path(),
+            &["build", "--progress", "plain", &c.path().to_string_lossy()],
+        );
+        let t = text(&o);
+        assert!(!o.status.success(), "{steps}: must fail\n{t}");
+        let err: String = t.lines().filter(|l| l.starts_with("error:")).collect();
+        assert!(err.contains(want), "{steps}: want {want:?}:\n{t}");
+    }
+    assert_fsck_clean(root.path(), "after the /proc cases");
+    assert!(mounts_under(root.path()).is_empty());
+}

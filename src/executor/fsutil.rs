@@ -229,6 +229,19 @@ pub(crate) fn restore_symlink(root: &OwnedFd, s: &SwappedLink) -> io::Result<boo
     Ok(true)
 }
 
+/// True when `path`, resolved in-root (symlinks followed, clamped), is the top-level `top`
+/// directory or below it.
+pub(crate) fn lands_in(root: &OwnedFd, path: &str, top: &str) -> io::Result<bool> {
+    let fd = open_in_root(root, path, OFlags::PATH)?;
+    let real = fd_path(&fd)?;
+    let base = fd_path(root)?;
+    Ok(real
+        .strip_prefix(&base)
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .is_some_and(|c| c.as_os_str() == top))
+}
+
 /// Removes an entry that [`ensure_in_root`] created, only if it is still the same inode and
 /// still empty (an empty file or an empty dir). Returns whether it was removed.
 pub(crate) fn remove_if_stub(root: &OwnedFd, c: &Created) -> io::Result<bool> {
@@ -331,6 +344,21 @@ mod tests {
         std::fs::write(root.join("etc/hosts"), "").unwrap();
         assert!(remove_if_stub(&rfd, &made[0]).unwrap());
         assert!(!root.join("etc/hosts").exists());
+    }
+
+    #[test]
+    fn lands_in_follows_symlinks_in_root() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("proc/self/fd/3")).unwrap();
+        std::fs::create_dir_all(t.path().join("work")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/fd", t.path().join("fdlink")).unwrap();
+        std::os::unix::fs::symlink("../../proc", t.path().join("work/up")).unwrap();
+        let root = open_root(t.path()).unwrap();
+        assert!(lands_in(&root, "/fdlink/3", "proc").unwrap());
+        assert!(lands_in(&root, "/work/up/self", "proc").unwrap());
+        assert!(lands_in(&root, "/proc", "proc").unwrap());
+        assert!(!lands_in(&root, "/work", "proc").unwrap());
+        assert!(!lands_in(&root, "/", "proc").unwrap());
     }
 
     #[test]

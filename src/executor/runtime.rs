@@ -285,6 +285,17 @@ impl OciRuntime {
             ensure(p, true)?;
         }
         ensure(&spec.cwd, true)?;
+        // The literal check (`validate`) misses symlinks: `/fdlink/3` with `fdlink ->
+        // /proc/self/fd` lands in /proc once the runtime mounts it (runc CVE-2024-21626).
+        if fsutil::lands_in(&rfd, &spec.cwd, "proc")
+            .map_err(io_err(rootfs.join(spec.cwd.trim_start_matches('/'))))?
+        {
+            return Err(ExecutorError::InvalidSpec(format!(
+                "working dir {:?} resolves into /proc through a symlink of the image; use a \
+                 directory of the image",
+                spec.cwd
+            )));
+        }
         // Removed after the run.
         let mut stubs = Vec::new();
         for p in ["/etc/resolv.conf", "/etc/hosts", "/etc/hostname"] {
@@ -296,6 +307,14 @@ impl OciRuntime {
                 MountKind::Tmpfs { .. } => true,
             };
             stubs.extend(ensure(&m.target, is_dir)?);
+            if fsutil::lands_in(&rfd, &m.target, "proc")
+                .map_err(io_err(rootfs.join(m.target.trim_start_matches('/'))))?
+            {
+                return Err(ExecutorError::InvalidSpec(format!(
+                    "mount target {:?} resolves into /proc through a symlink of the image",
+                    m.target
+                )));
+            }
         }
 
         let who = user::resolve(&rootfs, &spec.user)?;
