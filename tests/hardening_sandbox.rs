@@ -459,3 +459,50 @@ fn workdir_and_mount_targets_through_symlinks_into_proc_are_refused() {
     assert_fsck_clean(root.path(), "after the /proc cases");
     assert!(mounts_under(root.path()).is_empty());
 }
+
+#[test]
+fn cache_ids_are_opaque_keys_never_paths() {
+    if !can_run() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let host = tempfile::tempdir().unwrap();
+    let target = host.path().join("escape");
+    let t = target.to_string_lossy().into_owned();
+    let ids = [
+        format!("../../../../../../..{t}"),
+        t.clone(),
+        "../cache-mounts/../blobs".to_string(),
+        "/".to_string(),
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        let c = ctx(&[(
+            "Dockerfile",
+            &format!(
+                "FROM {BASE}\nRUN --mount=type=cache,id={id},target=/c \
+                 touch /c/marker-{i} && ls /c\n"
+            ),
+        )]);
+        let o = hoist(
+            root.path(),
+            &["build", "--progress", "plain", &c.path().to_string_lossy()],
+        );
+        ok(&o, &format!("cache id {id}"));
+        assert!(!target.exists(), "id {id} became a host path");
+        let marker = format!("marker-{i}");
+        let found: Vec<String> = walkdir::WalkDir::new(root.path())
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy() == marker)
+            .map(|e| e.path().display().to_string())
+            .collect();
+        assert_eq!(found.len(), 1, "id {id}: {found:?}");
+        let under = root.path().join("cache-mounts");
+        assert!(
+            found[0].starts_with(&*under.to_string_lossy()),
+            "id {id}: the cache lives outside cache-mounts: {found:?}"
+        );
+    }
+    assert!(std::fs::read_dir(host.path()).unwrap().next().is_none());
+    assert_fsck_clean(root.path(), "after the cache ids");
+}
