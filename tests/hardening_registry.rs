@@ -179,3 +179,42 @@ fn userinfo_and_token_query_strings_are_redacted_in_errors_and_progress() {
     }
     assert!(!b.has_blob(&l.layer));
 }
+
+#[test]
+fn credentials_in_a_reference_are_refused_without_echoing_them() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_hoist");
+    // A local image to push and tag (the lab registry's busybox).
+    let base = "localhost:5000/busybox:latest";
+    let o = std::process::Command::new(bin)
+        .arg("--root")
+        .arg(root.path())
+        .args(["pull", base])
+        .env_remove("HOIST_ROOT")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}: run scripts/lab-setup.sh");
+    let cases: [&[&str]; 4] = [
+        &["pull", "bob:s3cretpw@localhost:5000/busybox:latest"],
+        &["pull", "https://bob:s3cretpw@localhost:5000/busybox"],
+        &["push", base, "bob:s3cretpw@localhost:5000/x:1"],
+        &["tag", base, "bob:s3cretpw@localhost:5000/x:2"],
+    ];
+    for args in cases {
+        let o = std::process::Command::new(bin)
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .env_remove("HOIST_ROOT")
+            .output()
+            .unwrap();
+        let t = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {t}");
+        assert!(!t.contains("s3cretpw"), "{args:?} echoed the password: {t}");
+        assert!(t.contains("hoist login"), "{args:?}: {t}");
+    }
+}
