@@ -8,11 +8,7 @@ fn main() -> ExitCode {
     match hoist::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let e = anyhow::Error::from(e);
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: {e:#}");
-            }
+            hoist::cli::write_stderr(format_args!("error: {}\n", hoist::cli::error_text(&e)));
             ExitCode::from(1)
         }
     }

@@ -120,7 +120,14 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 a.context
             )));
         }
-        p
+        // Absolute, so bind-mount sources resolved in it stay valid from the sandbox's
+        // working directory (a relative `.` would point into the runtime bundle).
+        std::path::absolute(&p).map_err(|e| {
+            usage(format!(
+                "unable to prepare context: path {:?}: {e}",
+                a.context
+            ))
+        })?
     };
 
     // The Dockerfile.
@@ -160,7 +167,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 start: *line,
                 end: *line,
             };
-            eprintln!(
+            errln!(
                 "{}",
                 crate::parser::diagnostic::render(&df_name, &text, span, message)
             );
@@ -219,7 +226,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 end: *line,
             };
             if *line > 0 {
-                eprintln!(
+                errln!(
                     "{}",
                     crate::parser::diagnostic::render(&df_name, &text, span, message)
                 );
@@ -232,7 +239,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         }
     };
     if a.dry_run {
-        print!(
+        out!(
             "{}",
             crate::graph::plan::render_with_escape(&graph, df.directives.escape)
         );
@@ -398,7 +405,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         for from in &cache_from {
             let stats = transfer::import(&cache_index, &store, from, Some(&remote))?;
             if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
-                eprintln!(
+                errln!(
                     "imported build cache from {}: {} entries, {} blobs",
                     describe(from),
                     stats.entries,
@@ -426,7 +433,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     for to in &cache_to {
         let stats = transfer::export(&cache_index, &store, &outcome.cache_keys, to, Some(&remote))?;
         if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
-            eprintln!(
+            errln!(
                 "exported build cache to {}: {} entries, {} blobs",
                 describe(to),
                 stats.entries,
@@ -440,7 +447,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             let (s0, k0) = (sent.load(Relaxed), skipped.load(Relaxed));
             registry.push(&store, &outcome.manifest_digest, t)?;
             if mode != progress::Mode::Quiet {
-                eprintln!(
+                errln!(
                     "pushed {t}@{} ({} blobs uploaded, {} already in the registry)",
                     outcome.manifest_digest,
                     sent.load(Relaxed) - s0,
@@ -488,11 +495,12 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         )?;
     }
     if a.quiet {
-        println!("{}", outcome.config_digest);
+        outln!("{}", outcome.config_digest);
     } else {
-        eprintln!(
+        errln!(
             "built {} (manifest {})",
-            outcome.config_digest, outcome.manifest_digest
+            outcome.config_digest,
+            outcome.manifest_digest
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -569,7 +577,7 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
     if let EngineError::RunFailed { tail, .. } = source.as_ref()
         && !tail.is_empty()
     {
-        eprintln!("------\n{tail}\n------");
+        errln!("------\n{tail}\n------");
     }
     // Find the node's span for multi-line instructions.
     let end = req
@@ -581,7 +589,7 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
         .map(|st| st.node.span.end)
         .unwrap_or(line);
     if line > 0 {
-        eprintln!(
+        errln!(
             "{}",
             crate::parser::diagnostic::render(
                 df_name,

@@ -185,8 +185,8 @@ fn client(g: &GlobalArgs, quiet: bool) -> crate::Result<Client> {
     } else {
         c.set_progress(|p: &Progress| match &p.kind {
             ProgressKind::Downloading | ProgressKind::Pushing => {}
-            ProgressKind::Retrying { reason } => eprintln!("{}: retrying: {reason}", p.id),
-            k => eprintln!("{}: {}", p.id, kind_text(k)),
+            ProgressKind::Retrying { reason } => errln!("{}: retrying: {reason}", p.id),
+            k => errln!("{}: {}", p.id, kind_text(k)),
         });
     }
     Ok(c)
@@ -240,14 +240,14 @@ pub fn pull(g: &GlobalArgs, a: PullArgs) -> crate::Result<ExitCode> {
     let store = open_store(g)?;
     let c = client(g, a.quiet)?;
     if !a.quiet {
-        eprintln!("{}: Pulling from {}", r.reference(), r.name());
+        errln!("{}: Pulling from {}", r.reference(), r.name());
     }
     let pulled = c.pull(&r, &platform, &store)?;
     if a.quiet {
-        println!("{}", pulled.manifest_digest);
+        outln!("{}", pulled.manifest_digest);
     } else {
-        println!("Digest: {}", pulled.manifest_digest);
-        println!("{r}");
+        outln!("Digest: {}", pulled.manifest_digest);
+        outln!("{r}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -260,10 +260,10 @@ pub fn push(g: &GlobalArgs, a: PushArgs) -> crate::Result<ExitCode> {
     let c = client(g, a.quiet)?;
     let pushed = c.push(&store, &digest, &dest)?;
     if a.quiet {
-        println!("{pushed}");
+        outln!("{pushed}");
     } else {
         let size = store.blob_size(&pushed)?;
-        println!(
+        outln!(
             "{}: digest: {pushed} size: {size}",
             dest.tag.as_deref().unwrap_or("latest")
         );
@@ -318,7 +318,7 @@ pub fn images(g: &GlobalArgs, a: ImagesArgs) -> crate::Result<ExitCode> {
     }
     if a.quiet {
         for (_, _, id, _, _) in rows {
-            println!(
+            outln!(
                 "{}",
                 if a.no_trunc {
                     id.to_string()
@@ -329,9 +329,12 @@ pub fn images(g: &GlobalArgs, a: ImagesArgs) -> crate::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<40} {:<16} {:<14} {:<22} SIZE",
-        "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED"
     );
     for (repo, tag, id, created, size) in rows {
         let id = if a.no_trunc {
@@ -339,7 +342,7 @@ pub fn images(g: &GlobalArgs, a: ImagesArgs) -> crate::Result<ExitCode> {
         } else {
             id.short().to_string()
         };
-        println!(
+        outln!(
             "{repo:<40} {tag:<16} {id:<14} {:<22} {size}",
             created.get(..19).unwrap_or(&created)
         );
@@ -364,10 +367,10 @@ pub fn rmi(g: &GlobalArgs, a: RmiArgs) -> crate::Result<ExitCode> {
         match find_image(&store, img) {
             Ok((name, _)) => {
                 store.remove_image(&name)?;
-                println!("Untagged: {name}");
+                outln!("Untagged: {name}");
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 code = ExitCode::from(1);
             }
         }
@@ -389,7 +392,7 @@ pub fn inspect(g: &GlobalArgs, a: InspectArgs) -> crate::Result<ExitCode> {
     }]);
     let text = serde_json::to_string_pretty(&v)
         .map_err(|e| Error::Usage(format!("cannot render JSON: {e}")))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -411,7 +414,7 @@ pub fn login(g: &GlobalArgs, a: LoginArgs) -> crate::Result<ExitCode> {
     let username = match &a.username {
         Some(u) => u.clone(),
         None => {
-            eprint!("Username: ");
+            err!("Username: ");
             let mut u = String::new();
             std::io::stdin().read_line(&mut u).map_err(|e| Error::Io {
                 path: "stdin".into(),
@@ -430,10 +433,10 @@ pub fn login(g: &GlobalArgs, a: LoginArgs) -> crate::Result<ExitCode> {
             })?;
         p.trim_end_matches(['\n', '\r']).to_string()
     } else if let Some(p) = &a.password {
-        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+        errln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
         p.clone()
     } else {
-        eprint!("Password: ");
+        err!("Password: ");
         let mut p = String::new();
         std::io::stdin().read_line(&mut p).map_err(|e| Error::Io {
             path: "stdin".into(),
@@ -450,7 +453,7 @@ pub fn login(g: &GlobalArgs, a: LoginArgs) -> crate::Result<ExitCode> {
     c.login(&server, &username, &password)?;
     let mut cfg = auth::DockerConfig::load(&auth::config_dir(None))?;
     cfg.store(&server, &username, &password)?;
-    println!("Login Succeeded");
+    outln!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -459,9 +462,9 @@ pub fn logout(_g: &GlobalArgs, a: LogoutArgs) -> crate::Result<ExitCode> {
     let server = server_name(&a.server);
     let mut cfg = auth::DockerConfig::load(&auth::config_dir(None))?;
     if cfg.erase(&server)? {
-        println!("Removing login credentials for {server}");
+        outln!("Removing login credentials for {server}");
     } else {
-        println!("Not logged in to {server}");
+        outln!("Not logged in to {server}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -730,7 +733,7 @@ pub fn load(g: &GlobalArgs, a: LoadArgs) -> crate::Result<ExitCode> {
         ));
     }
     for l in loaded {
-        println!("Loaded image: {l}");
+        outln!("Loaded image: {l}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -767,7 +770,7 @@ pub fn prune(g: &GlobalArgs, a: PruneArgs) -> crate::Result<ExitCode> {
     };
     let extra = trim_build_cache_and_collect_roots(&store, keep, a.all)?;
     let r = store.prune(&extra)?;
-    println!(
+    outln!(
         "Deleted {} blobs and {} snapshots; total reclaimed space: {}",
         r.blobs_removed,
         r.snapshots_removed,
@@ -781,9 +784,9 @@ pub fn fsck(g: &GlobalArgs, a: FsckArgs) -> crate::Result<ExitCode> {
     let store = open_store(g)?;
     let r = store.fsck(a.repair)?;
     for i in &r.issues {
-        println!("{i}");
+        outln!("{i}");
     }
-    println!(
+    outln!(
         "checked {} blobs and {} images: {} problems{}",
         r.blobs_checked,
         r.images_checked,
@@ -795,7 +798,7 @@ pub fn fsck(g: &GlobalArgs, a: FsckArgs) -> crate::Result<ExitCode> {
         }
     );
     if !r.issues.is_empty() && !a.repair {
-        println!("run `hoist fsck --repair` to drop the bad entries");
+        outln!("run `hoist fsck --repair` to drop the bad entries");
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,24 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+// Output that never panics: `println!` panics when stdout is a full disk or a closed pipe
+// (`hoist images | head -1`, `hoist inspect x > /full/disk`). Failed stdout writes are kept
+// and turned into the command's error (a closed pipe is not an error); stderr is best effort.
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::cli::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::write_stdout(format_args!($($t)*)) };
+}
+macro_rules! errln {
+    () => { $crate::cli::write_stderr(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::cli::write_stderr(format_args!("{}\n", format_args!($($t)*))) };
+}
+macro_rules! err {
+    ($($t:tt)*) => { $crate::cli::write_stderr(format_args!($($t)*)) };
+}
+
 pub mod build;
 pub mod images;
 pub mod progress;
@@ -54,7 +72,9 @@ impl GlobalArgs {
     /// The store root after defaults.
     pub fn store_root(&self) -> PathBuf {
         if let Some(r) = &self.root {
-            return r.clone();
+            // Absolute: overlay lowerdirs and runtime mount sources are resolved elsewhere
+            // than hoist's working directory.
+            return std::path::absolute(r).unwrap_or_else(|_| r.clone());
         }
         if rustix::process::geteuid().is_root() {
             return PathBuf::from("/var/lib/hoist");
@@ -65,7 +85,8 @@ impl GlobalArgs {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
-        home.join(".local/share/hoist")
+        let r = home.join(".local/share/hoist");
+        std::path::absolute(&r).unwrap_or(r)
     }
 }
 
@@ -104,6 +125,45 @@ pub enum Command {
     Logout(images::LogoutArgs),
 }
 
+/// The first failed write to stdout (other than a closed pipe).
+static STDOUT_ERROR: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Writes to stdout; a failure is remembered and reported when the command ends.
+#[doc(hidden)]
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_fmt(args).and_then(|()| o.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let mut slot = STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+    }
+}
+
+/// Writes to stderr, best effort (there is nowhere left to report a failure).
+#[doc(hidden)]
+pub fn write_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
+/// `e` and its causes as one line, `outer: inner: …`, leaving out a cause whose text the
+/// message already holds (`{path}: {source}` errors would otherwise repeat it).
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cur = c.source();
+    }
+    msg
+}
+
 /// Parses arguments and runs the command.
 pub fn run(cli: Cli) -> crate::Result<ExitCode> {
     let root = cli.global.store_root();
@@ -111,9 +171,19 @@ pub fn run(cli: Cli) -> crate::Result<ExitCode> {
     if let Err(e) = &r
         && let Some(note) = disk_full_note(e, &root)
     {
-        eprintln!("{note}");
+        errln!("{note}");
     }
-    r
+    let failed = STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    match (r, failed) {
+        (Ok(_), Some(source)) => Err(crate::Error::Io {
+            path: "<stdout>".into(),
+            source,
+        }),
+        (r, _) => r,
+    }
 }
 
 /// True when `e` (or what caused it, or the output of the RUN that failed) is ENOSPC.
@@ -217,7 +287,7 @@ fn config_insecure_registries(paths: &[PathBuf]) -> Vec<String> {
                     .unwrap_or_default();
             }
             Err(e) => {
-                eprintln!(
+                errln!(
                     "WARNING: {}: not valid JSON ({e}); ignoring it",
                     p.display()
                 );
@@ -231,6 +301,25 @@ fn config_insecure_registries(paths: &[PathBuf]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_text_does_not_repeat_causes() {
+        let e = crate::Error::Io {
+            path: "/s/tmp/blob-1".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        };
+        let t = error_text(&e);
+        assert_eq!(t.matches("os error 28").count(), 1, "{t}");
+        assert!(t.starts_with("/s/tmp/blob-1: "), "{t}");
+        let wrapped = crate::Error::Registry(crate::registry::RegistryError::Store(
+            crate::store::StoreError::Io {
+                path: "/s/blobs".into(),
+                source: std::io::Error::from_raw_os_error(5),
+            },
+        ));
+        let t = error_text(&wrapped);
+        assert_eq!(t.matches("os error 5").count(), 1, "{t}");
+    }
 
     #[test]
     fn insecure_registries_from_the_first_config_file() {

@@ -129,7 +129,7 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
 }
 
 fn on_signal(sig: i32) {
-    eprintln!("hoist: signal {sig} received, stopping the sandbox");
+    errln!("hoist: signal {sig} received, stopping the sandbox");
 }
 
 /// The image's config and unpacked layers, pulling it first when the store lacks it (a local
@@ -143,7 +143,7 @@ fn image_rootfs(
         insecure: g.insecure_registries(),
         docker_config_dir: None,
     })?;
-    let warn = |m: String| eprintln!("WARNING: {m}");
+    let warn = |m: String| errln!("WARNING: {m}");
     let b = crate::engine::base::load(
         &store,
         Some(&registry),

@@ -102,6 +102,19 @@ pub fn healthcheck(hc: &HealthConfig) -> String {
     )
 }
 
+/// `K=V` as history shows a build arg, or `K` when it has no value. The value of an arg named
+/// like a secret (BuildKit's SecretsUsedInArgOrEnv rule) is replaced by `<redacted>` (issue 7:
+/// secrets never reach history; BuildKit would show it after warning).
+pub fn arg_shown(key: &str, value: Option<&str>) -> String {
+    match value {
+        None => key.to_string(),
+        Some(v) if !v.is_empty() && crate::parser::lint::is_secret_key(key) => {
+            format!("{key}=<redacted>")
+        }
+        Some(v) => format!("{key}={v}"),
+    }
+}
+
 /// `RUN …` with BuildKit's `|N K=V …` prefix for the stage's ARGs (first declaration order,
 /// later values win), then the command words, then ` # buildkit`.
 pub fn run(args: &[(String, String)], words: &[String]) -> String {
@@ -115,7 +128,7 @@ pub fn run(args: &[(String, String)], words: &[String]) -> String {
     let mut parts: Vec<String> = Vec::new();
     if !dedup.is_empty() {
         parts.push(format!("|{}", dedup.len()));
-        parts.extend(dedup.iter().map(|(k, v)| format!("{k}={v}")));
+        parts.extend(dedup.iter().map(|(k, v)| arg_shown(k, Some(v))));
     }
     parts.extend(words.iter().cloned());
     format!("RUN {} # buildkit", parts.join(" "))
@@ -159,6 +172,22 @@ mod tests {
             healthcheck(&hc),
             r#"HEALTHCHECK &{["CMD-SHELL" "curl -f localhost"] "30s" "1m30s" "0s" "0s" '\x03'}"#
         );
+    }
+
+    #[test]
+    fn secret_named_arg_values_are_redacted() {
+        let args = [
+            ("PASSWORD".to_string(), "hunter2".to_string()),
+            ("NAME".to_string(), "x".to_string()),
+            ("API_TOKEN".to_string(), String::new()),
+        ];
+        let s = run(&args, &["/bin/sh".into(), "-c".into(), "true".into()]);
+        assert_eq!(
+            s,
+            "RUN |3 PASSWORD=<redacted> NAME=x API_TOKEN= /bin/sh -c true # buildkit"
+        );
+        assert_eq!(arg_shown("GPG_KEY_FILE", Some("/k")), "GPG_KEY_FILE=/k");
+        assert_eq!(arg_shown("DB_PASSWORD", None), "DB_PASSWORD");
     }
 
     #[test]

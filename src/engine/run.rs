@@ -366,7 +366,10 @@ fn abs_target(st: &State, t: &str) -> String {
 /// host path outside the context or stage.
 pub(crate) fn resolve_in_root(root: &Path, rel: &str) -> Result<PathBuf> {
     match crate::copy::resolve_in_root(root, rel) {
-        Ok(Some(p)) => Ok(p),
+        // Absolute: the runtime resolves mount sources from its own bundle directory.
+        Ok(Some(p)) => {
+            std::path::absolute(&p).map_err(|source| EngineError::Io { path: p, source })
+        }
         Ok(None) => Err(EngineError::BadMount(format!(
             "bind source {rel:?} not found"
         ))),

@@ -5,7 +5,7 @@
 //! it is empty, not opaque, did not exist in the upper before, and matches the lower's mode and
 //! owner. `/dev`, `/proc`, `/sys` and the working dir stay, as BuildKit leaves them.
 
-use super::fsutil::Created;
+use super::fsutil::{Created, SwappedLink};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -72,6 +72,27 @@ pub(crate) fn drop_copied_up_parents(
                 let _ = std::fs::remove_dir(&up);
             }
             _ => {}
+        }
+    }
+}
+
+/// Drops from `upper` the links [`super::fsutil::restore_symlink`] put back, when the lower
+/// layers hold the same link: the layer then records no change for them.
+pub(crate) fn drop_restored_links(upper: &Path, lowers: &[PathBuf], links: &[SwappedLink]) {
+    for l in links {
+        let up = upper.join(&l.name);
+        let same = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .is_ok_and(|m| m.file_type().is_symlink() && m.uid() == l.uid && m.gid() == l.gid)
+                && std::fs::read_link(p).is_ok_and(|t| t.as_os_str() == l.target)
+        };
+        let lower = lowers
+            .iter()
+            .rev()
+            .map(|d| d.join(&l.name))
+            .find(|p| std::fs::symlink_metadata(p).is_ok());
+        if same(&up) && lower.is_some_and(|p| same(&p)) {
+            let _ = std::fs::remove_file(&up);
         }
     }
 }

@@ -162,6 +162,86 @@ fn ensure_rec(
     Ok(())
 }
 
+/// An image symlink at a top-level kernel mount point (`/dev`, `/proc`, `/sys`), swapped for an
+/// empty directory for the run: the OCI runtime fills `/dev` (`/dev/fd`, `/dev/ptmx`, …) through
+/// host paths, so a `/dev -> /some/host/dir` link would lead it out of the rootfs.
+#[derive(Debug, Clone)]
+pub(crate) struct SwappedLink {
+    pub name: String,
+    pub target: std::ffi::OsString,
+    pub uid: u32,
+    pub gid: u32,
+    pub stub: Created,
+}
+
+/// Replaces the symlink `/name` (top level of `root`) with an empty 0755 directory; `None` when
+/// `/name` is not a symlink. [`restore_symlink`] puts the link back after the run.
+pub(crate) fn swap_symlink_for_dir(root: &OwnedFd, name: &str) -> io::Result<Option<SwappedLink>> {
+    use rustix::fs::{AtFlags, FileType};
+    let st = match rustix::fs::statat(root, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+        return Ok(None);
+    }
+    let target = rustix::fs::readlinkat(root, name, Vec::new())?;
+    let target: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(target.into_bytes());
+    rustix::fs::unlinkat(root, name, AtFlags::empty())?;
+    rustix::fs::mkdirat(root, name, Mode::from_raw_mode(0o755))?;
+    let fd = rustix::fs::openat(
+        root,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
+    let stub = rustix::fs::fstat(&fd)?;
+    Ok(Some(SwappedLink {
+        name: name.to_string(),
+        target,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        stub: Created {
+            path: format!("/{name}"),
+            dev: stub.st_dev,
+            ino: stub.st_ino,
+            is_dir: true,
+        },
+    }))
+}
+
+/// Puts back a link [`swap_symlink_for_dir`] replaced, when its stub is still the same empty
+/// directory. Returns whether it did.
+pub(crate) fn restore_symlink(root: &OwnedFd, s: &SwappedLink) -> io::Result<bool> {
+    if !remove_if_stub(root, &s.stub)? {
+        return Ok(false);
+    }
+    rustix::fs::symlinkat(s.target.as_os_str(), root, s.name.as_str())?;
+    rustix::fs::chownat(
+        root,
+        s.name.as_str(),
+        Some(rustix::fs::Uid::from_raw(s.uid)),
+        Some(rustix::fs::Gid::from_raw(s.gid)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    Ok(true)
+}
+
+/// True when `path`, resolved in-root (symlinks followed, clamped), is the top-level `top`
+/// directory or below it.
+pub(crate) fn lands_in(root: &OwnedFd, path: &str, top: &str) -> io::Result<bool> {
+    let fd = open_in_root(root, path, OFlags::PATH)?;
+    let real = fd_path(&fd)?;
+    let base = fd_path(root)?;
+    Ok(real
+        .strip_prefix(&base)
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .is_some_and(|c| c.as_os_str() == top))
+}
+
 /// Removes an entry that [`ensure_in_root`] created, only if it is still the same inode and
 /// still empty (an empty file or an empty dir). Returns whether it was removed.
 pub(crate) fn remove_if_stub(root: &OwnedFd, c: &Created) -> io::Result<bool> {
@@ -264,6 +344,21 @@ mod tests {
         std::fs::write(root.join("etc/hosts"), "").unwrap();
         assert!(remove_if_stub(&rfd, &made[0]).unwrap());
         assert!(!root.join("etc/hosts").exists());
+    }
+
+    #[test]
+    fn lands_in_follows_symlinks_in_root() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("proc/self/fd/3")).unwrap();
+        std::fs::create_dir_all(t.path().join("work")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/fd", t.path().join("fdlink")).unwrap();
+        std::os::unix::fs::symlink("../../proc", t.path().join("work/up")).unwrap();
+        let root = open_root(t.path()).unwrap();
+        assert!(lands_in(&root, "/fdlink/3", "proc").unwrap());
+        assert!(lands_in(&root, "/work/up/self", "proc").unwrap());
+        assert!(lands_in(&root, "/proc", "proc").unwrap());
+        assert!(!lands_in(&root, "/work", "proc").unwrap());
+        assert!(!lands_in(&root, "/", "proc").unwrap());
     }
 
     #[test]

@@ -125,13 +125,16 @@ pub enum ExecutorError {
     #[error("invalid run spec: {0}")]
     InvalidSpec(String),
     /// A USER/--chown name that /etc/passwd does not have.
-    #[error("unable to find user {name}: no matching entries in {rootfs}/etc/passwd")]
+    #[error("unable to find user {name}: no matching entries in /etc/passwd")]
     UnknownUser { name: String, rootfs: PathBuf },
     /// A group name that /etc/group does not have.
-    #[error("unable to find group {name}: no matching entries in {rootfs}/etc/group")]
+    #[error("unable to find group {name}: no matching entries in /etc/group")]
     UnknownGroup { name: String, rootfs: PathBuf },
-    /// /etc/passwd or /etc/group is not a regular file or is too large.
-    #[error("{path}: {reason}")]
+    /// /etc/passwd or /etc/group (`path`, in the image) is not a regular file or is too large.
+    #[error(
+        "{path} of the image: {reason}; USER and --chown read it only as a regular file of at \
+         most 10 MiB (replace it in an earlier step)"
+    )]
     BadUserDb { path: PathBuf, reason: String },
     /// hoist is shutting down after SIGINT/SIGTERM.
     #[error("interrupted: hoist is shutting down")]

@@ -270,11 +270,32 @@ impl OciRuntime {
             fsutil::ensure_in_root(&rfd, p, is_dir)
                 .map_err(io_err(rootfs.join(p.trim_start_matches('/'))))
         };
+        // An image's `/dev`, `/proc` or `/sys` symlink is never followed: it becomes an empty
+        // dir for the run and is put back afterwards.
+        let mut swapped = Vec::new();
+        for name in ["dev", "proc", "sys"] {
+            if let Some(s) =
+                fsutil::swap_symlink_for_dir(&rfd, name).map_err(io_err(rootfs.join(name)))?
+            {
+                swapped.push(s);
+            }
+        }
         // Kept in the layer, as BuildKit leaves them.
         for p in ["/dev", "/proc", "/sys"] {
             ensure(p, true)?;
         }
         ensure(&spec.cwd, true)?;
+        // The literal check (`validate`) misses symlinks: `/fdlink/3` with `fdlink ->
+        // /proc/self/fd` lands in /proc once the runtime mounts it (runc CVE-2024-21626).
+        if fsutil::lands_in(&rfd, &spec.cwd, "proc")
+            .map_err(io_err(rootfs.join(spec.cwd.trim_start_matches('/'))))?
+        {
+            return Err(ExecutorError::InvalidSpec(format!(
+                "working dir {:?} resolves into /proc through a symlink of the image; use a \
+                 directory of the image",
+                spec.cwd
+            )));
+        }
         // Removed after the run.
         let mut stubs = Vec::new();
         for p in ["/etc/resolv.conf", "/etc/hosts", "/etc/hostname"] {
@@ -286,6 +307,14 @@ impl OciRuntime {
                 MountKind::Tmpfs { .. } => true,
             };
             stubs.extend(ensure(&m.target, is_dir)?);
+            if fsutil::lands_in(&rfd, &m.target, "proc")
+                .map_err(io_err(rootfs.join(m.target.trim_start_matches('/'))))?
+            {
+                return Err(ExecutorError::InvalidSpec(format!(
+                    "mount target {:?} resolves into /proc through a symlink of the image",
+                    m.target
+                )));
+            }
         }
 
         let who = user::resolve(&rootfs, &spec.user)?;
@@ -347,9 +376,16 @@ impl OciRuntime {
                 removed.push(s.clone());
             }
         }
+        let mut restored = Vec::new();
+        for s in &swapped {
+            if fsutil::restore_symlink(&rfd, s).map_err(io_err(rootfs.join(&s.name)))? {
+                restored.push(s.clone());
+            }
+        }
         drop(rfd);
         st.unmount()?;
         fixup::drop_copied_up_parents(&upper, &lowers, &before, &removed);
+        fixup::drop_restored_links(&upper, &lowers, &restored);
         st.remove_dirs()?;
         Ok(code)
     }

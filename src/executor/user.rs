@@ -160,8 +160,9 @@ pub fn read_dbs(rootfs: &Path) -> Result<(Vec<PasswdEntry>, Vec<GroupEntry>)> {
         match read_regular_in_root(rootfs, p, MAX_DB_SIZE) {
             Ok(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
             Ok(None) => Ok(String::new()),
+            // The image's path, not the sandbox's: that is what the user can fix.
             Err(reason) => Err(ExecutorError::BadUserDb {
-                path: rootfs.join(p.trim_start_matches('/')),
+                path: p.into(),
                 reason,
             }),
         }

@@ -63,6 +63,23 @@ impl ImageRef {
         if s.len() > 512 {
             return Err(invalid(s, "longer than 512 characters"));
         }
+        // `user:pass@host/repo` (a digest never holds '/'): refused without echoing the secret.
+        let after_scheme = s.split_once("://").map_or(s, |(_, r)| r);
+        if let Some((_, host_part)) = after_scheme.split_once('@')
+            && host_part.contains('/')
+        {
+            return Err(invalid(
+                &format!("<redacted>@{host_part}"),
+                "credentials in an image reference are not supported and were not used; run \
+                 `hoist login HOST` (or use the Docker config.json) instead",
+            ));
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            return Err(invalid(
+                s,
+                format!("an image reference has no URL scheme: drop `{scheme}://`"),
+            ));
+        }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
                 let digest: Digest = d.parse().map_err(|e| invalid(s, format!("{e}")))?;
@@ -272,6 +289,17 @@ mod tests {
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad:?} should be rejected");
         }
+        for creds in [
+            "bob:s3cretpw@localhost:5000/busybox:latest",
+            "https://bob:s3cretpw@registry.example.com/team/app",
+            "s3cretpw@localhost:5000/x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            let e = ImageRef::parse(creds).unwrap_err().to_string();
+            assert!(!e.contains("s3cretpw"), "{e}");
+            assert!(e.contains("hoist login"), "{e}");
+        }
+        let e = ImageRef::parse("https://localhost:5000/busybox").unwrap_err();
+        assert!(e.to_string().contains("drop `https://`"), "{e}");
         let e = ImageRef::parse("team/App").unwrap_err();
         assert!(e.to_string().contains("lowercase"), "{e}");
     }

@@ -1,0 +1,220 @@
+//! Issue 7 registry gaps found by the security matrix (docs/security-matrix.md), against a real
+//! `docker-registry` behind the fault-injecting proxy of tests/common:
+//! - a config declared over 8 MiB is refused before any byte of it is fetched;
+//! - a blob answered with more bytes than its descriptor says is cut off and refused;
+//! - foreign layer `urls` are never contacted;
+//! - `user:pass@` and token query strings of a redirect target never reach errors or progress.
+
+mod common;
+
+use common::proxy::{Fault, Server};
+use common::{Auth, Registry, blob_names, fixture_image, noise};
+use hoist::oci::{Digest, Platform};
+use hoist::registry::{Client, ImageRef, Progress, RegistryError, RegistryOptions};
+use hoist::store::Store;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn client(cfg: &Path) -> Client {
+    let mut c = Client::new(RegistryOptions {
+        insecure: vec![],
+        docker_config_dir: Some(cfg.to_path_buf()),
+    })
+    .unwrap();
+    c.set_retry(3, Duration::from_millis(20), Duration::from_millis(200));
+    c
+}
+
+fn amd64() -> Platform {
+    Platform::parse("linux/amd64").unwrap()
+}
+
+/// A registry with one pushed fixture image, the proxy in front of it, and the image's
+/// manifest (as JSON) and layer.
+struct Lab {
+    _reg: Registry,
+    proxy: Server,
+    cfg: tempfile::TempDir,
+    manifest: serde_json::Value,
+    layer: Digest,
+    layer_bytes: Vec<u8>,
+}
+
+fn lab(repo: &str) -> Lab {
+    let reg = Registry::start(Auth::None);
+    let proxy = Server::start(Some(reg.host.clone()), None);
+    let cfg = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let a = Store::open(src.path()).unwrap();
+    let md = fixture_image(&a, "local/x:1", &[("f", noise(50_000, 7))]);
+    let dest = ImageRef::parse(&format!("{}/{repo}:v1", reg.host)).unwrap();
+    client(cfg.path()).push(&a, &md, &dest).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&a.read_blob(&md).unwrap()).unwrap();
+    let layer = a.load_image(&md).unwrap().0.layers[0].digest.clone();
+    let layer_bytes = a.read_blob(&layer).unwrap();
+    Lab {
+        _reg: reg,
+        proxy,
+        cfg,
+        manifest,
+        layer,
+        layer_bytes,
+    }
+}
+
+impl Lab {
+    /// Serves `manifest` under `tag` through the proxy and returns the reference to pull.
+    fn serve(&self, repo: &str, tag: &str, manifest: &serde_json::Value) -> ImageRef {
+        self.proxy.add_rule(
+            "GET",
+            &format!("/manifests/{tag}"),
+            Fault::Serve(
+                hoist::oci::media::OCI_MANIFEST.into(),
+                serde_json::to_vec(manifest).unwrap(),
+            ),
+            100,
+        );
+        ImageRef::parse(&format!("{}/{repo}:{tag}", self.proxy.host)).unwrap()
+    }
+}
+
+#[test]
+fn a_config_declared_over_8_mib_is_refused_before_download() {
+    let l = lab("h/cfg");
+    let mut m = l.manifest.clone();
+    m["config"]["size"] = serde_json::json!((8u64 << 20) + 1);
+    let r = l.serve("h/cfg", "bigcfg", &m);
+    let tb = tempfile::tempdir().unwrap();
+    let b = Store::open(tb.path()).unwrap();
+    let e = client(l.cfg.path()).pull(&r, &amd64(), &b).unwrap_err();
+    assert!(matches!(e, RegistryError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("limit"), "{e}");
+    assert!(
+        !l.proxy.seen().iter().any(|s| s.path.contains("/blobs/")),
+        "no blob was fetched: {:?}",
+        l.proxy.seen()
+    );
+    assert!(blob_names(tb.path()).is_empty());
+}
+
+#[test]
+fn a_blob_longer_than_its_descriptor_is_cut_off_and_refused() {
+    let l = lab("h/long");
+    let r = ImageRef::parse(&format!("{}/h/long:v1", l.proxy.host)).unwrap();
+    // The right bytes, then 4 MiB more.
+    let mut body = l.layer_bytes.clone();
+    body.extend(noise(4 << 20, 9));
+    l.proxy.add_rule(
+        "GET",
+        &format!("/blobs/{}", l.layer),
+        Fault::Serve("application/octet-stream".into(), body),
+        100,
+    );
+    let tb = tempfile::tempdir().unwrap();
+    let b = Store::open(tb.path()).unwrap();
+    let e = client(l.cfg.path()).pull(&r, &amd64(), &b).unwrap_err();
+    assert!(matches!(e, RegistryError::SizeMismatch { .. }), "{e}");
+    assert!(e.to_string().contains(&l.layer.to_string()), "{e}");
+    assert!(!b.has_blob(&l.layer));
+    assert!(!blob_names(tb.path()).contains(l.layer.hex()));
+    assert!(b.list_images().unwrap().is_empty());
+}
+
+#[test]
+fn foreign_layer_urls_are_never_contacted() {
+    let l = lab("h/foreign");
+    let cdn = Server::start(None, None);
+    cdn.add_rule(
+        "GET",
+        "/",
+        Fault::Serve("application/octet-stream".into(), b"evil".to_vec()),
+        100,
+    );
+    let mut m = l.manifest.clone();
+    m["layers"][0]["urls"] = serde_json::json!([
+        format!("http://{}/layer.tar.gz", cdn.host),
+        format!("http://{}/other", cdn.host)
+    ]);
+    let r = l.serve("h/foreign", "urls", &m);
+    let tb = tempfile::tempdir().unwrap();
+    let b = Store::open(tb.path()).unwrap();
+    client(l.cfg.path()).pull(&r, &amd64(), &b).unwrap();
+    assert_eq!(b.read_blob(&l.layer).unwrap(), l.layer_bytes);
+    assert!(cdn.seen().is_empty(), "{:?}", cdn.seen());
+}
+
+#[test]
+fn userinfo_and_token_query_strings_are_redacted_in_errors_and_progress() {
+    let l = lab("h/redact");
+    // A closed port: the redirect target never answers.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let secrets = ["hunter2pw", "SIGSECRET", "TOKSECRET", "CREDSECRET"];
+    l.proxy.add_rule(
+        "GET",
+        &format!("/blobs/{}", l.layer),
+        Fault::Redirect(format!(
+            "http://bob:hunter2pw@127.0.0.1:{port}/blob?X-Amz-Signature=SIGSECRET&token=TOKSECRET&X-Amz-Credential=CREDSECRET&keep=visible"
+        )),
+        100,
+    );
+    let r = ImageRef::parse(&format!("{}/h/redact:v1", l.proxy.host)).unwrap();
+    let tb = tempfile::tempdir().unwrap();
+    let b = Store::open(tb.path()).unwrap();
+    let mut c = client(l.cfg.path());
+    let log = Arc::new(Mutex::new(Vec::<Progress>::new()));
+    let lg = log.clone();
+    c.set_progress(move |p: &Progress| lg.lock().unwrap().push(p.clone()));
+    let e = c.pull(&r, &amd64(), &b).unwrap_err();
+    let text = format!("{e} / {e:?}");
+    let progress = format!("{:?}", log.lock().unwrap());
+    for s in secrets {
+        assert!(!text.contains(s), "{s} leaked into the error: {text}");
+        assert!(
+            !progress.contains(s),
+            "{s} leaked into progress: {progress}"
+        );
+    }
+    assert!(!b.has_blob(&l.layer));
+}
+
+#[test]
+fn credentials_in_a_reference_are_refused_without_echoing_them() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_hoist");
+    // A local image to push and tag (the lab registry's busybox).
+    let base = "localhost:5000/busybox:latest";
+    let o = std::process::Command::new(bin)
+        .arg("--root")
+        .arg(root.path())
+        .args(["pull", base])
+        .env_remove("HOIST_ROOT")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}: run scripts/lab-setup.sh");
+    let cases: [&[&str]; 4] = [
+        &["pull", "bob:s3cretpw@localhost:5000/busybox:latest"],
+        &["pull", "https://bob:s3cretpw@localhost:5000/busybox"],
+        &["push", base, "bob:s3cretpw@localhost:5000/x:1"],
+        &["tag", base, "bob:s3cretpw@localhost:5000/x:2"],
+    ];
+    for args in cases {
+        let o = std::process::Command::new(bin)
+            .arg("--root")
+            .arg(root.path())
+            .args(args)
+            .env_remove("HOIST_ROOT")
+            .output()
+            .unwrap();
+        let t = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {t}");
+        assert!(!t.contains("s3cretpw"), "{args:?} echoed the password: {t}");
+        assert!(t.contains("hoist login"), "{args:?}: {t}");
+    }
+}
