@@ -508,10 +508,7 @@ fn run_step(
             }
             let shown: Vec<String> = st.args[st.args.len() - defs.len()..]
                 .iter()
-                .map(|(n, v)| match v {
-                    Some(v) => format!("{n}={v}"),
-                    None => n.clone(),
-                })
+                .map(|(n, v)| super::history::arg_shown(n, v.as_deref()))
                 .collect();
             history(st, format!("ARG {}", shown.join(" ")), true, None);
             // Like BuildKit, an ARG alone invalidates nothing: RUN keys include the env it
