@@ -86,8 +86,14 @@ SCENARIOS = {"app": (gen_app, ["cold", "warm", "touch"]), "stages": (gen_stages,
              "bigctx": (gen_bigctx, ["cold", "warm", "touch"]), "biglayer": (gen_biglayer, ["cold"])}
 
 
-def timed(cmd, env=None):
-    """Runs cmd; returns (seconds, peak RSS of the process tree in MiB)."""
+def timed(cmd, env=None, retries=0):
+    """Runs cmd; returns (seconds, peak RSS of the process tree in MiB). `retries`: runs again
+    after a failure (buildah's parallel stages fail now and then with "container not known")."""
+    for _ in range(retries):
+        try:
+            return timed(cmd, env)
+        except SystemExit as e:
+            print(f"  retrying after: {str(e)[-300:]}", file=sys.stderr)
     start = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, ru = os.wait4(p.pid, 0)
@@ -129,7 +135,7 @@ class Buildah:
 
     def build(self, ctx, repo):
         img = f"{REG}/{repo}:latest"
-        t1, m1 = timed(self.cmd("bud", "-q", "--layers", "--isolation", "chroot", "--tls-verify=false", "-t", img, ctx))
+        t1, m1 = timed(retries=1, cmd=self.cmd("bud", "-q", "--layers", "--isolation", "chroot", "--tls-verify=false", "-t", img, ctx))
         t2, m2 = timed(self.cmd("push", "-q", "--tls-verify=false", img))
         return t1 + t2, max(m1, m2)
 
