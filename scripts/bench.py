@@ -165,7 +165,14 @@ def main():
                         with open(f"{ctx}/{touch}", "ab") as f:
                             f.write(f"touch {tool.name} {run}\n".encode())
                     repo = f"bench/{scen}-{kind}-{tool.name}-{run}-{int(time.time()*1000)}"
-                    secs, rss = tool.build(ctx, repo)
+                    try:
+                        secs, rss = tool.build(ctx, repo)
+                    except SystemExit as e:
+                        if tool.name == "hoist":
+                            raise
+                        # A peer's own failure loses that sample, not the whole benchmark.
+                        print(f"  {scen:8} {kind:5} {tool.name:7} run {run}: FAILED {str(e)[-200:]}", file=sys.stderr)
+                        break
                     results.setdefault((f"{scen} {kind}", tool.name), []).append((secs, rss))
                     print(f"  {scen:8} {kind:5} {tool.name:7} run {run}: {secs:6.2f}s  rss {rss:6.1f} MiB", file=sys.stderr)
     print(f"\n| scenario | BuildKit (issue) | buildah | hoist | hoist/buildah | target | hoist peak RSS |")
