@@ -15,8 +15,9 @@ use std::io::{self, Write};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-/// Bytes per PATCH request.
-pub(crate) const CHUNK: usize = 16 << 20;
+/// Bytes per PATCH request: big enough to keep a local registry busy, small enough that the
+/// queue adds little to peak memory (each queued chunk is held in RAM).
+pub(crate) const CHUNK: usize = 8 << 20;
 /// Chunks queued between the compressor and the uploader.
 const QUEUE: usize = 2;
 
