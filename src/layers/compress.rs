@@ -1,12 +1,16 @@
 //! Layer compression and decompression.
 //!
 //! Writing: one streaming pass `tar bytes → sha256 (diffID) → compressor → sha256 (digest) →
-//! out`. Gzip uses `gzp` (pigz-style: independent 128 KiB blocks primed with the previous
-//! block's 32 KiB dictionary, compressed on every core, emitted as ONE standard gzip member
-//! with one CRC), so any gzip reader accepts it and the output does not depend on the thread
-//! count. Layers whose content is under [`SMALL_LAYER`] go through single-threaded `flate2`
-//! (zlib-rs) instead: no thread start-up for the many tiny layers of COPY/ENV-heavy builds.
-//! Zstd uses libzstd's own worker threads.
+//! out`. Gzip is pigz-style and written here: 1 MiB jobs, each primed with the 32 KiB before
+//! it as dictionary, deflated (zlib-rs through `flate2`) on every core and emitted as ONE
+//! standard gzip member with one CRC, so any gzip reader accepts it and the output does not
+//! depend on the thread count. Hand-written because no crate does the part that matters most
+//! for real layers: 64 KiB runs that look random (already-compressed files, binaries' packed
+//! sections) are emitted as stored deflate blocks instead of being searched for matches that
+//! are not there (biglayer: 11.3 s of CPU → 2.2 s; `gzp`, used before, always deflates).
+//! Layers whose content is under [`SMALL_LAYER`] go through single-threaded `flate2`
+//! instead: no thread start-up for the many tiny layers of COPY/ENV-heavy builds. Zstd uses
+//! libzstd's own worker threads.
 //!
 //! Default gzip level: [`DEFAULT_GZIP_LEVEL`]. The level changes nothing for compatibility
 //! (every level is plain deflate), only speed and size; see its doc for the measurement.
