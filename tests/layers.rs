@@ -462,3 +462,50 @@ fn go_pax_layout_is_reproduced_byte_for_byte() {
     }
     assert_eq!(ours.len(), fixture.len());
 }
+
+#[test]
+fn parallel_gzip_is_read_by_the_system_gzip() {
+    // Random runs (stored blocks), zero runs (deflated) and job boundaries mixed, big enough
+    // for the multi-threaded path; GNU gzip, not our own reader, checks the stream and CRC.
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("upper");
+    fs::create_dir(&dir).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut data = Vec::with_capacity(6 << 20);
+    for block in 0..96 {
+        for _ in 0..(64 << 10) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            data.push(if block % 3 == 0 { 0 } else { seed as u8 });
+        }
+    }
+    fs::write(dir.join("mixed.bin"), &data).unwrap();
+    let mut blob = Vec::new();
+    let b = layers::write_layer(
+        &dir,
+        &LayerOptions {
+            compression: Compression::Gzip { level: 2 },
+            source_date_epoch: Some(0),
+        },
+        &mut blob,
+    )
+    .unwrap();
+    assert!(blob.len() > (3 << 20), "random data does not shrink");
+    let mut child = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip (Debian's gzip package)");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&blob).unwrap();
+    });
+    let mut tar = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut tar).unwrap();
+    writer.join().unwrap();
+    assert!(child.wait().unwrap().success(), "gzip rejected the stream");
+    assert_eq!(hoist::oci::Digest::of(&tar), b.diff_id);
+}
