@@ -127,7 +127,14 @@ fn prepare_mounts(
                     }
                     None => (ctx.req.context.clone(), "context".to_string()),
                 };
-                let resolved = resolve_in_root(&root, &source)?;
+                // Resolved and opened in-root in one step, then bind-mounted from that open
+                // object: what the run sees is what was resolved, whatever changes after.
+                let pinned = pin_in_root(&root, &source)?;
+                let is_dir = std::fs::metadata(&pinned.path).is_ok_and(|m| m.is_dir());
+                let view = crate::executor::view::pin_source(&pinned.path, is_dir)?;
+                let resolved = view.path().to_path_buf();
+                p._hold.push(Box::new(view));
+                p._hold.push(Box::new(pinned));
                 let content = if tag == "context" {
                     let ignore = &ctx.req.ignore;
                     let src = crate::copy::CopySource::Context {
@@ -362,22 +369,50 @@ fn abs_target(st: &State, t: &str) -> String {
     }
 }
 
-/// Resolves `rel` inside `root` with copy's in-root walk, so a bind mount can never expose a
-/// host path outside the context or stage.
-pub(crate) fn resolve_in_root(root: &Path, rel: &str) -> Result<PathBuf> {
-    match crate::copy::resolve_in_root(root, rel) {
-        // Absolute: the runtime resolves mount sources from its own bundle directory.
-        Ok(Some(p)) => {
-            std::path::absolute(&p).map_err(|source| EngineError::Io { path: p, source })
+/// A bind source opened in-root with one `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`
+/// (no window between resolving and opening) and held open while the run lasts; `path` is its
+/// `/proc/self/fd/N` magic link, valid in this process's mount namespace.
+pub(crate) struct PinnedSource {
+    _fd: rustix::fd::OwnedFd,
+    pub path: PathBuf,
+}
+
+pub(crate) fn pin_in_root(root: &Path, rel: &str) -> Result<PinnedSource> {
+    use rustix::fd::AsRawFd;
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let io = |path: PathBuf| {
+        move |e: rustix::io::Errno| EngineError::Io {
+            path,
+            source: e.into(),
         }
-        Ok(None) => Err(EngineError::BadMount(format!(
-            "bind source {rel:?} not found"
-        ))),
-        Err(source) => Err(EngineError::Io {
-            path: root.join(rel),
-            source,
-        }),
-    }
+    };
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io(root.to_path_buf()))?;
+    let name = match rel.trim_start_matches('/') {
+        "" => ".",
+        r => r,
+    };
+    let fd = match rustix::fs::openat2(
+        &root_fd,
+        name,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => {
+            return Err(EngineError::BadMount(format!(
+                "bind source {rel:?} not found"
+            )));
+        }
+        Err(e) => return Err(io(root.join(name))(e)),
+    };
+    let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    Ok(PinnedSource { _fd: fd, path })
 }
 
 /// Fills the new cache dir `data` (in the cache's own `dir`) with a copy of `source` (default
@@ -693,15 +728,34 @@ mod tests {
         std::fs::write(root.path().join("f"), b"x").unwrap();
         std::os::unix::fs::symlink("/etc/hostname", root.path().join("escape")).unwrap();
         std::os::unix::fs::symlink("../../f", root.path().join("up")).unwrap();
-        assert_eq!(
-            resolve_in_root(root.path(), "../../f").unwrap(),
-            root.path().join("f")
-        );
-        assert_eq!(
-            resolve_in_root(root.path(), "up").unwrap(),
-            root.path().join("f")
-        );
+        for rel in ["../../f", "up", "/f"] {
+            let p = pin_in_root(root.path(), rel).unwrap();
+            assert_eq!(std::fs::read(&p.path).unwrap(), b"x", "{rel}");
+        }
         // /etc/hostname re-rooted inside the root does not exist there.
-        assert!(resolve_in_root(root.path(), "escape").is_err());
+        assert!(matches!(
+            pin_in_root(root.path(), "escape"),
+            Err(EngineError::BadMount(_))
+        ));
+    }
+
+    #[test]
+    fn pinned_bind_sources_survive_a_swap_for_a_symlink() {
+        // Pin `dir`, then swap it for a symlink to a directory outside the root (the race of
+        // BuildKit CVE-2024-23651): the pinned object is still the original directory.
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("ctx");
+        std::fs::create_dir_all(root.join("dir")).unwrap();
+        std::fs::write(root.join("dir/inside"), b"in").unwrap();
+        std::fs::create_dir(t.path().join("outside")).unwrap();
+        std::fs::write(t.path().join("outside/secret"), b"s").unwrap();
+        let pinned = pin_in_root(&root, "dir").unwrap();
+        std::fs::rename(root.join("dir"), root.join("moved")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("outside"), root.join("dir")).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&pinned.path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["inside"]);
     }
 }

@@ -76,3 +76,56 @@ pub fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
     mount_overlay(lowers, None, &merged)?;
     Ok(view)
 }
+
+/// Pins a RUN bind-mount source: `source` names an object hoist already holds open (its
+/// `/proc/self/fd/N` magic link, resolved in-root by one `openat2`). The runtime resolves mount
+/// sources by path in its own mount namespace, where that magic link cannot be bound, so the
+/// object is bind-mounted read-only onto a pool entry here, in hoist's namespace, and the
+/// runtime binds the pool entry: a component swapped for a symlink after resolution (the
+/// BuildKit CVE-2024-23651 race) cannot redirect the mount. Read-only also means a failed
+/// unmount can never let the pool's removal delete through it.
+pub fn pin_source(source: &Path, is_dir: bool) -> Result<View> {
+    pin_source_in(&super::default_pool_dir(), source, is_dir)
+}
+
+/// [`pin_source`] with an explicit pool dir.
+pub fn pin_source_in(pool: &Path, source: &Path, is_dir: bool) -> Result<View> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = pool.join(super::runtime::unique_name());
+    let stub = dir.join("source");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io_err(&dir))?;
+    let key = cleanup::register(Live {
+        container: None,
+        mounts: vec![stub.clone()],
+        dirs: vec![dir.clone()],
+    });
+    let view = View {
+        path: stub.clone(),
+        owned: Some((dir, key)),
+    };
+    if is_dir {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&stub)
+            .map_err(io_err(&stub))?;
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&stub)
+            .map_err(io_err(&stub))?;
+    }
+    let err = |e: rustix::io::Errno| ExecutorError::Mount {
+        what: format!("pinned bind source {}", source.display()),
+        target: stub.clone(),
+        source: e.into(),
+    };
+    rustix::mount::mount_bind(source, &stub).map_err(err)?;
+    rustix::mount::mount_remount(&stub, MountFlags::BIND | MountFlags::RDONLY, c"").map_err(err)?;
+    Ok(view)
+}
