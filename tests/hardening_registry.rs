@@ -218,3 +218,38 @@ fn credentials_in_a_reference_are_refused_without_echoing_them() {
         assert!(t.contains("hoist login"), "{args:?}: {t}");
     }
 }
+
+#[test]
+fn credentials_in_a_dockerfile_from_are_never_echoed() {
+    // The Dockerfile excerpt, the progress lines (plain and json) and the final error all
+    // quote the FROM line; none may show the password.
+    let root = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bob:s3cretpw@localhost:5000/busybox:latest\nRUN true\n",
+    )
+    .unwrap();
+    for progress in ["plain", "json"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .arg("--root")
+            .arg(root.path())
+            .args(["build", "--progress", progress, "-t", "x"])
+            .arg(ctx.path())
+            .env_remove("HOIST_ROOT")
+            .output()
+            .unwrap();
+        let t = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(
+            !t.contains("s3cretpw"),
+            "{progress} echoed the password: {t}"
+        );
+        assert!(t.contains("<redacted>@localhost:5000/busybox"), "{t}");
+        assert!(t.contains("Dockerfile:1"), "{t}");
+    }
+}

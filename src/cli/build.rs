@@ -169,7 +169,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             };
             errln!(
                 "{}",
-                crate::parser::diagnostic::render(&df_name, &text, span, message)
+                crate::cli::build::redacted_render(&df_name, &text, span, message)
             );
             return Err(crate::Error::Dockerfile {
                 location: format!("{df_name}:{line}"),
@@ -228,7 +228,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             if *line > 0 {
                 errln!(
                     "{}",
-                    crate::parser::diagnostic::render(&df_name, &text, span, message)
+                    crate::cli::build::redacted_render(&df_name, &text, span, message)
                 );
                 return Err(crate::Error::Dockerfile {
                     location: format!("{df_name}:{line}"),
@@ -591,7 +591,7 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
     if line > 0 {
         errln!(
             "{}",
-            crate::parser::diagnostic::render(
+            crate::cli::build::redacted_render(
                 df_name,
                 text,
                 crate::parser::Span { start: line, end },
@@ -599,4 +599,11 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
             )
         );
     }
+}
+
+/// The Dockerfile excerpt of an error, with any `user:pw@` credentials redacted.
+fn redacted_render(file: &str, source: &str, span: crate::parser::Span, message: &str) -> String {
+    crate::registry::auth::redact_credentials(&crate::parser::diagnostic::render(
+        file, source, span, message,
+    ))
 }

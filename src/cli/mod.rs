@@ -161,7 +161,8 @@ pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = c.source();
     }
-    msg
+    // A Dockerfile's `FROM user:pw@host/img` reaches errors as written.
+    crate::registry::auth::redact_credentials(&msg)
 }
 
 /// Parses arguments and runs the command.

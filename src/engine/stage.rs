@@ -166,7 +166,7 @@ fn load_image_once(ctx: &Ctx, reference: &str) -> Result<BaseImage> {
             "[internal] load metadata for {}",
             crate::registry::ImageRef::parse(reference)
                 .map(|r| r.to_string())
-                .unwrap_or_else(|_| reference.to_string())
+                .unwrap_or_else(|_| crate::registry::auth::redact_credentials(reference))
         ),
     });
     let warn = |message: String| ctx.reporter.event(BuildEvent::Warning { message });
@@ -241,7 +241,7 @@ pub(crate) fn run_stage(
             from_name = Some(match crate::registry::ImageRef::parse(reference) {
                 Ok(r) if r.digest.is_some() => r.to_string(),
                 Ok(r) => format!("{r}@{}", b.manifest_digest),
-                Err(_) => reference.clone(),
+                Err(_) => crate::registry::auth::redact_credentials(reference),
             });
             let key = cache::key(&Digest::of(b""), &["image", &b.manifest_digest.to_string()]);
             let mut config = b.config;

@@ -404,6 +404,18 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
 }
 
 /// Hides `user:pass@` and token-like query parameters in a URL or message.
+/// Redacts `user:password@` written before a registry host anywhere in `text` (an error
+/// message, a Dockerfile excerpt quoting `FROM user:pw@host/img`), with or without a scheme.
+/// `name:tag@sha256:…` is left alone: a credential is followed by a host and a `/`.
+pub fn redact_credentials(text: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"([A-Za-z0-9._~%+-]+):([^\s/@]+)@([A-Za-z0-9.-]+(:[0-9]+)?/)")
+            .unwrap_or_else(|_| unreachable!("the pattern is a literal"))
+    });
+    re.replace_all(text, "<redacted>@$3").into_owned()
+}
+
 pub fn redact(url: &str) -> String {
     let mut out = url.to_string();
     if let Some(scheme_end) = out.find("://") {
@@ -472,6 +484,25 @@ mod tests {
         );
         assert_eq!(parse_challenge("Bearer service=x"), None);
         assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    #[test]
+    fn credentials_in_text_are_redacted() {
+        assert_eq!(
+            redact_credentials("FROM bob:s3cr3t@registry.example.com/team/app:1.0 AS x"),
+            "FROM <redacted>@registry.example.com/team/app:1.0 AS x"
+        );
+        assert_eq!(
+            redact_credentials("https://bob:pw@h:5000/v2/"),
+            "https://<redacted>@h:5000/v2/"
+        );
+        for keep in [
+            "FROM busybox:1.36@sha256:0123abcd",
+            "FROM localhost:5000/busybox:latest@sha256:0123abcd",
+            "COPY --chown=app:staff a /b",
+        ] {
+            assert_eq!(redact_credentials(keep), keep);
+        }
     }
 
     #[test]
