@@ -778,7 +778,8 @@ fn commit_layer_with(
         compression: ctx.req.compression,
         source_date_epoch: ctx.req.source_date_epoch,
     };
-    let mut w = ctx.store.blob_writer()?;
+    // The layer writer hashes what it emits (the blob digest): no second hash in the store.
+    let mut w = ctx.store.blob_writer_hashed_by_producer()?;
     let dest = if stream {
         stream::destination(ctx)
     } else {
@@ -787,27 +788,37 @@ fn commit_layer_with(
     let b = match dest {
         None => {
             let b = layers::write_layer_with(dir, extra, &opts, &mut w)?;
-            w.commit(Some(&b.digest))?;
+            w.commit_sized(&b.digest, b.size)?;
             b
         }
         Some((client, dest)) => std::thread::scope(|s| -> Result<layers::LayerBlob> {
-            let (tx, rx) = stream::channel();
-            let uploader = s.spawn(move || stream::upload(client, dest, rx));
-            let mut tee = stream::Tee::new(&mut w, tx, stream::CHUNK);
-            let written = layers::write_layer_with(dir, extra, &opts, &mut tee);
-            let tx = tee.close();
-            // On an error the sender is dropped unfinished: the uploader aborts its session.
-            let b = written?;
-            w.commit(Some(&b.digest))?;
-            if let Some(tx) = tx {
-                let _ = tx.send(stream::Msg::Finish(b.digest.clone()));
+            let progress = std::sync::Arc::new(stream::Progress::default());
+            let follow = stream::Follow::new(w.reopen()?, progress.clone());
+            let uploader = s.spawn(move || stream::upload(client, dest, follow));
+            let written = layers::write_layer_with(
+                dir,
+                extra,
+                &opts,
+                &mut stream::Tracked::new(&mut w, progress.clone()),
+            );
+            // The upload's tail goes out while the blob is fsynced and committed.
+            match &written {
+                Ok(b) => progress.complete(b.digest.clone()),
+                Err(_) => progress.fail(),
+            }
+            let committed = written.map_err(EngineError::from).and_then(|b| {
+                w.commit_sized(&b.digest, b.size)?;
+                Ok(b)
+            });
+            if committed.is_err() {
+                progress.fail();
             }
             match uploader.join() {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => stream::failed(ctx, dest, &e.to_string()),
                 Err(_) => stream::failed(ctx, dest, "the upload thread panicked"),
             }
-            Ok(b)
+            committed
         })?,
     };
     let snapshot = if extra.is_empty() {

@@ -1,94 +1,112 @@
 //! Uploading a layer of the target stage to the `--push` destination while it is being
 //! compressed, so the push at the end finds it already there.
 //!
-//! The compressed stream is teed: every byte the store's blob writer accepts is also copied
-//! into chunks of [`CHUNK`] bytes that an uploader thread sends through a bounded channel
-//! (compression waits for a slow registry at most [`QUEUE`] chunks ahead: bounded memory).
+//! The uploader follows the blob file: the layer writer goes on at full speed into the store's
+//! temp file and publishes how far it has written ([`Progress`]); the uploader reads the
+//! same file through its own handle ([`Follow`]), waiting when it catches up, and sends it in
+//! one streamed PATCH. Compression never waits for the registry (the file is the buffer, so
+//! memory stays flat whatever the layer size), the registry ingests without a gap per chunk,
+//! and the store's fsync of the finished blob runs while the upload's tail is sent.
 //! Streaming is an optimisation only: when it fails the session is aborted, one warning is
 //! reported, and the normal push uploads the blob later.
 
 use super::{BuildEvent, Ctx};
 use crate::oci::Digest;
 use crate::registry::{Client, ImageRef, RegistryError};
-use bytes::Bytes;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-
-/// Bytes per PATCH request: big enough to keep a local registry busy, small enough that the
-/// queue adds little to peak memory (each queued chunk is held in RAM).
-pub(crate) const CHUNK: usize = 8 << 20;
-/// Chunks queued between the compressor and the uploader.
-const QUEUE: usize = 2;
-
-/// What the writer side tells the uploader.
-pub(crate) enum Msg {
-    /// The next bytes of the blob.
-    Chunk(Bytes),
-    /// The blob is complete and stored under this digest: commit the upload.
-    Finish(Digest),
-}
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// How an upload ended without an error.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// The registry has the blob.
     Uploaded,
-    /// The writer went away before the blob was complete (the layer failed): the session was
+    /// The writer failed before the blob was complete (the layer failed): the session was
     /// aborted.
     Abandoned,
 }
 
-/// A writer that passes everything to `inner` and copies what `inner` accepted into chunks
-/// for the uploader. Once the uploader is gone (it failed), it only writes to `inner`.
-pub(crate) struct Tee<'w> {
+/// How far the blob file has been written, shared by the writer and the uploader.
+#[derive(Default)]
+pub(crate) struct Progress {
+    state: Mutex<State>,
+    moved: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    written: u64,
+    end: End,
+}
+
+#[derive(Default)]
+enum End {
+    #[default]
+    Open,
+    /// Every byte is written; the blob's digest.
+    Complete(Digest),
+    /// The writer gave up (or the uploader is no longer wanted).
+    Failed,
+}
+
+impl Progress {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn advance(&self, n: usize) {
+        self.state().written += n as u64;
+        self.moved.notify_all();
+    }
+
+    /// All bytes are in the file and hash to `digest`.
+    pub(crate) fn complete(&self, digest: Digest) {
+        let mut st = self.state();
+        if matches!(st.end, End::Open) {
+            st.end = End::Complete(digest);
+        }
+        drop(st);
+        self.moved.notify_all();
+    }
+
+    /// The blob will not be completed: the uploader stops and aborts its session.
+    pub(crate) fn fail(&self) {
+        let mut st = self.state();
+        if matches!(st.end, End::Open) {
+            st.end = End::Failed;
+        }
+        drop(st);
+        self.moved.notify_all();
+    }
+
+    fn digest(&self) -> Option<Digest> {
+        match &self.state().end {
+            End::Complete(d) => Some(d.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A writer that passes everything to `inner` (the blob file, unbuffered) and publishes what
+/// it accepted.
+pub(crate) struct Tracked<'w> {
     inner: &'w mut dyn Write,
-    buf: Vec<u8>,
-    tx: Option<SyncSender<Msg>>,
-    chunk: usize,
+    progress: Arc<Progress>,
 }
 
-impl<'w> Tee<'w> {
-    pub(crate) fn new(inner: &'w mut dyn Write, tx: SyncSender<Msg>, chunk: usize) -> Tee<'w> {
-        Tee {
-            inner,
-            buf: Vec::new(),
-            tx: Some(tx),
-            chunk,
-        }
-    }
-
-    fn send_buf(&mut self) {
-        let chunk = std::mem::take(&mut self.buf);
-        if let Some(tx) = &self.tx
-            && tx.send(Msg::Chunk(Bytes::from(chunk))).is_err()
-        {
-            self.tx = None;
-        }
-    }
-
-    /// Sends the last partial chunk and hands back the channel (None when the uploader is
-    /// gone), for the [`Msg::Finish`] that follows once the blob is stored.
-    pub(crate) fn close(mut self) -> Option<SyncSender<Msg>> {
-        if !self.buf.is_empty() {
-            self.send_buf();
-        }
-        self.tx.take()
+impl<'w> Tracked<'w> {
+    pub(crate) fn new(inner: &'w mut dyn Write, progress: Arc<Progress>) -> Tracked<'w> {
+        Tracked { inner, progress }
     }
 }
 
-impl Write for Tee<'_> {
+impl Write for Tracked<'_> {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(b)?;
-        if self.tx.is_some() {
-            if self.buf.capacity() == 0 {
-                self.buf.reserve_exact(self.chunk);
-            }
-            self.buf.extend_from_slice(&b[..n]);
-            if self.buf.len() >= self.chunk {
-                self.send_buf();
-            }
-        }
+        self.progress.advance(n);
         Ok(n)
     }
 
@@ -97,37 +115,76 @@ impl Write for Tee<'_> {
     }
 }
 
-/// The bounded channel between a [`Tee`] and [`upload`].
-pub(crate) fn channel() -> (SyncSender<Msg>, Receiver<Msg>) {
-    sync_channel(QUEUE)
+/// Reads the blob file as it grows: up to what the writer has published, waiting for more
+/// until the blob is complete (EOF) or failed (an error, which ends the PATCH).
+pub(crate) struct Follow {
+    file: File,
+    pos: u64,
+    progress: Arc<Progress>,
 }
 
-/// The uploader: opens a session in `dest`'s repository, sends each chunk, commits on
-/// [`Msg::Finish`]. On an error the session is aborted and the receiver dropped, so the writer
-/// stops teeing at once.
+impl Follow {
+    pub(crate) fn new(file: File, progress: Arc<Progress>) -> Follow {
+        Follow {
+            file,
+            pos: 0,
+            progress,
+        }
+    }
+}
+
+impl Read for Follow {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut st = self.progress.state();
+        loop {
+            if st.written > self.pos {
+                let n = (st.written - self.pos).min(buf.len() as u64) as usize;
+                drop(st);
+                let got = self.file.read_at(&mut buf[..n], self.pos)?;
+                if got == 0 {
+                    return Err(io::Error::other("the blob file is shorter than written"));
+                }
+                self.pos += got as u64;
+                return Ok(got);
+            }
+            match st.end {
+                End::Complete(_) => return Ok(0),
+                End::Failed => return Err(io::Error::other("the layer was not completed")),
+                End::Open => {
+                    st = self
+                        .progress
+                        .moved
+                        .wait(st)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        }
+    }
+}
+
+/// The uploader: opens a session in `dest`'s repository, streams the file that `follow`
+/// reads, and commits under the digest the writer published. On an error the session is
+/// aborted; when the writer failed, the outcome is [`Outcome::Abandoned`].
 pub(crate) fn upload(
     client: &Client,
     dest: &ImageRef,
-    rx: Receiver<Msg>,
+    follow: Follow,
 ) -> Result<Outcome, RegistryError> {
+    let progress = follow.progress.clone();
     let mut up = client.begin_upload(dest)?;
-    loop {
-        match rx.recv() {
-            Ok(Msg::Chunk(b)) => {
-                if let Err(e) = up.write_chunk(b) {
-                    drop(rx);
-                    up.abort();
-                    return Err(e);
-                }
-            }
-            Ok(Msg::Finish(d)) => {
-                drop(rx);
-                return up.finish(&d).map(|()| Outcome::Uploaded);
-            }
-            Err(_) => {
-                up.abort();
-                return Ok(Outcome::Abandoned);
-            }
+    let sent = up.write_stream(follow);
+    match (sent, progress.digest()) {
+        (Ok(()), Some(d)) => up.finish(&d).map(|()| Outcome::Uploaded),
+        (_, None) => {
+            up.abort();
+            Ok(Outcome::Abandoned)
+        }
+        (Err(e), Some(_)) => {
+            up.abort();
+            Err(e)
         }
     }
 }
@@ -158,54 +215,55 @@ pub(crate) fn failed(ctx: &Ctx, dest: &ImageRef, reason: &str) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tee_copies_exactly_what_the_inner_writer_accepted_in_chunks() {
-        /// Accepts at most 3 bytes per write, like a short-writing file.
-        struct Short(Vec<u8>);
-        impl Write for Short {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                let n = b.len().min(3);
-                self.0.extend_from_slice(&b[..n]);
-                Ok(n)
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
+    /// Accepts at most 3 bytes per write, like a short-writing file.
+    struct Short(File);
+    impl Write for Short {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let n = b.len().min(3);
+            self.0.write(&b[..n])
         }
-        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let (tx, rx) = sync_channel(1000);
-        let mut inner = Short(Vec::new());
-        let mut tee = Tee::new(&mut inner, tx, 64);
-        tee.write_all(&data).unwrap();
-        let tx = tee.close();
-        assert!(tx.is_some());
-        drop(tx);
-        let mut got = Vec::new();
-        let mut sizes = Vec::new();
-        while let Ok(Msg::Chunk(b)) = rx.recv() {
-            sizes.push(b.len());
-            got.extend_from_slice(&b);
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
         }
-        assert_eq!(inner.0, data);
-        assert_eq!(got, data);
-        // A chunk is cut once it reaches 64 bytes: at most one write (3 bytes here) more.
-        assert!(
-            sizes[..sizes.len() - 1]
-                .iter()
-                .all(|&s| (64..67).contains(&s)),
-            "{sizes:?}"
-        );
-        assert_eq!(sizes.iter().sum::<usize>(), 1000);
     }
 
     #[test]
-    fn tee_keeps_writing_when_the_uploader_is_gone() {
-        let (tx, rx) = sync_channel(0);
-        drop(rx);
-        let mut inner = Vec::new();
-        let mut tee = Tee::new(&mut inner, tx, 4);
-        tee.write_all(b"hello world, and more").unwrap();
-        assert!(tee.close().is_none(), "the dead channel is reported");
-        assert_eq!(inner, b"hello world, and more");
+    fn the_follower_reads_exactly_what_was_written_while_it_grows() {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        let progress = Arc::new(Progress::default());
+        let follow = Follow::new(File::open(t.path()).unwrap(), progress.clone());
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let reader = std::thread::spawn(move || {
+            let mut follow = follow;
+            let mut got = Vec::new();
+            follow.read_to_end(&mut got).map(|_| got)
+        });
+        let mut inner = Short(t.reopen().unwrap());
+        let mut w = Tracked::new(&mut inner, progress.clone());
+        for part in data.chunks(777) {
+            w.write_all(part).unwrap();
+            std::thread::yield_now();
+        }
+        progress.complete(Digest::of(&data));
+        assert_eq!(reader.join().unwrap().unwrap(), data);
+    }
+
+    #[test]
+    fn a_failed_writer_ends_the_follower_with_an_error() {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        let progress = Arc::new(Progress::default());
+        let mut follow = Follow::new(File::open(t.path()).unwrap(), progress.clone());
+        let mut inner = t.reopen().unwrap();
+        Tracked::new(&mut inner, progress.clone())
+            .write_all(b"partial")
+            .unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(follow.read(&mut buf).unwrap(), 7);
+        progress.fail();
+        assert!(follow.read(&mut buf).is_err());
+        // Completing after a failure changes nothing: the upload is not committed.
+        progress.complete(Digest::of(b"x"));
+        assert!(progress.digest().is_none());
+        assert!(follow.read(&mut buf).is_err());
     }
 }

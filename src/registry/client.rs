@@ -1421,6 +1421,55 @@ impl Upload<'_> {
         Ok(())
     }
 
+    /// Appends everything `body` yields, until it ends, in ONE PATCH with a chunked body
+    /// (Docker's "stream upload"): the registry ingests while the bytes are produced, with no
+    /// request per chunk. Not retried (the body is gone once read); an error fails the
+    /// session (abort it then).
+    pub fn write_stream(&mut self, body: impl Read + Send + 'static) -> Result<()> {
+        let c = self.client;
+        let body = Mutex::new(Some(reqwest::blocking::Body::new(body)));
+        let resp = c.send(
+            &self.ep,
+            &self.scopes,
+            Method::PATCH,
+            &self.loc,
+            false,
+            &|rb| {
+                let b = lock(&body)
+                    .take()
+                    .ok_or_else(|| RegistryError::Connection {
+                        url: self.loc.to_string(),
+                        reason: "a streamed upload cannot be sent twice".into(),
+                    })?;
+                Ok(rb
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(b))
+            },
+        )?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(c.status_error(
+                &self.ep,
+                &self.scopes,
+                &Method::PATCH,
+                &self.loc,
+                &format!("streamed upload to {}", self.dest.name()),
+                resp,
+            ));
+        }
+        // `Range: 0-<last>` says how much the registry holds.
+        let end = resp
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.rsplit('-').next())
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        self.loc = c.location(&self.ep, &resp).unwrap_or(self.loc.clone());
+        if let Some(last) = end {
+            self.offset = last + 1;
+        }
+        Ok(())
+    }
+
     /// Commits the blob under `digest` (a PUT with `?digest=`): the registry checks that the
     /// bytes sent hash to it and refuses the upload otherwise.
     pub fn finish(self, digest: &Digest) -> Result<()> {

@@ -127,6 +127,41 @@ impl Store {
         Ok((blobs, snaps))
     }
 
+    /// Drops every snapshot when the machine booted since this store was last opened.
+    ///
+    /// Snapshot contents are never fsynced (RUN's overlay upper dir is mounted `volatile`, and
+    /// unpacked files are plain writes): after a power loss a snapshot dir could hold torn
+    /// files that nothing would notice. Snapshots are only a cache of blobs, which are
+    /// fsynced, so the first open after a boot removes them and later steps unpack them again
+    /// from their blobs. Costs two small reads per open when the boot is the same.
+    pub(crate) fn drop_snapshots_from_other_boot(&self) -> Result<()> {
+        let Ok(boot) = fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
+            return Ok(());
+        };
+        let boot = boot.trim();
+        let path = self.root.join("meta").join("boot-id");
+        let recorded = || fs::read_to_string(&path).unwrap_or_default();
+        if recorded().trim() == boot {
+            return Ok(());
+        }
+        let _g = self.lock("gc", true)?;
+        if recorded().trim() == boot {
+            return Ok(());
+        }
+        let sdir = self.root.join("snapshots");
+        for e in fs::read_dir(&sdir).map_err(io_err(&sdir))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let doomed = self.session.dir.join(format!("doomed-{name}"));
+            let target = if fs::rename(e.path(), &doomed).is_ok() {
+                doomed
+            } else {
+                e.path()
+            };
+            remove_tree(&target).map_err(io_err(&target))?;
+        }
+        super::write_atomic(&path, format!("{boot}\n").as_bytes())
+    }
+
     /// Removes blobs and snapshots that no image (and nothing in `extra`) references. Holds the
     /// GC lock exclusively so it never races a build holding [`Store::gc_shared_lock`].
     pub fn prune(&self, extra: &ExtraRoots) -> Result<PruneReport> {

@@ -38,6 +38,9 @@ pub const MAX_CONFIG_SIZE: u64 = 8 << 20;
 /// Errors from the store; each names the path or digest at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A blob written without hashing was committed without the digest its producer computed.
+    #[error("{0}: internal error: a blob written unhashed was committed without its digest")]
+    UnnamedBlob(PathBuf),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -235,10 +238,12 @@ impl Store {
                 _lock: lock,
             };
         };
-        Ok(Store {
+        let store = Store {
             root: root.to_path_buf(),
             session: Arc::new(session),
-        })
+        };
+        store.drop_snapshots_from_other_boot()?;
+        Ok(store)
     }
 
     fn clean_stale_tmp(tmp: &Path) -> Result<()> {
@@ -308,8 +313,25 @@ impl Store {
             .tempfile_in(&self.session.dir)
             .map_err(io_err(&self.session.dir))?;
         Ok(BlobWriter {
-            digester: Digester::wrap(file),
+            sink: Sink::Hashing(Digester::wrap(file)),
             store: self.clone(),
+            flushed: 0,
+        })
+    }
+
+    /// A [`Store::blob_writer`] for a producer that hashes exactly the bytes it writes (layer
+    /// compression computes the blob digest as it emits): the commit takes the producer's
+    /// digest, which must be given, instead of hashing every byte a second time (0.5 s of CPU
+    /// per 500 MiB). The byte count is still checked when given.
+    pub fn blob_writer_hashed_by_producer(&self) -> Result<BlobWriter> {
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.session.dir)
+            .map_err(io_err(&self.session.dir))?;
+        Ok(BlobWriter {
+            sink: Sink::Counting(file, 0),
+            store: self.clone(),
+            flushed: 0,
         })
     }
 
@@ -611,28 +633,95 @@ impl Store {
 
 /// A blob being written; [`BlobWriter::commit`] verifies and publishes it.
 pub struct BlobWriter {
-    digester: Digester<tempfile::NamedTempFile>,
+    sink: Sink,
     store: Store,
+    /// Bytes already handed to the kernel's writeback.
+    flushed: u64,
+}
+
+/// How often a blob being written has its new bytes sent to disk (see [`start_writeback`]).
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Starts writing `[from, to)` of `file` to disk without waiting (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`), so that the fsync in [`BlobWriter::commit`] finds little left:
+/// a 500 MiB layer otherwise waits ~2 s at commit for all its bytes at once, after the CPU
+/// work is done, instead of overlapping with it. Advisory: errors surface at the fsync.
+#[allow(unsafe_code)]
+fn start_writeback(file: &File, from: u64, to: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(n)) = (i64::try_from(from), i64::try_from(to - from)) else {
+        return;
+    };
+    // SAFETY: plain syscall on a valid, open fd owned by `file`; no memory is passed.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+/// Where a [`BlobWriter`]'s bytes go.
+enum Sink {
+    /// Hashed on the way to the file, checked at commit.
+    Hashing(Digester<tempfile::NamedTempFile>),
+    /// Only counted: the producer hashes what it writes (see
+    /// [`Store::blob_writer_hashed_by_producer`]).
+    Counting(tempfile::NamedTempFile, u64),
+}
+
+impl Sink {
+    fn file(&mut self) -> &mut tempfile::NamedTempFile {
+        match self {
+            Sink::Hashing(d) => d.get_mut(),
+            Sink::Counting(f, _) => f,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Sink::Hashing(d) => d.len(),
+            Sink::Counting(_, n) => *n,
+        }
+    }
 }
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.digester.write(buf)
+        let n = match &mut self.sink {
+            Sink::Hashing(d) => d.write(buf)?,
+            Sink::Counting(f, len) => {
+                let n = f.write(buf)?;
+                *len += n as u64;
+                n
+            }
+        };
+        let len = self.sink.len();
+        if len - self.flushed >= WRITEBACK_STEP {
+            start_writeback(self.sink.file().as_file(), self.flushed, len);
+            self.flushed = len;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.digester.flush()
+        self.sink.file().flush()
     }
 }
 
 impl BlobWriter {
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
-        self.digester.len()
+        self.sink.len()
     }
 
     /// True when nothing has been written.
     pub fn is_empty(&self) -> bool {
-        self.digester.is_empty()
+        self.sink.len() == 0
+    }
+
+    /// A second, read-only handle on the file being written, for a reader that follows the
+    /// writer (a streamed upload). It stays valid when [`BlobWriter::commit`] renames the file
+    /// or drops it as a duplicate.
+    pub fn reopen(&mut self) -> Result<File> {
+        let p = self.sink.file().path().to_path_buf();
+        File::open(&p).map_err(io_err(&p))
     }
 
     /// Checks the hash against `expected`, fsyncs, makes the file read-only and renames it into
@@ -647,7 +736,13 @@ impl BlobWriter {
     }
 
     fn commit_inner(self, expected: Option<&Digest>, size: Option<u64>) -> Result<(Digest, u64)> {
-        let (digest, len, mut tmp) = self.digester.finish();
+        let (digest, len, mut tmp) = match self.sink {
+            Sink::Hashing(d) => d.finish(),
+            Sink::Counting(f, len) => match expected {
+                Some(d) => (d.clone(), len, f),
+                None => return Err(StoreError::UnnamedBlob(f.path().to_path_buf())),
+            },
+        };
         if let Some(want) = size
             && want != len
         {

@@ -237,3 +237,32 @@ fn sources_record() {
     );
     assert!(s.blob_sources("localhost:5001", &d).unwrap().is_empty());
 }
+
+#[test]
+fn snapshots_survive_reopening_but_not_a_reboot() {
+    let t = tempfile::tempdir().unwrap();
+    let diff = Digest::of(b"boot");
+    {
+        let s = Store::open(t.path()).unwrap();
+        let tmp = s.tmp_dir().unwrap();
+        let filled = tmp.path().join("fill");
+        fs::create_dir_all(filled.join("sub")).unwrap();
+        fs::write(filled.join("sub/f"), b"1").unwrap();
+        s.commit_snapshot(&diff, &filled).unwrap();
+    }
+    // Same boot: the snapshot stays.
+    let s = Store::open(t.path()).unwrap();
+    assert!(s.has_snapshot(&diff));
+    drop(s);
+    // A store last opened in another boot: its snapshots may hold torn files, so they go.
+    fs::write(t.path().join("meta/boot-id"), "another-boot\n").unwrap();
+    let s = Store::open(t.path()).unwrap();
+    assert!(!s.has_snapshot(&diff));
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(
+        fs::read_to_string(t.path().join("meta/boot-id"))
+            .unwrap()
+            .trim(),
+        boot.trim()
+    );
+}
