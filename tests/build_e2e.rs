@@ -282,6 +282,28 @@ fn parse_errors_name_file_and_line() {
 }
 
 #[test]
+fn identical_layers_in_a_stage_still_run() {
+    // Two RUNs that change nothing make identical (empty) layers, stored as one snapshot dir:
+    // the next RUN's overlay once got that dir twice and failed with ELOOP.
+    require_lab();
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {BASE}\nRUN echo a > /a\nRUN true\nRUN true && true\nRUN echo ran-$(cat /a)\n\
+             FROM {BASE}\nCOPY --from=0 /a /copied\nRUN cat /copied\n"
+        ),
+    )]);
+    let o = hoist(
+        root.path(),
+        &["build", "--progress", "plain", ctx.path().to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains(" ran-a\n"), "{t}");
+}
+
+#[test]
 fn cache_mount_seeded_from_a_stage_then_persists() {
     require_lab();
     let root = tempfile::tempdir().unwrap();

@@ -588,7 +588,8 @@ pub(crate) fn run_step(
     let created_by = super::history::run(&shown_args, &argv);
     env.extend(prepared.env.iter().cloned());
     let mut mounts = prepared.mounts.clone();
-    let lowers = st.lowers();
+    // Identical layers share one snapshot dir, which overlayfs refuses twice.
+    let lowers = crate::executor::view::distinct_lowers(&st.lowers());
     let script_file = match &script {
         Some((target, content)) => {
             use std::os::unix::fs::PermissionsExt;

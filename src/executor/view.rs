@@ -32,6 +32,22 @@ impl Drop for View {
     }
 }
 
+/// `lowers` (bottom first) with repeats dropped, each kept at its topmost place. Snapshots are
+/// stored by diffID, so identical layers (two RUNs that change nothing, an image repeating a
+/// layer) are one dir, and overlayfs refuses a lower dir given twice (ELOOP). The merged view
+/// is the same: the topmost copy provides everything the lower one does, above it.
+pub fn distinct_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<PathBuf> = lowers
+        .iter()
+        .rev()
+        .filter(|l| seen.insert(l.as_path()))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
+}
+
 /// Mounts a read-only merged view of `lowers` (bottom first): an overlay, a read-only bind
 /// mount for a single lower, an empty dir for none.
 pub fn mount_view(lowers: &[PathBuf]) -> Result<View> {
@@ -40,6 +56,7 @@ pub fn mount_view(lowers: &[PathBuf]) -> Result<View> {
 
 /// [`mount_view`] with an explicit pool dir.
 pub fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
+    let lowers = &distinct_lowers(lowers)[..];
     let dir = pool.join(super::runtime::unique_name());
     let merged = dir.join("merged");
     use std::os::unix::fs::DirBuilderExt;
@@ -128,4 +145,17 @@ pub fn pin_source_in(pool: &Path, source: &Path, is_dir: bool) -> Result<View> {
     rustix::mount::mount_bind(source, &stub).map_err(err)?;
     rustix::mount::mount_remount(&stub, MountFlags::BIND | MountFlags::RDONLY, c"").map_err(err)?;
     Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_lowers_are_kept_at_their_topmost_place() {
+        let p = |s: &str| PathBuf::from(s);
+        let got = distinct_lowers(&[p("/a"), p("/e"), p("/b"), p("/e"), p("/c"), p("/a")]);
+        assert_eq!(got, [p("/b"), p("/e"), p("/c"), p("/a")]);
+        assert!(distinct_lowers(&[]).is_empty());
+    }
 }
