@@ -282,6 +282,79 @@ fn parse_errors_name_file_and_line() {
 }
 
 #[test]
+fn identical_layers_in_a_stage_still_run() {
+    // Two RUNs that change nothing make identical (empty) layers, stored as one snapshot dir:
+    // the next RUN's overlay once got that dir twice and failed with ELOOP.
+    require_lab();
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {BASE}\nRUN echo a > /a\nRUN true\nRUN true && true\nRUN echo ran-$(cat /a)\n\
+             FROM {BASE}\nCOPY --from=0 /a /copied\nRUN cat /copied\n"
+        ),
+    )]);
+    let o = hoist(
+        root.path(),
+        &["build", "--progress", "plain", ctx.path().to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains(" ran-a\n"), "{t}");
+}
+
+#[test]
+fn cache_mount_source_mounts_a_sub_dir_of_the_cache() {
+    // As in BuildKit, `source=SUB` without `from=` mounts the sub-dir SUB of the cache dir
+    // itself: what one RUN writes under the cache's SUB is at the target of a later RUN, and
+    // what that RUN writes there is in the cache. SUB resolves inside the cache (an absolute
+    // symlink too), a read-only mount stays read-only, and a missing SUB fails the step with
+    // an error naming the mount.
+    require_lab();
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {BASE}\n\
+             RUN --mount=type=cache,id=sub-e2e,target=/c mkdir -p /c/sub \
+             && echo under-sub > /c/sub/f && ln -s /sub /c/abs\n\
+             RUN --mount=type=cache,id=sub-e2e,source=sub,target=/m \
+             echo seen=$(cat /m/f) && echo back > /m/g && ls /m\n\
+             RUN --mount=type=cache,id=sub-e2e,source=/abs/,target=/m echo via-link=$(cat /m/g)\n\
+             RUN --mount=type=cache,id=sub-e2e,source=sub,target=/m,ro \
+             if touch /m/h 2>/dev/null; then echo ro=writable; else echo ro=refused; fi\n\
+             RUN --mount=type=cache,id=sub-e2e,target=/c echo root=$(ls /c | tr '\\n' ' ')\n"
+        ),
+    )]);
+    let o = hoist(
+        root.path(),
+        &["build", "--progress", "plain", ctx.path().to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains(" seen=under-sub\n"), "{t}");
+    assert!(t.contains(" via-link=back\n"), "{t}");
+    assert!(t.contains(" ro=refused\n"), "{t}");
+    assert!(t.contains(" root=abs sub\n"), "{t}");
+
+    let bad = context(&[(
+        "Dockerfile",
+        &format!("FROM {BASE}\nRUN --mount=type=cache,id=sub-e2e,source=nope,target=/m ls /m\n"),
+    )]);
+    let o = hoist(
+        root.path(),
+        &["build", "--progress", "plain", bad.path().to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("Dockerfile:2"), "{t}");
+    assert!(
+        t.contains("cache mount source \"/nope\" not found in cache \"sub-e2e\" (mount target /m)"),
+        "{t}"
+    );
+}
+
+#[test]
 fn cache_mount_seeded_from_a_stage_then_persists() {
     require_lab();
     let root = tempfile::tempdir().unwrap();

@@ -131,7 +131,7 @@ fn prepare_mounts(
                 // object: what the run sees is what was resolved, whatever changes after.
                 let pinned = pin_in_root(&root, &source)?;
                 let is_dir = std::fs::metadata(&pinned.path).is_ok_and(|m| m.is_dir());
-                let view = crate::executor::view::pin_source(&pinned.path, is_dir)?;
+                let view = crate::executor::view::pin_source(&pinned.path, is_dir, true)?;
                 let resolved = view.path().to_path_buf();
                 p._hold.push(Box::new(view));
                 p._hold.push(Box::new(pinned));
@@ -195,13 +195,29 @@ fn prepare_mounts(
                 // the seed ref's ID when there is a seed (and the id alone for none or scratch),
                 // a seeded cache is a different cache from the unseeded one with the same id,
                 // and a changed seed (new stage key or image digest) starts a new cache; the
-                // same seed finds the cache with its own changes. `source=` picks what of the
-                // seed is copied, and like BuildKit it is not part of the key.
-                let seed = from_view(ctx)?;
-                let seed_tag = seed
-                    .as_ref()
-                    .map(|(_, tag)| tag.clone())
-                    .filter(|t| t != "scratch");
+                // same seed finds the cache with its own changes. With a seed, `source=` picks
+                // what of the seed is copied. `from=scratch` is no seed: BuildKit gives a cache
+                // without `from=` the empty image as its seed.
+                let seed = from_view(ctx)?.filter(|(_, tag)| tag != "scratch");
+                let seed_tag = seed.as_ref().map(|(_, tag)| tag.clone());
+                // Without a seed, `source=SUB` mounts the sub-path SUB of the cache dir itself,
+                // as BuildKit does for every mount type (dockerfile2llb sets the mount's
+                // selector, the executor opens it under the mount's root and fails the step
+                // when it does not exist). It is resolved in-root within the cache dir and
+                // pinned by fd below. Like BuildKit (which clears selectors from the exec
+                // op's cache map), `source=` is not part of the step's key.
+                let sub = match (&seed, source.as_deref()) {
+                    (None, Some(s)) => {
+                        Some(config::clean_path(&format!("/{s}"))).filter(|s| s != "/")
+                    }
+                    _ => None,
+                };
+                // BuildKit applies mode=, uid= and gid= (by creating the mounted dir) only
+                // when there is no `source=`.
+                let (mode, uid, gid) = match sub {
+                    Some(_) => (None, None, None),
+                    None => (mode, uid, gid),
+                };
                 let store_id = match &seed_tag {
                     Some(tag) => format!("{id}:{tag}"),
                     None => id.clone(),
@@ -254,12 +270,31 @@ fn prepare_mounts(
                     Some(tag) => p.key.push_str(&format!("cache {target} {tag}\n")),
                     None => p.key.push_str(&format!("cache {target}\n")),
                 }
+                let source = match &sub {
+                    None => data,
+                    Some(sub) => {
+                        // Opened in-root by one openat2 (a symlink at SUB or on the way
+                        // resolves inside the cache dir) and bind-mounted from that open
+                        // object: a parallel run swapping SUB for a symlink after this cannot
+                        // redirect the mount (BuildKit CVE-2024-23651).
+                        let pinned = open_in_root(&data, sub)?.ok_or_else(|| {
+                            EngineError::BadMount(format!(
+                                "cache mount source {sub:?} not found in cache {id:?} \
+                                 (mount target {target})"
+                            ))
+                        })?;
+                        let is_dir = std::fs::metadata(&pinned.path).is_ok_and(|m| m.is_dir());
+                        let view =
+                            crate::executor::view::pin_source(&pinned.path, is_dir, readonly)?;
+                        let resolved = view.path().to_path_buf();
+                        p._hold.push(Box::new(view));
+                        p._hold.push(Box::new(pinned));
+                        resolved
+                    }
+                };
                 p.mounts.push(Mount {
                     target,
-                    kind: MountKind::Bind {
-                        source: data,
-                        readonly,
-                    },
+                    kind: MountKind::Bind { source, readonly },
                 });
             }
             MountSpec::Tmpfs { target, size } => {
@@ -378,6 +413,12 @@ pub(crate) struct PinnedSource {
 }
 
 pub(crate) fn pin_in_root(root: &Path, rel: &str) -> Result<PinnedSource> {
+    open_in_root(root, rel)?
+        .ok_or_else(|| EngineError::BadMount(format!("bind source {rel:?} not found")))
+}
+
+/// [`pin_in_root`], with `None` for a source that does not exist.
+fn open_in_root(root: &Path, rel: &str) -> Result<Option<PinnedSource>> {
     use rustix::fd::AsRawFd;
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let io = |path: PathBuf| {
@@ -396,23 +437,30 @@ pub(crate) fn pin_in_root(root: &Path, rel: &str) -> Result<PinnedSource> {
         "" => ".",
         r => r,
     };
-    let fd = match rustix::fs::openat2(
-        &root_fd,
-        name,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    ) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => {
-            return Err(EngineError::BadMount(format!(
-                "bind source {rel:?} not found"
-            )));
+    // The kernel answers EAGAIN when a rename anywhere raced a `..` of the walk (it cannot
+    // then vouch for staying in the root); the walk is safe to retry.
+    let mut tries = 0;
+    let opened = loop {
+        let r = rustix::fs::openat2(
+            &root_fd,
+            name,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        );
+        tries += 1;
+        match r {
+            Err(rustix::io::Errno::AGAIN) if tries < 64 => continue,
+            r => break r,
         }
+    };
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => return Err(io(root.join(name))(e)),
     };
     let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-    Ok(PinnedSource { _fd: fd, path })
+    Ok(Some(PinnedSource { _fd: fd, path }))
 }
 
 /// Fills the new cache dir `data` (in the cache's own `dir`) with a copy of `source` (default
@@ -588,7 +636,8 @@ pub(crate) fn run_step(
     let created_by = super::history::run(&shown_args, &argv);
     env.extend(prepared.env.iter().cloned());
     let mut mounts = prepared.mounts.clone();
-    let lowers = st.lowers();
+    // Identical layers share one snapshot dir, which overlayfs refuses twice.
+    let lowers = crate::executor::view::distinct_lowers(&st.lowers());
     let script_file = match &script {
         Some((target, content)) => {
             use std::os::unix::fs::PermissionsExt;

@@ -32,6 +32,22 @@ impl Drop for View {
     }
 }
 
+/// `lowers` (bottom first) with repeats dropped, each kept at its topmost place. Snapshots are
+/// stored by diffID, so identical layers (two RUNs that change nothing, an image repeating a
+/// layer) are one dir, and overlayfs refuses a lower dir given twice (ELOOP). The merged view
+/// is the same: the topmost copy provides everything the lower one does, above it.
+pub fn distinct_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<PathBuf> = lowers
+        .iter()
+        .rev()
+        .filter(|l| seen.insert(l.as_path()))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
+}
+
 /// Mounts a read-only merged view of `lowers` (bottom first): an overlay, a read-only bind
 /// mount for a single lower, an empty dir for none.
 pub fn mount_view(lowers: &[PathBuf]) -> Result<View> {
@@ -40,6 +56,7 @@ pub fn mount_view(lowers: &[PathBuf]) -> Result<View> {
 
 /// [`mount_view`] with an explicit pool dir.
 pub fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
+    let lowers = &distinct_lowers(lowers)[..];
     let dir = pool.join(super::runtime::unique_name());
     let merged = dir.join("merged");
     use std::os::unix::fs::DirBuilderExt;
@@ -82,14 +99,16 @@ pub fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
 /// sources by path in its own mount namespace, where that magic link cannot be bound, so the
 /// object is bind-mounted read-only onto a pool entry here, in hoist's namespace, and the
 /// runtime binds the pool entry: a component swapped for a symlink after resolution (the
-/// BuildKit CVE-2024-23651 race) cannot redirect the mount. Read-only also means a failed
-/// unmount can never let the pool's removal delete through it.
-pub fn pin_source(source: &Path, is_dir: bool) -> Result<View> {
-    pin_source_in(&super::default_pool_dir(), source, is_dir)
+/// BuildKit CVE-2024-23651 race) cannot redirect the mount. Bind sources are pinned read-only;
+/// a cache mount's `source=` sub-dir is pinned writable unless the mount is read-only. Either
+/// way the pool entry is removed only once nothing is mounted on it any more
+/// (`remove_dir_safely`), so a failed unmount never lets the removal delete through it.
+pub fn pin_source(source: &Path, is_dir: bool, readonly: bool) -> Result<View> {
+    pin_source_in(&super::default_pool_dir(), source, is_dir, readonly)
 }
 
 /// [`pin_source`] with an explicit pool dir.
-pub fn pin_source_in(pool: &Path, source: &Path, is_dir: bool) -> Result<View> {
+pub fn pin_source_in(pool: &Path, source: &Path, is_dir: bool, readonly: bool) -> Result<View> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = pool.join(super::runtime::unique_name());
     let stub = dir.join("source");
@@ -121,11 +140,27 @@ pub fn pin_source_in(pool: &Path, source: &Path, is_dir: bool) -> Result<View> {
             .map_err(io_err(&stub))?;
     }
     let err = |e: rustix::io::Errno| ExecutorError::Mount {
-        what: format!("pinned bind source {}", source.display()),
+        what: format!("pinned mount source {}", source.display()),
         target: stub.clone(),
         source: e.into(),
     };
     rustix::mount::mount_bind(source, &stub).map_err(err)?;
-    rustix::mount::mount_remount(&stub, MountFlags::BIND | MountFlags::RDONLY, c"").map_err(err)?;
+    if readonly {
+        rustix::mount::mount_remount(&stub, MountFlags::BIND | MountFlags::RDONLY, c"")
+            .map_err(err)?;
+    }
     Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_lowers_are_kept_at_their_topmost_place() {
+        let p = |s: &str| PathBuf::from(s);
+        let got = distinct_lowers(&[p("/a"), p("/e"), p("/b"), p("/e"), p("/c"), p("/a")]);
+        assert_eq!(got, [p("/b"), p("/e"), p("/c"), p("/a")]);
+        assert!(distinct_lowers(&[]).is_empty());
+    }
 }
