@@ -3,7 +3,11 @@
 //! - a config declared over 8 MiB is refused before any byte of it is fetched;
 //! - a blob answered with more bytes than its descriptor says is cut off and refused;
 //! - foreign layer `urls` are never contacted;
-//! - `user:pass@` and token query strings of a redirect target never reach errors or progress.
+//! - `user:pass@` and token query strings of a redirect target never reach errors or progress;
+//! - time limits (the binary): a registry stalled mid-blob or never answering an upload ends
+//!   the pull or push at `--registry-timeout` / HOIST_REGISTRY_TIMEOUT with a message naming
+//!   it and nothing half-written; slow but progressing downloads and uploads outlast the idle
+//!   timeout; a stall that recovers is cut by the idle timeout and resumed.
 
 mod common;
 
@@ -252,4 +256,226 @@ fn credentials_in_a_dockerfile_from_are_never_echoed() {
         assert!(t.contains("<redacted>@localhost:5000/busybox"), "{t}");
         assert!(t.contains("Dockerfile:1"), "{t}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time limits: the overall registry timeout (`--registry-timeout`, HOIST_REGISTRY_TIMEOUT) and
+// the idle timeout of one request (hidden: HOIST_REGISTRY_IDLE_TIMEOUT), with the real binary.
+// ---------------------------------------------------------------------------------------------
+
+/// Runs the hoist binary on store `root` with `envs` (the timeout variables of the caller's
+/// environment removed first); returns its output as text, its exit code and how long it ran.
+fn hoist(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> (String, Option<i32>, Duration) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"));
+    cmd.arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("HOIST_ROOT")
+        .env_remove("HOIST_REGISTRY_TIMEOUT")
+        .env_remove("HOIST_REGISTRY_IDLE_TIMEOUT");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let t0 = std::time::Instant::now();
+    let o = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (text, o.status.code(), t0.elapsed())
+}
+
+/// Files a download left behind: temporary blob files anywhere in the store.
+fn temp_blobs(root: &Path) -> Vec<std::path::PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if e.file_name().to_string_lossy().starts_with("blob-") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out
+}
+
+/// Requests the proxy saw for `path_contains`.
+fn seen(proxy: &Server, method: &str, path_contains: &str) -> Vec<common::proxy::Seen> {
+    proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == method && s.path.contains(path_contains))
+        .collect()
+}
+
+#[test]
+fn a_registry_stalled_mid_blob_ends_the_pull_at_the_registry_timeout() {
+    let l = lab("h/stall");
+    let r = format!("{}/h/stall:v1", l.proxy.host);
+    // Every attempt gets 1000 bytes of the layer, then nothing, for ever.
+    l.proxy.add_rule(
+        "GET",
+        &format!("/blobs/{}", l.layer),
+        Fault::StallAfter(1000),
+        100,
+    );
+    let root = tempfile::tempdir().unwrap();
+    // The idle timeout stays at its 60 s default: only the overall limit can end this.
+    let (t, code, took) = hoist(root.path(), &["pull", "--registry-timeout", "2s", &r], &[]);
+    assert_eq!(code, Some(1), "{t}");
+    assert!(took < Duration::from_secs(30), "ran {took:?}: {t}");
+    let want = format!("pulling {}: gave up after 2s", ImageRef::parse(&r).unwrap());
+    assert!(t.contains(&want), "{t}");
+    assert!(t.contains("--registry-timeout"), "{t}");
+    assert!(!l.proxy.faults_hit().is_empty(), "the stall was reached");
+    assert!(!blob_names(root.path()).contains(l.layer.hex()), "{t}");
+    assert!(
+        temp_blobs(root.path()).is_empty(),
+        "{:?}",
+        temp_blobs(root.path())
+    );
+    // Nothing was named either.
+    let (t, code, _) = hoist(root.path(), &["images", "-q"], &[]);
+    assert_eq!((t.trim(), code), ("", Some(0)));
+}
+
+#[test]
+fn a_slow_but_progressing_download_is_not_cut_by_the_idle_timeout() {
+    let l = lab("h/trickle");
+    let r = format!("{}/h/trickle:v1", l.proxy.host);
+    // 8 KiB every 250 ms: the layer takes well over the 1 s idle limit, no pause reaches it.
+    l.proxy.add_rule(
+        "GET",
+        &format!("/blobs/{}", l.layer),
+        Fault::Trickle(8192, Duration::from_millis(250)),
+        1,
+    );
+    assert!(
+        l.layer_bytes.len() > 5 * 8192,
+        "the transfer outlasts the idle limit"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let (t, code, took) = hoist(
+        root.path(),
+        &["pull", &r],
+        &[("HOIST_REGISTRY_IDLE_TIMEOUT", "1s")],
+    );
+    assert_eq!(code, Some(0), "{t}");
+    assert!(took > Duration::from_secs(1), "the premise: {took:?}");
+    let gets = seen(&l.proxy, "GET", &format!("/blobs/{}", l.layer));
+    assert_eq!(gets.len(), 1, "one request, never cut or resumed: {gets:?}");
+    assert!(
+        gets[0]
+            .fault
+            .as_deref()
+            .is_some_and(|f| f.starts_with("Trickle"))
+    );
+    assert!(!t.contains("retrying"), "{t}");
+    let b = Store::open(root.path()).unwrap();
+    assert_eq!(b.read_blob(&l.layer).unwrap(), l.layer_bytes);
+}
+
+#[test]
+fn a_stall_that_recovers_is_cut_by_the_idle_timeout_and_resumed() {
+    let l = lab("h/recover");
+    let r = format!("{}/h/recover:v1", l.proxy.host);
+    // The first attempt stalls after 10 000 bytes; the next is served.
+    l.proxy.add_rule(
+        "GET",
+        &format!("/blobs/{}", l.layer),
+        Fault::StallAfter(10_000),
+        1,
+    );
+    let root = tempfile::tempdir().unwrap();
+    let (t, code, took) = hoist(
+        root.path(),
+        &["pull", "--registry-timeout", "60s", &r],
+        &[("HOIST_REGISTRY_IDLE_TIMEOUT", "1s")],
+    );
+    assert_eq!(code, Some(0), "{t}");
+    assert!(took < Duration::from_secs(30), "ran {took:?}: {t}");
+    assert!(t.contains("idle timeout"), "the retry says why: {t}");
+    let gets = seen(&l.proxy, "GET", &format!("/blobs/{}", l.layer));
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert_eq!(gets[0].range, None);
+    assert_eq!(
+        gets[1].range.as_deref(),
+        Some("bytes=10000-"),
+        "resumed where the stall began"
+    );
+    let b = Store::open(root.path()).unwrap();
+    assert_eq!(b.read_blob(&l.layer).unwrap(), l.layer_bytes);
+    assert!(temp_blobs(root.path()).is_empty());
+}
+
+/// A store at `root` holding `local/app:1` (one layer of `len` noise bytes).
+fn local_image(root: &Path, seed: u64, len: usize) -> Digest {
+    let s = Store::open(root).unwrap();
+    let name = ImageRef::parse("local/app:1").unwrap().to_string();
+    fixture_image(&s, &name, &[("f", noise(len, seed))])
+}
+
+#[test]
+fn a_push_to_a_registry_that_never_answers_ends_at_the_registry_timeout() {
+    let l = lab("h/base");
+    let root = tempfile::tempdir().unwrap();
+    local_image(root.path(), 21, 40_000);
+    // Blob uploads are read, then never answered.
+    l.proxy.add_rule("PUT", "/blobs/uploads/", Fault::Hang, 100);
+    let dest = format!("{}/h/hang:1", l.proxy.host);
+    // The limit from the environment this time.
+    let (t, code, took) = hoist(
+        root.path(),
+        &["push", "local/app:1", &dest],
+        &[("HOIST_REGISTRY_TIMEOUT", "2s")],
+    );
+    assert_eq!(code, Some(1), "{t}");
+    assert!(took < Duration::from_secs(30), "ran {took:?}: {t}");
+    let want = format!(
+        "pushing {}: gave up after 2s",
+        ImageRef::parse(&dest).unwrap()
+    );
+    assert!(t.contains(&want), "{t}");
+    assert!(t.contains("HOIST_REGISTRY_TIMEOUT"), "{t}");
+    assert!(!l.proxy.faults_hit().is_empty());
+    assert!(
+        seen(&l.proxy, "PUT", "/manifests/").is_empty(),
+        "no manifest without its blobs"
+    );
+}
+
+#[test]
+fn a_slow_upload_is_not_cut_by_the_idle_timeout() {
+    let l = lab("h/base2");
+    let root = tempfile::tempdir().unwrap();
+    let md = local_image(root.path(), 22, 60_000);
+    // The proxy takes the upload 4 KiB every 150 ms: some 2 s for the layer.
+    l.proxy.add_rule(
+        "PUT",
+        "/blobs/uploads/",
+        Fault::SlowRequest(4096, Duration::from_millis(150)),
+        100,
+    );
+    let dest = format!("{}/h/slowup:1", l.proxy.host);
+    let (t, code, took) = hoist(
+        root.path(),
+        &["push", "local/app:1", &dest],
+        &[("HOIST_REGISTRY_IDLE_TIMEOUT", "1s")],
+    );
+    assert_eq!(code, Some(0), "{t}");
+    assert!(took > Duration::from_secs(1), "the premise: {took:?}");
+    assert!(!t.contains("retrying"), "{t}");
+    let puts = seen(&l.proxy, "PUT", "/blobs/uploads/");
+    assert_eq!(puts.len(), 2, "config and layer, each sent once: {puts:?}");
+    // What the registry has is the image.
+    let tb = tempfile::tempdir().unwrap();
+    let b = Store::open(tb.path()).unwrap();
+    let pulled = client(l.cfg.path())
+        .pull(&ImageRef::parse(&dest).unwrap(), &amd64(), &b)
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, md);
 }

@@ -84,6 +84,8 @@ pub struct BuildArgs {
     /// Parse and plan only; print the plan
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub timeouts: super::RegistryTimeoutArgs,
     /// Build context: a directory, or `-` for a tar on stdin
     pub context: String,
 }
@@ -362,6 +364,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         insecure: g.insecure_registries(),
         docker_config_dir: None,
     })?;
+    a.timeouts.apply(&mut registry);
     {
         let (sent, skipped) = (sent.clone(), skipped.clone());
         registry.set_progress(move |p| {
@@ -403,7 +406,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     let remote = crate::engine::adapters::RegistryCache(&registry);
     if !a.no_cache {
         for from in &cache_from {
-            let stats = transfer::import(&cache_index, &store, from, Some(&remote))?;
+            let stats = registry.operation(
+                format!("importing build cache from {}", describe(from)),
+                || transfer::import(&cache_index, &store, from, Some(&remote)),
+            )?;
             if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
                 errln!(
                     "imported build cache from {}: {} entries, {} blobs",
@@ -431,7 +437,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         store.set_image(&t.to_string(), &outcome.manifest_digest)?;
     }
     for to in &cache_to {
-        let stats = transfer::export(&cache_index, &store, &outcome.cache_keys, to, Some(&remote))?;
+        let stats = registry
+            .operation(format!("exporting build cache to {}", describe(to)), || {
+                transfer::export(&cache_index, &store, &outcome.cache_keys, to, Some(&remote))
+            })?;
         if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
             errln!(
                 "exported build cache to {}: {} entries, {} blobs",

@@ -1,7 +1,7 @@
 //! Store and registry commands: pull, push, images, tag, rmi, inspect, save, load, prune,
 //! fsck, login, logout.
 
-use super::GlobalArgs;
+use super::{GlobalArgs, RegistryTimeoutArgs};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +15,8 @@ pub struct PullArgs {
     /// Print only the image digest
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub timeouts: RegistryTimeoutArgs,
     pub image: String,
 }
 
@@ -24,6 +26,8 @@ pub struct PushArgs {
     /// Print only the pushed digest
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub timeouts: RegistryTimeoutArgs,
     /// Image in the store
     pub image: String,
     /// Destination (default: the same name)
@@ -111,6 +115,8 @@ pub struct LoginArgs {
     /// Read the password from stdin
     #[arg(long)]
     pub password_stdin: bool,
+    #[command(flatten)]
+    pub timeouts: RegistryTimeoutArgs,
     pub server: String,
 }
 
@@ -146,11 +152,12 @@ fn open_store(g: &GlobalArgs) -> crate::Result<Store> {
     Ok(store)
 }
 
-fn client(g: &GlobalArgs, quiet: bool) -> crate::Result<Client> {
+fn client(g: &GlobalArgs, t: &RegistryTimeoutArgs, quiet: bool) -> crate::Result<Client> {
     let mut c = Client::new(RegistryOptions {
         insecure: g.insecure_registries(),
         docker_config_dir: None,
     })?;
+    t.apply(&mut c);
     if quiet {
         return Ok(c);
     }
@@ -238,7 +245,7 @@ pub fn pull(g: &GlobalArgs, a: PullArgs) -> crate::Result<ExitCode> {
         None => Platform::host(),
     };
     let store = open_store(g)?;
-    let c = client(g, a.quiet)?;
+    let c = client(g, &a.timeouts, a.quiet)?;
     if !a.quiet {
         errln!("{}: Pulling from {}", r.reference(), r.name());
     }
@@ -257,7 +264,7 @@ pub fn push(g: &GlobalArgs, a: PushArgs) -> crate::Result<ExitCode> {
     let store = open_store(g)?;
     let (name, digest) = find_image(&store, &a.image)?;
     let dest = parse_ref(a.dest.as_deref().unwrap_or(&name))?;
-    let c = client(g, a.quiet)?;
+    let c = client(g, &a.timeouts, a.quiet)?;
     let pushed = c.push(&store, &digest, &dest)?;
     if a.quiet {
         outln!("{pushed}");
@@ -449,7 +456,7 @@ pub fn login(g: &GlobalArgs, a: LoginArgs) -> crate::Result<ExitCode> {
             "login needs a username and a password (use -u and --password-stdin)".into(),
         ));
     }
-    let c = client(g, true)?;
+    let c = client(g, &a.timeouts, true)?;
     c.login(&server, &username, &password)?;
     let mut cfg = auth::DockerConfig::load(&auth::config_dir(None))?;
     cfg.store(&server, &username, &password)?;

@@ -26,6 +26,7 @@ pub mod images;
 pub mod progress;
 pub mod run;
 
+use crate::registry::{Client, TimeLimit};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +88,36 @@ impl GlobalArgs {
             .unwrap_or_else(|| PathBuf::from("."));
         let r = home.join(".local/share/hoist");
         std::path::absolute(&r).unwrap_or(r)
+    }
+}
+
+/// Time limits of registry work, on the commands that talk to registries.
+#[derive(Debug, Args, Clone)]
+pub struct RegistryTimeoutArgs {
+    /// Give up a registry operation (the pull or push of one image, a cache import or
+    /// export), retries included, after this long: e.g. 90s, 10m, 1h30m; 0 = no limit
+    #[arg(
+        long = "registry-timeout",
+        value_name = "DURATION",
+        env = "HOIST_REGISTRY_TIMEOUT",
+        default_value_t = TimeLimit::DEFAULT_OPERATION
+    )]
+    pub registry_timeout: TimeLimit,
+    /// Retry a registry request that receives nothing for this long (for tests)
+    #[arg(
+        long = "registry-idle-timeout",
+        value_name = "DURATION",
+        env = "HOIST_REGISTRY_IDLE_TIMEOUT",
+        default_value_t = TimeLimit::DEFAULT_IDLE,
+        hide = true
+    )]
+    pub registry_idle_timeout: TimeLimit,
+}
+
+impl RegistryTimeoutArgs {
+    /// Sets these limits on a registry client.
+    pub fn apply(&self, c: &mut Client) {
+        c.set_timeouts(self.registry_timeout, self.registry_idle_timeout);
     }
 }
 

@@ -36,6 +36,8 @@ pub struct RunArgs {
     /// Override the image's entrypoint
     #[arg(long)]
     pub entrypoint: Option<String>,
+    #[command(flatten)]
+    pub timeouts: super::RegistryTimeoutArgs,
     /// Image to run
     pub image: String,
     /// Command and arguments
@@ -61,7 +63,7 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
     // Whatever a killed hoist left behind in the pool goes first.
     executor::cleanup_stale(runtime.pool())?;
 
-    let (config, lowers) = image_rootfs(g, &a.image)?;
+    let (config, lowers) = image_rootfs(g, &a.timeouts, &a.image)?;
     let rc = &config.config;
     let argv = command_line(rc, a.entrypoint.as_deref(), &a.command);
     if argv.is_empty() {
@@ -136,13 +138,15 @@ fn on_signal(sig: i32) {
 /// copy is used as is, like `docker run`).
 fn image_rootfs(
     g: &GlobalArgs,
+    timeouts: &super::RegistryTimeoutArgs,
     image: &str,
 ) -> crate::Result<(crate::oci::ImageConfig, Vec<PathBuf>)> {
     let store = crate::store::Store::open(&g.store_root())?;
-    let registry = crate::registry::Client::new(crate::registry::RegistryOptions {
+    let mut registry = crate::registry::Client::new(crate::registry::RegistryOptions {
         insecure: g.insecure_registries(),
         docker_config_dir: None,
     })?;
+    timeouts.apply(&mut registry);
     let warn = |m: String| errln!("WARNING: {m}");
     let b = crate::engine::base::load(
         &store,

@@ -4,6 +4,7 @@
 
 use super::auth::{self, Challenge, Credential, DockerConfig, redact};
 use super::retry::RetryPolicy;
+use super::timeout::{self, Deadline, TimeLimit, format_duration};
 use super::{ImageRef, PulledImage, RegistryError, RegistryOptions, Result};
 use crate::oci::{Descriptor, Digest, Index, Manifest, Platform, media};
 use crate::store::{MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Store, StoreError};
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -64,6 +66,8 @@ pub struct Client {
     opts: RegistryOptions,
     certs_dir: PathBuf,
     policy: RetryPolicy,
+    operation_limit: TimeLimit,
+    idle: TimeLimit,
     chunk_size: u64,
     monolithic_max: u64,
     parallel: usize,
@@ -155,6 +159,120 @@ fn err_chain(e: &dyn std::error::Error) -> String {
     redact(&s)
 }
 
+/// Reads a response body on a helper thread, so that the caller can stop waiting at the
+/// operation's deadline: a read of reqwest's blocking client cannot be interrupted and may
+/// wait up to the idle limit. An abandoned thread ends after that read (its receiver gone),
+/// dropping the response and its connection.
+struct BodyReader {
+    rx: Receiver<std::io::Result<Vec<u8>>>,
+}
+
+impl BodyReader {
+    fn start(mut resp: Response) -> BodyReader {
+        let (tx, rx) = mpsc::sync_channel(2);
+        std::thread::spawn(move || {
+            loop {
+                let mut buf = vec![0u8; 256 << 10];
+                let read = resp.read(&mut buf).map(|n| {
+                    buf.truncate(n);
+                    buf
+                });
+                let more = matches!(&read, Ok(b) if !b.is_empty());
+                if tx.send(read).is_err() || !more {
+                    return;
+                }
+            }
+        });
+        BodyReader { rx }
+    }
+
+    /// The next piece of the body (empty at its end), or the timeout once `dl` has passed.
+    fn next(&self, dl: &Deadline) -> Result<std::io::Result<Vec<u8>>> {
+        loop {
+            dl.check()?;
+            let got = match dl.remaining() {
+                Some(left) => self.rx.recv_timeout(left),
+                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match got {
+                Ok(read) => return Ok(read),
+                // The deadline: `check` above turns it into the error.
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Ok(Err(std::io::Error::other("the body reader thread ended")));
+                }
+            }
+        }
+    }
+}
+
+/// Adds headers and a body to a request (once per attempt).
+type Build<'a> = &'a dyn Fn(RequestBuilder) -> Result<RequestBuilder>;
+
+fn no_body(rb: RequestBuilder) -> Result<RequestBuilder> {
+    Ok(rb)
+}
+
+/// One request to a registry, as [`Client::send`] makes it.
+struct Req<'a> {
+    method: Method,
+    url: &'a Url,
+    /// Retries connection errors, 5xx and 429 (off where a retry is not safe).
+    retry: bool,
+    /// Streams a blob to the registry: no idle bound before the response head (see
+    /// [`Client::request_timeout`]).
+    upload: bool,
+    build: Build<'a>,
+}
+
+impl<'a> Req<'a> {
+    fn new(method: Method, url: &'a Url) -> Req<'a> {
+        Req {
+            method,
+            url,
+            retry: true,
+            upload: false,
+            build: &no_body,
+        }
+    }
+
+    fn with(self, build: Build<'a>) -> Req<'a> {
+        Req { build, ..self }
+    }
+
+    fn no_retry(self) -> Req<'a> {
+        Req {
+            retry: false,
+            ..self
+        }
+    }
+
+    fn upload(self) -> Req<'a> {
+        Req {
+            upload: true,
+            ..self
+        }
+    }
+}
+
+/// The statuses a request expects (anything else is an error, see [`Client::send_expect`]).
+#[derive(Clone, Copy)]
+enum Expect {
+    /// Any 2xx.
+    Success,
+    /// One of these.
+    Status(&'static [StatusCode]),
+}
+
+impl Expect {
+    fn allows(self, st: StatusCode) -> bool {
+        match self {
+            Expect::Success => st.is_success(),
+            Expect::Status(list) => list.contains(&st),
+        }
+    }
+}
+
 /// A reader that reports upload progress.
 struct ProgressReader<R> {
     inner: R,
@@ -191,6 +309,8 @@ impl Client {
             opts,
             certs_dir: PathBuf::from("/etc/docker/certs.d"),
             policy: RetryPolicy::default(),
+            operation_limit: TimeLimit::DEFAULT_OPERATION,
+            idle: TimeLimit::DEFAULT_IDLE,
             chunk_size: 32 << 20,
             monolithic_max: 16 << 20,
             parallel: 3,
@@ -214,6 +334,92 @@ impl Client {
             base,
             max,
         };
+    }
+
+    /// Time limits: `operation` bounds one whole operation (see [`Client::operation`]; default
+    /// 30 minutes), `idle` one request that receives nothing (default 60 seconds; a request
+    /// that keeps receiving is never cut, and an idle one fails as a retryable connection
+    /// error). Set before the first request: the idle limit is built into each registry's
+    /// HTTP client.
+    pub fn set_timeouts(&mut self, operation: TimeLimit, idle: TimeLimit) {
+        self.operation_limit = operation;
+        self.idle = idle;
+    }
+
+    /// Runs `f` as one registry operation described by `what` (`pulling r/a:1`): every
+    /// request, retry and backoff inside it, on this thread or the ones the client starts
+    /// for it, shares one deadline, the operation limit from now. The time left is checked
+    /// before each attempt, caps each backoff sleep and each request's timeout when shorter
+    /// than the idle limit, and bounds the wait for each piece of a blob download (abandoned
+    /// then, its temporary file removed). Once it has passed, the error is
+    /// [`RegistryError::Timeout`] naming `what`. (A small response body, a manifest or an
+    /// error message, stalling at that moment may hold the error back by up to the idle
+    /// limit.) Inside another operation, `f` simply runs under the outer deadline. Pulls,
+    /// pushes and the other public methods open their own operation; callers group several
+    /// calls into one (a cache import) with this.
+    pub fn operation<T, E>(
+        &self,
+        what: impl Into<String>,
+        f: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        if timeout::current().is_some() {
+            return f();
+        }
+        let _scope = timeout::enter(Some(Deadline::start(what.into(), self.operation_limit)));
+        f()
+    }
+
+    /// The deadline of the operation under way on this thread.
+    fn deadline(&self) -> Deadline {
+        timeout::current().unwrap_or_else(Deadline::unlimited)
+    }
+
+    /// The timeout to set on one request, if any. The HTTP client's own timeout is the idle
+    /// limit, which reqwest's blocking client applies to the wait for the response head
+    /// (sending the body included) and to each read of the body: a download that keeps
+    /// receiving is never cut. A request's own timeout replaces it and also bounds the whole
+    /// request, so it is set only
+    /// - when the operation has less time left than the idle limit: the time left;
+    /// - on a blob upload: the time left, or no limit. Its body may take minutes on a slow
+    ///   link; the sockets' TCP_USER_TIMEOUT (the idle limit) cuts a peer that stops
+    ///   acknowledging the bytes sent, the deadline one that takes them and never answers.
+    fn request_timeout(&self, dl: &Deadline, upload: bool) -> Option<Duration> {
+        /// "No limit" for reqwest, which has no way to unset the client's timeout for one
+        /// request.
+        const NO_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+        let left = dl.remaining();
+        if upload {
+            return Some(left.unwrap_or(NO_LIMIT));
+        }
+        left.filter(|l| self.idle.0.is_none_or(|idle| *l < idle))
+    }
+
+    /// A request error as text; an idle timeout says so.
+    fn request_error(&self, e: &reqwest::Error) -> String {
+        match self.idle.0 {
+            Some(i) if e.is_timeout() => format!(
+                "nothing received for {} (idle timeout): {}",
+                format_duration(i),
+                err_chain(e)
+            ),
+            _ => err_chain(e),
+        }
+    }
+
+    /// A read error of a response body as text; an idle timeout says so.
+    fn read_error(&self, e: &std::io::Error) -> String {
+        let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+            || e.get_ref()
+                .and_then(|x| x.downcast_ref::<reqwest::Error>())
+                .is_some_and(reqwest::Error::is_timeout);
+        match self.idle.0 {
+            Some(i) if timed_out => format!(
+                "nothing received for {} (idle timeout): {}",
+                format_duration(i),
+                err_chain(e)
+            ),
+            _ => err_chain(e),
+        }
     }
 
     /// Upload chunk size, and the largest blob uploaded in one `PUT`.
@@ -296,9 +502,14 @@ impl Client {
                 }
             }
         }
+        // The idle limit, per wait (see `request_timeout`). reqwest's `read_timeout` is for
+        // its async client only: its blocking client polls response bodies outside the
+        // runtime, where that timer panics.
+        let connect = Duration::from_secs(20);
         let mut b = Http::builder()
-            .timeout(Duration::from_secs(120))
-            .connect_timeout(Duration::from_secs(20))
+            .timeout(self.idle.0)
+            .connect_timeout(self.idle.0.map_or(connect, |i| i.min(connect)))
+            .tcp_user_timeout(self.idle.0)
             .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")));
         if !system_roots {
             b = b.tls_certs_only(certs);
@@ -319,6 +530,9 @@ impl Client {
         if let Some(ep) = lock(&self.endpoints).get(registry) {
             return Ok(ep.clone());
         }
+        let dl = self.deadline();
+        dl.check()?;
+        let probe_timeout = dl.cap(Duration::from_secs(10));
         let mut http = self.http_client(registry, !self.plain_http_allowed(registry))?;
         let host = if auth::is_docker_hub(registry) {
             "registry-1.docker.io"
@@ -339,7 +553,7 @@ impl Client {
         let loopback_http = self.is_loopback(registry) && {
             let http_base = parse("http")?;
             http.get(http_base.join("v2/").unwrap_or(http_base))
-                .timeout(Duration::from_secs(10))
+                .timeout(probe_timeout)
                 .send()
                 .is_ok_and(|r| matches!(r.status(), StatusCode::OK | StatusCode::UNAUTHORIZED))
         };
@@ -349,7 +563,7 @@ impl Client {
             // Docker's order for insecure registries: HTTPS first, then plain HTTP.
             let probe = http
                 .get(base.join("v2/").unwrap_or_else(|_| base.clone()))
-                .timeout(Duration::from_secs(10))
+                .timeout(probe_timeout)
                 .send();
             // A TLS server with a certificate we do not trust stays HTTPS, so the error is
             // the certificate one (fix: its CA in certs.d), not a confusing plain-HTTP 400.
@@ -400,9 +614,17 @@ impl Client {
     }
 
     fn send_simple(&self, rb: impl Fn() -> RequestBuilder, url: &str) -> Result<Response> {
+        let dl = self.deadline();
         let mut attempt = 0;
         loop {
-            match rb().send() {
+            dl.check()?;
+            let mut req = rb();
+            if let Some(t) = self.request_timeout(&dl, false) {
+                req = req.timeout(t);
+            }
+            let sent = req.send();
+            dl.check()?;
+            match sent {
                 Ok(r)
                     if (r.status().is_server_error()
                         || r.status() == StatusCode::TOO_MANY_REQUESTS)
@@ -417,24 +639,24 @@ impl Client {
                         0,
                         0,
                     );
-                    std::thread::sleep(wait);
+                    std::thread::sleep(dl.cap(wait));
                 }
                 Ok(r) => return Ok(r),
                 Err(e) if attempt + 1 < self.policy.attempts => {
                     self.emit(
                         url,
                         ProgressKind::Retrying {
-                            reason: err_chain(&e),
+                            reason: self.request_error(&e),
                         },
                         0,
                         0,
                     );
-                    std::thread::sleep(self.policy.backoff(attempt));
+                    std::thread::sleep(dl.cap(self.policy.backoff(attempt)));
                 }
                 Err(e) => {
                     return Err(RegistryError::Connection {
                         url: redact(url),
-                        reason: err_chain(&e),
+                        reason: self.request_error(&e),
                     });
                 }
             }
@@ -580,43 +802,47 @@ impl Client {
     }
 
     /// Sends a request to the registry with auth, re-authenticating once on 401 and retrying
-    /// connection errors, 5xx and 429. `build` adds headers/body and is called per attempt.
-    fn send(
-        &self,
-        ep: &Endpoint,
-        scopes: &[String],
-        method: Method,
-        url: &Url,
-        retry: bool,
-        build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder>,
-    ) -> Result<Response> {
+    /// connection errors (idle timeouts included), 5xx and 429 when `req.retry`; `req.build`
+    /// adds headers and body and is called per attempt. Each attempt and each backoff is
+    /// bounded by the operation's deadline; once it has passed the error is the timeout.
+    fn send(&self, ep: &Endpoint, scopes: &[String], req: &Req<'_>) -> Result<Response> {
+        let dl = self.deadline();
+        let url = req.url;
+        let method = &req.method;
         let same_origin = url.origin() == ep.base.origin();
         let mut attempt = 0;
         let mut reauthed = false;
         loop {
+            dl.check()?;
             let mut rb = ep.http.request(method.clone(), url.clone());
             if same_origin && let Some(h) = self.auth_header(ep, scopes)? {
                 rb = rb.header(header::AUTHORIZATION, h);
             }
-            rb = build(rb)?;
-            match rb.send() {
+            rb = (req.build)(rb)?;
+            if let Some(t) = self.request_timeout(&dl, req.upload) {
+                rb = rb.timeout(t);
+            }
+            let sent = rb.send();
+            // A request cut by the deadline (or one that ended just after it) is the timeout.
+            dl.check()?;
+            match sent {
                 Err(e) => {
-                    if retry && attempt + 1 < self.policy.attempts {
+                    if req.retry && attempt + 1 < self.policy.attempts {
                         self.emit(
                             url.as_str(),
                             ProgressKind::Retrying {
-                                reason: err_chain(&e),
+                                reason: self.request_error(&e),
                             },
                             0,
                             0,
                         );
-                        std::thread::sleep(self.policy.backoff(attempt));
+                        std::thread::sleep(dl.cap(self.policy.backoff(attempt)));
                         attempt += 1;
                         continue;
                     }
                     return Err(RegistryError::Connection {
                         url: redact(url.as_str()),
-                        reason: format!("{method}: {}", err_chain(&e)),
+                        reason: format!("{method}: {}", self.request_error(&e)),
                     });
                 }
                 Ok(resp) => {
@@ -634,7 +860,7 @@ impl Client {
                             continue;
                         }
                     }
-                    if retry
+                    if req.retry
                         && (st.is_server_error() || st == StatusCode::TOO_MANY_REQUESTS)
                         && attempt + 1 < self.policy.attempts
                     {
@@ -647,7 +873,7 @@ impl Client {
                             0,
                             0,
                         );
-                        std::thread::sleep(wait);
+                        std::thread::sleep(dl.cap(wait));
                         attempt += 1;
                         continue;
                     }
@@ -655,6 +881,25 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// [`Client::send`], then the status check every call makes: a response whose status
+    /// `expect` allows is returned, any other becomes [`Client::status_error`]'s error
+    /// (denied with the scope, not found naming `what`, or the status with the registry's
+    /// message).
+    fn send_expect(
+        &self,
+        ep: &Endpoint,
+        scopes: &[String],
+        req: &Req<'_>,
+        expect: Expect,
+        what: &str,
+    ) -> Result<Response> {
+        let resp = self.send(ep, scopes, req)?;
+        if expect.allows(resp.status()) {
+            return Ok(resp);
+        }
+        Err(self.status_error(ep, scopes, &req.method, req.url, what, resp))
     }
 
     fn status_error(
@@ -699,6 +944,12 @@ impl Client {
     /// Checks credentials against a registry (as `docker login` does) and remembers them for
     /// this client.
     pub fn login(&self, registry: &str, username: &str, password: &str) -> Result<()> {
+        self.operation(format!("logging in to {registry}"), || {
+            self.login_op(registry, username, password)
+        })
+    }
+
+    fn login_op(&self, registry: &str, username: &str, password: &str) -> Result<()> {
         let ep = self.endpoint(registry)?;
         lock(&self.creds).insert(
             registry.to_string(),
@@ -708,12 +959,15 @@ impl Client {
             }),
         );
         let url = self.url(&ep, "v2/")?;
-        let resp = self.send(&ep, &[], Method::GET, &url, true, &|rb| Ok(rb))?;
-        if resp.status().is_success() {
-            // A registry that never challenged did not check anything; still fine for Docker.
-            return Ok(());
-        }
-        Err(self.status_error(&ep, &[], &Method::GET, &url, "registry API /v2/", resp))
+        // A registry that never challenged did not check anything; still fine for Docker.
+        self.send_expect(
+            &ep,
+            &[],
+            &Req::new(Method::GET, &url),
+            Expect::Success,
+            "registry API /v2/",
+        )?;
+        Ok(())
     }
 
     fn fetch_manifest(
@@ -724,22 +978,19 @@ impl Client {
     ) -> Result<(Vec<u8>, String, Digest)> {
         let ep = self.endpoint(&r.registry)?;
         let url = self.url(&ep, &format!("v2/{}/manifests/{reference}", r.repository))?;
-        let resp = self.send(&ep, scopes, Method::GET, &url, true, &|rb| {
-            Ok(rb.header(header::ACCEPT, media::ACCEPT_MANIFESTS))
-        })?;
-        if !resp.status().is_success() {
-            let what = format!(
-                "manifest {}",
-                r.name()
-                    + if reference.starts_with("sha256:") {
-                        "@"
-                    } else {
-                        ":"
-                    }
-                    + reference
-            );
-            return Err(self.status_error(&ep, scopes, &Method::GET, &url, &what, resp));
-        }
+        let sep = if reference.starts_with("sha256:") {
+            "@"
+        } else {
+            ":"
+        };
+        let resp = self.send_expect(
+            &ep,
+            scopes,
+            &Req::new(Method::GET, &url)
+                .with(&|rb| Ok(rb.header(header::ACCEPT, media::ACCEPT_MANIFESTS))),
+            Expect::Success,
+            &format!("manifest {}{sep}{reference}", r.name()),
+        )?;
         let content_type = resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -805,6 +1056,12 @@ impl Client {
 
     /// Fetches a manifest or index as the registry serves it: bytes, media type, digest.
     pub fn get_manifest(&self, r: &ImageRef) -> Result<(Vec<u8>, String, Digest)> {
+        self.operation(format!("fetching the manifest of {r}"), || {
+            self.get_manifest_op(r)
+        })
+    }
+
+    fn get_manifest_op(&self, r: &ImageRef) -> Result<(Vec<u8>, String, Digest)> {
         self.fetch_manifest(r, &r.reference(), &[pull_scope(&r.repository)])
     }
 
@@ -861,6 +1118,10 @@ impl Client {
 
     /// The digest of the manifest for `platform` (resolving an index).
     pub fn resolve(&self, r: &ImageRef, platform: &Platform) -> Result<Digest> {
+        self.operation(format!("resolving {r}"), || self.resolve_op(r, platform))
+    }
+
+    fn resolve_op(&self, r: &ImageRef, platform: &Platform) -> Result<Digest> {
         Ok(self
             .platform_manifest(r, platform, &[pull_scope(&r.repository)])?
             .2)
@@ -869,6 +1130,10 @@ impl Client {
     /// Pulls an image: manifest (platform-selected), config and layers into the store, all
     /// verified; names it `r.to_string()` in the store.
     pub fn pull(&self, r: &ImageRef, platform: &Platform, store: &Store) -> Result<PulledImage> {
+        self.operation(format!("pulling {r}"), || self.pull_op(r, platform, store))
+    }
+
+    fn pull_op(&self, r: &ImageRef, platform: &Platform, store: &Store) -> Result<PulledImage> {
         let scopes = vec![pull_scope(&r.repository)];
         // A concurrent `prune` must not collect blobs between their download and set_image.
         let _gc = store.gc_shared_lock()?;
@@ -909,9 +1174,12 @@ impl Client {
     ) -> Result<()> {
         let next = Mutex::new(0usize);
         let first_err: Mutex<Option<RegistryError>> = Mutex::new(None);
+        // The workers run under the caller's operation deadline.
+        let deadline = timeout::current();
         std::thread::scope(|s| {
             for _ in 0..self.parallel.min(items.len()).max(1) {
                 s.spawn(|| {
+                    let _scope = timeout::enter(deadline.clone());
                     loop {
                         if lock(&first_err).is_some() {
                             return;
@@ -939,6 +1207,12 @@ impl Client {
 
     /// Downloads one blob into the store (verified against the descriptor's digest and size).
     pub fn fetch_blob(&self, r: &ImageRef, desc: &Descriptor, store: &Store) -> Result<()> {
+        self.operation(format!("fetching blob {} of {r}", desc.digest), || {
+            self.fetch_blob_op(r, desc, store)
+        })
+    }
+
+    fn fetch_blob_op(&self, r: &ImageRef, desc: &Descriptor, store: &Store) -> Result<()> {
         self.fetch_blob_scoped(r, desc, store, &[pull_scope(&r.repository)])
     }
 
@@ -967,19 +1241,30 @@ impl Client {
         let what = format!("blob {} of {r}", desc.digest);
         let mut w = store.blob_writer()?;
         let mut resumes = 0u32;
-        let mut buf = vec![0u8; 256 << 10];
         let mut last_emit = 0u64;
+        let dl = self.deadline();
+        // On any error `w` is dropped, which removes its temporary file.
         'outer: loop {
             let offset = w.len();
-            let resp = self.send(&ep, scopes, Method::GET, &url, true, &|rb| {
-                Ok(if offset > 0 {
-                    rb.header(header::RANGE, format!("bytes={offset}-"))
-                } else {
-                    rb
-                })
-            })?;
-            let st = resp.status();
-            if st == StatusCode::PARTIAL_CONTENT && offset > 0 {
+            let expect: &'static [StatusCode] = if offset > 0 {
+                &[StatusCode::OK, StatusCode::PARTIAL_CONTENT]
+            } else {
+                &[StatusCode::OK]
+            };
+            let resp = self.send_expect(
+                &ep,
+                scopes,
+                &Req::new(Method::GET, &url).with(&|rb| {
+                    Ok(if offset > 0 {
+                        rb.header(header::RANGE, format!("bytes={offset}-"))
+                    } else {
+                        rb
+                    })
+                }),
+                Expect::Status(expect),
+                &what,
+            )?;
+            if resp.status() == StatusCode::PARTIAL_CONTENT {
                 let start = resp
                     .headers()
                     .get(header::CONTENT_RANGE)
@@ -991,24 +1276,24 @@ impl Client {
                     w = store.blob_writer()?;
                     continue;
                 }
-            } else if st == StatusCode::OK {
-                if offset > 0 {
-                    w = store.blob_writer()?;
-                }
-            } else {
-                return Err(self.status_error(&ep, scopes, &Method::GET, &url, &what, resp));
+            } else if offset > 0 {
+                // 200: the registry sends the whole blob again.
+                w = store.blob_writer()?;
             }
-            let mut resp = resp;
+            let body = BodyReader::start(resp);
             loop {
-                match resp.read(&mut buf) {
-                    Ok(0) => {
+                // A read fails after the idle limit; the wait for it ends at the deadline.
+                let read = body.next(&dl)?;
+                match read {
+                    Ok(buf) if buf.is_empty() => {
                         if w.len() < desc.size && resumes < 10 {
                             resumes += 1;
                             continue 'outer;
                         }
                         break 'outer;
                     }
-                    Ok(n) => {
+                    Ok(buf) => {
+                        let n = buf.len();
                         if w.len() + n as u64 > desc.size {
                             return Err(RegistryError::SizeMismatch {
                                 what,
@@ -1016,7 +1301,7 @@ impl Client {
                                 actual: w.len() + n as u64,
                             });
                         }
-                        w.write_all(&buf[..n]).map_err(|e| StoreError::Io {
+                        w.write_all(&buf).map_err(|e| StoreError::Io {
                             path: store.root().join("tmp"),
                             source: e,
                         })?;
@@ -1026,21 +1311,16 @@ impl Client {
                         }
                     }
                     Err(e) => {
+                        dl.check()?;
+                        let reason = self.read_error(&e);
                         if resumes >= 10 {
                             return Err(RegistryError::Connection {
                                 url: redact(url.as_str()),
-                                reason: format!("reading {what}: {e}"),
+                                reason: format!("reading {what}: {reason}"),
                             });
                         }
-                        self.emit(
-                            &id,
-                            ProgressKind::Retrying {
-                                reason: e.to_string(),
-                            },
-                            w.len(),
-                            desc.size,
-                        );
-                        std::thread::sleep(self.policy.backoff(resumes.min(4)));
+                        self.emit(&id, ProgressKind::Retrying { reason }, w.len(), desc.size);
+                        std::thread::sleep(dl.cap(self.policy.backoff(resumes.min(4))));
                         resumes += 1;
                         continue 'outer;
                     }
@@ -1074,6 +1354,12 @@ impl Client {
     /// Pushes an image from the store: blobs (HEAD-skip, cross-repo mount, upload), then the
     /// manifest under `dest`'s tag (or digest). Returns the manifest digest.
     pub fn push(&self, store: &Store, manifest: &Digest, dest: &ImageRef) -> Result<Digest> {
+        self.operation(format!("pushing {dest}"), || {
+            self.push_op(store, manifest, dest)
+        })
+    }
+
+    fn push_op(&self, store: &Store, manifest: &Digest, dest: &ImageRef) -> Result<Digest> {
         let _gc = store.gc_shared_lock()?;
         let bytes = store.read_blob_limited(manifest, "manifest", MAX_MANIFEST_SIZE)?;
         let v: serde_json::Value =
@@ -1112,6 +1398,12 @@ impl Client {
     /// Uploads one blob unless the registry has it; mounts it from another repository of the
     /// same registry when the store knows one.
     pub fn push_blob(&self, store: &Store, dest: &ImageRef, d: &Digest) -> Result<()> {
+        self.operation(format!("pushing blob {d} to {}", dest.name()), || {
+            self.push_blob_op(store, dest, d)
+        })
+    }
+
+    fn push_blob_op(&self, store: &Store, dest: &ImageRef, d: &Digest) -> Result<()> {
         let size = store.blob_size(d)?;
         let id = d.short().to_string();
         let ep = self.endpoint(&dest.registry)?;
@@ -1126,7 +1418,7 @@ impl Client {
         }
         let what = format!("blob {d} to {}", dest.name());
         let head = self.url(&ep, &format!("v2/{}/blobs/{d}", dest.repository))?;
-        let resp = self.send(&ep, &scopes, Method::HEAD, &head, true, &|rb| Ok(rb))?;
+        let resp = self.send(&ep, &scopes, &Req::new(Method::HEAD, &head))?;
         if resp.status().is_success() {
             self.emit(&id, ProgressKind::Exists, size, size);
             return Ok(());
@@ -1140,9 +1432,11 @@ impl Client {
             u.query_pairs_mut()
                 .append_pair("mount", &d.to_string())
                 .append_pair("from", src);
-            let resp = self.send(&ep, &scopes, Method::POST, &u, true, &|rb| {
-                Ok(rb.header(header::CONTENT_LENGTH, "0"))
-            })?;
+            let resp = self.send(
+                &ep,
+                &scopes,
+                &Req::new(Method::POST, &u).with(&|rb| Ok(rb.header(header::CONTENT_LENGTH, "0"))),
+            )?;
             match resp.status() {
                 StatusCode::CREATED => {
                     self.emit(&id, ProgressKind::Mounted { from: src.clone() }, size, size);
@@ -1152,8 +1446,10 @@ impl Client {
                 _ => {}
             }
         }
+        let dl = self.deadline();
         let mut attempt = 0;
         loop {
+            dl.check()?;
             let session = match mounted_session.take() {
                 Some(s) => s,
                 None => self.start_upload(&ep, &scopes, dest)?,
@@ -1169,7 +1465,7 @@ impl Client {
                         0,
                         size,
                     );
-                    std::thread::sleep(self.policy.backoff(attempt));
+                    std::thread::sleep(dl.cap(self.policy.backoff(attempt)));
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -1186,19 +1482,13 @@ impl Client {
 
     fn start_upload(&self, ep: &Endpoint, scopes: &[String], dest: &ImageRef) -> Result<Url> {
         let u = self.url(ep, &format!("v2/{}/blobs/uploads/", dest.repository))?;
-        let resp = self.send(ep, scopes, Method::POST, &u, true, &|rb| {
-            Ok(rb.header(header::CONTENT_LENGTH, "0"))
-        })?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(self.status_error(
-                ep,
-                scopes,
-                &Method::POST,
-                &u,
-                &format!("upload to {}", dest.name()),
-                resp,
-            ));
-        }
+        let resp = self.send_expect(
+            ep,
+            scopes,
+            &Req::new(Method::POST, &u).with(&|rb| Ok(rb.header(header::CONTENT_LENGTH, "0"))),
+            Expect::Status(&[StatusCode::ACCEPTED]),
+            &format!("upload to {}", dest.name()),
+        )?;
         self.location(ep, &resp)
             .ok_or_else(|| RegistryError::Status {
                 method: "POST".into(),
@@ -1245,91 +1535,82 @@ impl Client {
             u.query_pairs_mut().append_pair("digest", &d.to_string());
             u
         };
+        let created = Expect::Status(&[StatusCode::CREATED]);
         if size <= self.monolithic_max {
             let u = with_digest(loc);
-            let resp = self.send(ep, scopes, Method::PUT, &u, true, &|rb| {
-                Ok(rb
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .body(reader(0, size)?))
-            })?;
-            if resp.status() != StatusCode::CREATED {
-                return Err(self.status_error(
-                    ep,
-                    scopes,
-                    &Method::PUT,
-                    &u,
-                    &format!("upload of blob {d}"),
-                    resp,
-                ));
-            }
+            self.send_expect(
+                ep,
+                scopes,
+                &Req::new(Method::PUT, &u).upload().with(&|rb| {
+                    Ok(rb
+                        .header(header::CONTENT_TYPE, "application/octet-stream")
+                        .body(reader(0, size)?))
+                }),
+                created,
+                &format!("upload of blob {d}"),
+            )?;
             return Ok(());
         }
         let mut offset = 0;
         while offset < size {
             let n = self.chunk_size.min(size - offset);
             let u = loc.clone();
-            let resp = self.send(ep, scopes, Method::PATCH, &u, false, &|rb| {
-                Ok(rb
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header(
-                        header::CONTENT_RANGE,
-                        format!("{offset}-{}", offset + n - 1),
-                    )
-                    .body(reader(offset, n)?))
-            })?;
-            if resp.status() != StatusCode::ACCEPTED {
-                return Err(self.status_error(
-                    ep,
-                    scopes,
-                    &Method::PATCH,
-                    &u,
-                    &format!("chunk upload of blob {d}"),
-                    resp,
-                ));
-            }
+            let resp = self.send_expect(
+                ep,
+                scopes,
+                &Req::new(Method::PATCH, &u).no_retry().upload().with(&|rb| {
+                    Ok(rb
+                        .header(header::CONTENT_TYPE, "application/octet-stream")
+                        .header(
+                            header::CONTENT_RANGE,
+                            format!("{offset}-{}", offset + n - 1),
+                        )
+                        .body(reader(offset, n)?))
+                }),
+                Expect::Status(&[StatusCode::ACCEPTED]),
+                &format!("chunk upload of blob {d}"),
+            )?;
             loc = self.location(ep, &resp).unwrap_or(loc);
             offset += n;
         }
         let u = with_digest(loc);
-        let resp = self.send(ep, scopes, Method::PUT, &u, false, &|rb| {
-            Ok(rb.header(header::CONTENT_LENGTH, "0"))
-        })?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(self.status_error(
-                ep,
-                scopes,
-                &Method::PUT,
-                &u,
-                &format!("upload of blob {d}"),
-                resp,
-            ));
-        }
+        self.send_expect(
+            ep,
+            scopes,
+            &Req::new(Method::PUT, &u)
+                .no_retry()
+                .with(&|rb| Ok(rb.header(header::CONTENT_LENGTH, "0"))),
+            created,
+            &format!("upload of blob {d}"),
+        )?;
         Ok(())
     }
 
     /// Puts a manifest (or index) under `r`'s tag, or its digest when it has none.
     pub fn put_manifest(&self, r: &ImageRef, bytes: &[u8], media_type: &str) -> Result<Digest> {
+        self.operation(format!("pushing the manifest of {r}"), || {
+            self.put_manifest_op(r, bytes, media_type)
+        })
+    }
+
+    fn put_manifest_op(&self, r: &ImageRef, bytes: &[u8], media_type: &str) -> Result<Digest> {
         let digest = Digest::of(bytes);
         let ep = self.endpoint(&r.registry)?;
         let scopes = vec![push_scope(&r.repository)];
         let reference = r.tag.clone().unwrap_or_else(|| digest.to_string());
         let url = self.url(&ep, &format!("v2/{}/manifests/{reference}", r.repository))?;
         let body = bytes.to_vec();
-        let resp = self.send(&ep, &scopes, Method::PUT, &url, true, &|rb| {
-            Ok(rb
-                .header(header::CONTENT_TYPE, media_type)
-                .body(body.clone()))
-        })?;
-        if resp.status() != StatusCode::CREATED && resp.status() != StatusCode::OK {
-            return Err(self.status_error(
-                &ep,
-                &scopes,
-                &Method::PUT,
-                &url,
-                &format!("manifest {r}"),
-                resp,
-            ));
-        }
+        let resp = self.send_expect(
+            &ep,
+            &scopes,
+            &Req::new(Method::PUT, &url).with(&|rb| {
+                Ok(rb
+                    .header(header::CONTENT_TYPE, media_type)
+                    .body(body.clone()))
+            }),
+            Expect::Status(&[StatusCode::CREATED, StatusCode::OK]),
+            &format!("manifest {r}"),
+        )?;
         if let Some(got) = resp
             .headers()
             .get("docker-content-digest")
@@ -1364,6 +1645,12 @@ pub struct Upload<'a> {
 impl Client {
     /// Opens a blob upload session in `dest`'s repository (a POST to `/blobs/uploads/`).
     pub fn begin_upload(&self, dest: &ImageRef) -> Result<Upload<'_>> {
+        self.operation(format!("uploading a blob to {}", dest.name()), || {
+            self.begin_upload_op(dest)
+        })
+    }
+
+    fn begin_upload_op(&self, dest: &ImageRef) -> Result<Upload<'_>> {
         let ep = self.endpoint(&dest.registry)?;
         let scopes = vec![push_scope(&dest.repository)];
         let loc = self.start_upload(&ep, &scopes, dest)?;
@@ -1393,29 +1680,20 @@ impl Upload<'_> {
         let n = bytes.len() as u64;
         let range = format!("{}-{}", self.offset, self.offset + n - 1);
         let c = self.client;
-        let resp = c.send(
-            &self.ep,
-            &self.scopes,
-            Method::PATCH,
-            &self.loc,
-            true,
-            &|rb| {
-                Ok(rb
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header(header::CONTENT_RANGE, range.as_str())
-                    .body(bytes.clone()))
-            },
-        )?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(c.status_error(
+        let resp = c.operation(self.what(), || {
+            c.send_expect(
                 &self.ep,
                 &self.scopes,
-                &Method::PATCH,
-                &self.loc,
+                &Req::new(Method::PATCH, &self.loc).upload().with(&|rb| {
+                    Ok(rb
+                        .header(header::CONTENT_TYPE, "application/octet-stream")
+                        .header(header::CONTENT_RANGE, range.as_str())
+                        .body(bytes.clone()))
+                }),
+                Expect::Status(&[StatusCode::ACCEPTED]),
                 &format!("chunk {range} of a streamed upload to {}", self.dest.name()),
-                resp,
-            ));
-        }
+            )
+        })?;
         self.loc = c.location(&self.ep, &resp).unwrap_or(self.loc.clone());
         self.offset += n;
         Ok(())
@@ -1477,37 +1755,38 @@ impl Upload<'_> {
         let mut u = self.loc.clone();
         u.query_pairs_mut()
             .append_pair("digest", &digest.to_string());
-        let resp = c.send(&self.ep, &self.scopes, Method::PUT, &u, true, &|rb| {
-            Ok(rb.header(header::CONTENT_LENGTH, "0"))
-        })?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(c.status_error(
+        c.operation(self.what(), || {
+            c.send_expect(
                 &self.ep,
                 &self.scopes,
-                &Method::PUT,
-                &u,
+                &Req::new(Method::PUT, &u).with(&|rb| Ok(rb.header(header::CONTENT_LENGTH, "0"))),
+                Expect::Status(&[StatusCode::CREATED]),
                 &format!(
                     "streamed upload of blob {digest} ({} bytes) to {}",
                     self.offset,
                     self.dest.name()
                 ),
-                resp,
-            ));
-        }
+            )
+        })?;
         Ok(())
     }
 
     /// Cancels the session (a DELETE), best effort: a registry that refuses it collects the
     /// session later anyway.
     pub fn abort(self) {
-        let _ = self.client.send(
-            &self.ep,
-            &self.scopes,
-            Method::DELETE,
-            &self.loc,
-            false,
-            &|rb| Ok(rb),
-        );
+        let c = self.client;
+        let _ = c.operation(self.what(), || {
+            c.send(
+                &self.ep,
+                &self.scopes,
+                &Req::new(Method::DELETE, &self.loc).no_retry(),
+            )
+        });
+    }
+
+    /// What a timeout of this session's requests names.
+    fn what(&self) -> String {
+        format!("uploading a blob to {}", self.dest.name())
     }
 }
 

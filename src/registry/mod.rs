@@ -5,9 +5,11 @@ pub mod auth;
 mod client;
 pub mod reference;
 mod retry;
+mod timeout;
 
 pub use client::{Client, Progress, ProgressKind, Upload};
 pub use reference::ImageRef;
+pub use timeout::{TimeLimit, format_duration, parse_duration};
 
 use crate::oci::{Digest, ImageConfig, Manifest};
 use std::path::PathBuf;
@@ -85,6 +87,15 @@ pub enum RegistryError {
     CredentialHelper { helper: String, reason: String },
     #[error("{path}: invalid CA certificate: {reason}")]
     Tls { path: PathBuf, reason: String },
+    /// A registry operation outlasted its limit (`--registry-timeout`).
+    #[error(
+        "{what}: gave up after {limit} (the registry timeout; raise it with --registry-timeout or HOIST_REGISTRY_TIMEOUT, 0 for no limit)"
+    )]
+    Timeout { what: String, limit: String },
+    #[error(
+        "invalid duration {value:?}: {reason}; expected e.g. 90s, 10m or 1h30m (0 for no limit)"
+    )]
+    InvalidDuration { value: String, reason: &'static str },
 }
 
 /// Result alias for the registry client.

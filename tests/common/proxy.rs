@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// What a rule does to a matching request.
 #[derive(Clone, Debug)]
@@ -21,6 +22,17 @@ pub enum Fault {
     Serve(String, Vec<u8>),
     /// Answer 307 to this URL without forwarding.
     Redirect(String),
+    /// Forward, send the head and this many body bytes, then send nothing more and keep the
+    /// connection open (a registry stalled mid-blob) until the client hangs up.
+    StallAfter(usize),
+    /// Forward, but send the body in pieces of this many bytes, pausing between them (a slow
+    /// link that keeps making progress).
+    Trickle(usize, Duration),
+    /// Read the request, never answer, keep the connection open until the client hangs up.
+    Hang,
+    /// Read the request body in pieces of this many bytes, pausing between them (a slow
+    /// uplink), then forward.
+    SlowRequest(usize, Duration),
 }
 
 /// Applies `fault` to the next `times` requests whose method and path match.
@@ -171,6 +183,33 @@ fn read_body(r: &mut BufReader<TcpStream>, h: &[(String, String)]) -> std::io::R
     Ok(body)
 }
 
+/// Reads a `Content-Length` body `piece` bytes at a time, pausing after each piece.
+fn read_body_slowly(
+    r: &mut BufReader<TcpStream>,
+    h: &[(String, String)],
+    piece: usize,
+    pause: Duration,
+) -> std::io::Result<Vec<u8>> {
+    let Some(n) = header(h, "content-length").and_then(|v| v.parse::<usize>().ok()) else {
+        return read_body(r, h);
+    };
+    let mut body = vec![0u8; n];
+    for part in body.chunks_mut(piece.max(1)) {
+        r.read_exact(part)?;
+        std::thread::sleep(pause);
+    }
+    Ok(body)
+}
+
+/// Keeps a connection open, sending nothing, until the client hangs up (or two minutes pass,
+/// so a test that forgot it does not leak the thread for ever).
+fn hold(conn: &mut TcpStream) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut buf = [0u8; 4096];
+    while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+    Ok(())
+}
+
 fn respond(
     w: &mut TcpStream,
     status: u16,
@@ -202,7 +241,6 @@ fn handle(st: &State, conn: TcpStream) -> std::io::Result<()> {
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
-    let body = read_body(&mut r, &headers)?;
     let authorization = header(&headers, "authorization").map(str::to_string);
     let fault = {
         let mut rules = st.rules.lock().expect("lock");
@@ -223,6 +261,15 @@ fn handle(st: &State, conn: TcpStream) -> std::io::Result<()> {
         range: header(&headers, "range").map(str::to_string),
         fault: fault.as_ref().map(|f| format!("{f:?} {method} {path}")),
     });
+    let body = match &fault {
+        Some(Fault::SlowRequest(piece, pause)) => {
+            read_body_slowly(&mut r, &headers, *piece, *pause)?
+        }
+        _ => read_body(&mut r, &headers)?,
+    };
+    if let Some(Fault::Hang) = &fault {
+        return hold(r.get_mut());
+    }
     if path.starts_with("/token")
         && let Some(iss) = &st.issuer
     {
@@ -274,6 +321,21 @@ fn handle(st: &State, conn: TcpStream) -> std::io::Result<()> {
             let end = (split + n).min(resp.len());
             w.write_all(&resp[..end])?;
             let _ = w.shutdown(std::net::Shutdown::Both);
+            Ok(())
+        }
+        Some(Fault::StallAfter(n)) => {
+            let end = (split + n).min(resp.len());
+            w.write_all(&resp[..end])?;
+            w.flush()?;
+            hold(r.get_mut())
+        }
+        Some(Fault::Trickle(piece, pause)) => {
+            w.write_all(&resp[..split])?;
+            for part in resp[split..].chunks(piece.max(1)) {
+                w.write_all(part)?;
+                w.flush()?;
+                std::thread::sleep(pause);
+            }
             Ok(())
         }
         Some(Fault::Corrupt) if resp.len() > split => {
