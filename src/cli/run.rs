@@ -106,7 +106,8 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
     })?;
 
     let spec = RunSpec {
-        lowers,
+        // An image may repeat a layer; overlay refuses a dir given twice (ELOOP).
+        lowers: crate::executor::view::distinct_lowers(&lowers),
         upper: Some(upper),
         argv,
         env,

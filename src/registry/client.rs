@@ -1706,34 +1706,32 @@ impl Upload<'_> {
     pub fn write_stream(&mut self, body: impl Read + Send + 'static) -> Result<()> {
         let c = self.client;
         let body = Mutex::new(Some(reqwest::blocking::Body::new(body)));
-        let resp = c.send(
-            &self.ep,
-            &self.scopes,
-            Method::PATCH,
-            &self.loc,
-            false,
-            &|rb| {
-                let b = lock(&body)
-                    .take()
-                    .ok_or_else(|| RegistryError::Connection {
-                        url: self.loc.to_string(),
-                        reason: "a streamed upload cannot be sent twice".into(),
-                    })?;
-                Ok(rb
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .body(b))
-            },
-        )?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(c.status_error(
+        let what = format!("streamed upload to {}", self.dest.name());
+        let loc = self.loc.clone();
+        let build = |rb: RequestBuilder| {
+            let b = lock(&body)
+                .take()
+                .ok_or_else(|| RegistryError::Connection {
+                    url: loc.to_string(),
+                    reason: "a streamed upload cannot be sent twice".into(),
+                })?;
+            Ok(rb
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(b))
+        };
+        let req = Req::new(Method::PATCH, &self.loc)
+            .upload()
+            .no_retry()
+            .with(&build);
+        let resp = c.operation(self.what(), || {
+            c.send_expect(
                 &self.ep,
                 &self.scopes,
-                &Method::PATCH,
-                &self.loc,
-                &format!("streamed upload to {}", self.dest.name()),
-                resp,
-            ));
-        }
+                &req,
+                Expect::Status(&[StatusCode::ACCEPTED]),
+                &what,
+            )
+        })?;
         // `Range: 0-<last>` says how much the registry holds.
         let end = resp
             .headers()
