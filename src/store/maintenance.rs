@@ -159,7 +159,10 @@ impl Store {
             };
             remove_tree(&target).map_err(io_err(&target))?;
         }
-        super::write_atomic(&path, format!("{boot}\n").as_bytes())
+        // Best effort: on a full disk the store must still open (fsck, prune); the next open
+        // then drops snapshots again, which costs only unpacking.
+        let _ = super::write_atomic(&path, format!("{boot}\n").as_bytes());
+        Ok(())
     }
 
     /// Removes blobs and snapshots that no image (and nothing in `extra`) references. Holds the
