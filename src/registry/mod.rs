@@ -6,7 +6,7 @@ mod client;
 pub mod reference;
 mod retry;
 
-pub use client::{Client, Progress, ProgressKind, Upload};
+pub use client::{Client, Progress, ProgressKind, Upload, classify_manifest};
 pub use reference::ImageRef;
 
 use crate::oci::{Digest, ImageConfig, Manifest};
