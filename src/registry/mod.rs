@@ -7,7 +7,7 @@ pub mod reference;
 mod retry;
 mod timeout;
 
-pub use client::{Client, Progress, ProgressKind, Upload};
+pub use client::{Client, Progress, ProgressKind, Upload, classify_manifest};
 pub use reference::ImageRef;
 pub use timeout::{TimeLimit, format_duration, parse_duration};
 

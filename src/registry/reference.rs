@@ -181,14 +181,28 @@ impl ImageRef {
     }
 
     /// Docker's short form: `busybox:latest`, `team/app:1`, `localhost:5000/x:y`.
+    ///
+    /// Like distribution's `FamiliarName`, `library/` is dropped only for a one-component
+    /// official image: `docker.io/library/a/b` stays `library/a/b` (dropping it would name
+    /// `docker.io/a/b`, another image), and only the registry prefix itself is removed.
     pub fn familiar(&self) -> String {
-        let full = self.to_string();
-        if self.registry == DOCKER_HUB {
-            let s = full.trim_start_matches("docker.io/");
-            s.strip_prefix("library/").unwrap_or(s).to_string()
-        } else {
-            full
+        if self.registry != DOCKER_HUB {
+            return self.to_string();
         }
+        let repo = match self.repository.strip_prefix("library/") {
+            Some(official) if !official.contains('/') => official,
+            _ => self.repository.as_str(),
+        };
+        let mut out = repo.to_string();
+        if let Some(t) = &self.tag {
+            out.push(':');
+            out.push_str(t);
+        }
+        if let Some(d) = &self.digest {
+            out.push('@');
+            out.push_str(&d.to_string());
+        }
+        out
     }
 }
 
@@ -266,6 +280,26 @@ mod tests {
         assert_eq!(ImageRef::parse("a/b:c").unwrap().familiar(), "a/b:c");
         let round: ImageRef = norm("team/app:v2").parse().unwrap();
         assert_eq!(round, ImageRef::parse("team/app:v2").unwrap());
+    }
+
+    /// Found by the `reference` fuzz target: the familiar form must name the same image.
+    #[test]
+    fn familiar_names_the_same_image() {
+        for (s, fam) in [
+            ("library/o/d:2v1.", "library/o/d:2v1."),
+            ("docker.io/library/a/b", "library/a/b:latest"),
+            ("docker.io/library/a", "a:latest"),
+            ("docker.io/docker.io/x", "docker.io/x:latest"),
+            ("index.docker.io/team/app:1", "team/app:1"),
+        ] {
+            let r = ImageRef::parse(s).unwrap();
+            assert_eq!(r.familiar(), fam, "{s}");
+            if !fam.starts_with("docker.io/") {
+                assert_eq!(ImageRef::parse(&r.familiar()).unwrap(), r, "{s}");
+            }
+        }
+        let r = ImageRef::parse(&format!("library/a/b@{D}")).unwrap();
+        assert_eq!(r.familiar(), format!("library/a/b@{D}"));
     }
 
     #[test]
