@@ -308,15 +308,7 @@ impl Store {
 
     /// A writer for a new blob; nothing is visible until [`BlobWriter::commit`].
     pub fn blob_writer(&self) -> Result<BlobWriter> {
-        let file = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&self.session.dir)
-            .map_err(io_err(&self.session.dir))?;
-        Ok(BlobWriter {
-            sink: Sink::Hashing(Digester::wrap(file)),
-            store: self.clone(),
-            flushed: 0,
-        })
+        self.new_blob_writer(|file| Sink::Hashing(Digester::wrap(file)))
     }
 
     /// A [`Store::blob_writer`] for a producer that hashes exactly the bytes it writes (layer
@@ -324,12 +316,19 @@ impl Store {
     /// digest, which must be given, instead of hashing every byte a second time (0.5 s of CPU
     /// per 500 MiB). The byte count is still checked when given.
     pub fn blob_writer_hashed_by_producer(&self) -> Result<BlobWriter> {
+        self.new_blob_writer(|file| Sink::Counting(file, 0))
+    }
+
+    fn new_blob_writer(
+        &self,
+        sink: impl FnOnce(tempfile::NamedTempFile) -> Sink,
+    ) -> Result<BlobWriter> {
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&self.session.dir)
             .map_err(io_err(&self.session.dir))?;
         Ok(BlobWriter {
-            sink: Sink::Counting(file, 0),
+            sink: sink(file),
             store: self.clone(),
             flushed: 0,
         })

@@ -266,3 +266,25 @@ fn snapshots_survive_reopening_but_not_a_reboot() {
         boot.trim()
     );
 }
+
+#[test]
+fn a_producer_hashed_blob_needs_its_digest_and_size() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let data = b"layer bytes hashed by their producer";
+    let d = Digest::of(data);
+    let mut w = s.blob_writer_hashed_by_producer().unwrap();
+    w.write_all(data).unwrap();
+    assert!(matches!(w.commit(None), Err(StoreError::UnnamedBlob(_))));
+    let mut w = s.blob_writer_hashed_by_producer().unwrap();
+    w.write_all(data).unwrap();
+    assert!(matches!(
+        w.commit_sized(&d, data.len() as u64 + 1),
+        Err(StoreError::SizeMismatch { .. })
+    ));
+    assert!(!s.has_blob(&d));
+    let mut w = s.blob_writer_hashed_by_producer().unwrap();
+    w.write_all(data).unwrap();
+    w.commit_sized(&d, data.len() as u64).unwrap();
+    assert_eq!(s.read_blob(&d).unwrap(), data);
+}
