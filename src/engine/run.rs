@@ -240,30 +240,33 @@ fn prepare_mounts(
                     let seeded = match seed {
                         Some((view, _)) => {
                             let name = from_name.as_deref().unwrap_or("scratch");
-                            seed_cache(view.path(), name, source.as_deref(), &dir, &data)?
+                            Some(seed_cache(
+                                view.path(),
+                                name,
+                                source.as_deref(),
+                                &dir,
+                                &data,
+                            )?)
                         }
-                        None => false,
+                        None => None,
                     };
-                    if !seeded {
-                        std::fs::create_dir(&data).map_err(io(&data))?;
-                        std::fs::set_permissions(
+                    match seeded {
+                        None => new_cache_dir(
+                            &dir,
                             &data,
-                            std::fs::Permissions::from_mode(octal(mode, 0o755)),
-                        )
-                        .map_err(io(&data))?;
-                        std::os::unix::fs::chown(
-                            &data,
-                            Some(uid.unwrap_or(0)),
-                            Some(gid.unwrap_or(0)),
-                        )
-                        .map_err(io(&data))?;
-                    } else if mode.is_some() || uid.is_some() || gid.is_some() {
+                            octal(mode, 0o755),
+                            (uid.unwrap_or(0), gid.unwrap_or(0)),
+                        )?,
                         // A seeded root keeps the seed's mode and owner unless given explicitly.
-                        if let Some(m) = mode {
-                            std::fs::set_permissions(&data, std::fs::Permissions::from_mode(m))
-                                .map_err(io(&data))?;
+                        Some(true) if mode.is_some() || uid.is_some() || gid.is_some() => {
+                            if let Some(m) = mode {
+                                std::fs::set_permissions(&data, std::fs::Permissions::from_mode(m))
+                                    .map_err(io(&data))?;
+                            }
+                            std::os::unix::fs::chown(&data, uid, gid).map_err(io(&data))?;
                         }
-                        std::os::unix::fs::chown(&data, uid, gid).map_err(io(&data))?;
+                        // Seeded as it is, or by a parallel run that got there first.
+                        Some(_) => {}
                     }
                 }
                 match &seed_tag {
@@ -463,6 +466,51 @@ fn open_in_root(root: &Path, rel: &str) -> Result<Option<PinnedSource>> {
     Ok(Some(PinnedSource { _fd: fd, path }))
 }
 
+/// Creates the empty cache dir `data` with its mode and owner, race-free: two steps of
+/// parallel stages often mount a new cache at the same moment. It is made under a temp name
+/// in `dir` and renamed into place without replacing; if another run made it first, that one
+/// is used.
+fn new_cache_dir(dir: &Path, data: &Path, mode: u32, owner: (u32, u32)) -> Result<()> {
+    static NEW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEW.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".new-{}-{n}", std::process::id()));
+    let io = |source| EngineError::Io {
+        path: tmp.clone(),
+        source,
+    };
+    let made = std::fs::create_dir(&tmp)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        })
+        .and_then(|()| std::os::unix::fs::chown(&tmp, Some(owner.0), Some(owner.1)))
+        .map_err(io)
+        .and_then(|()| publish_cache_dir(&tmp, data));
+    match made {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if data.is_dir() { Ok(()) } else { Err(e) }
+        }
+    }
+}
+
+/// Renames a filled temp dir to `data`, never over an existing one (a plain rename would
+/// replace an empty cache dir that a parallel run has already mounted).
+fn publish_cache_dir(tmp: &Path, data: &Path) -> Result<()> {
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        tmp,
+        rustix::fs::CWD,
+        data,
+        rustix::fs::RenameFlags::NOREPLACE,
+    )
+    .map_err(|e| EngineError::Io {
+        path: data.to_path_buf(),
+        source: e.into(),
+    })
+}
+
 /// Fills the new cache dir `data` (in the cache's own `dir`) with a copy of `source` (default
 /// `/`) of the seed root `root`, the stage or image `from` names. `source` is resolved in-root
 /// like a bind mount's; the copy keeps modes, owners and symlinks and never follows a symlink.
@@ -504,12 +552,7 @@ fn seed_cache(
     static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".seed-{}-{n}", std::process::id()));
-    let copied = copy_tree(&resolved, &tmp).and_then(|()| {
-        std::fs::rename(&tmp, data).map_err(|source| EngineError::Io {
-            path: data.to_path_buf(),
-            source,
-        })
-    });
+    let copied = copy_tree(&resolved, &tmp).and_then(|()| publish_cache_dir(&tmp, data));
     match copied {
         Ok(()) => Ok(true),
         Err(e) => {
@@ -722,6 +765,36 @@ pub(crate) fn run_step(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn parallel_runs_creating_one_cache_dir_all_get_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("data");
+        // Before: the second of two parallel stages mounting a new cache failed with EEXIST.
+        std::thread::scope(|s| {
+            let runs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| new_cache_dir(t.path(), &data, 0o750, (0, 0))))
+                .collect();
+            for r in runs {
+                r.join().unwrap().unwrap();
+            }
+        });
+        let m = std::fs::metadata(&data).unwrap();
+        assert!(m.is_dir());
+        assert_eq!(m.permissions().mode() & 0o7777, 0o750);
+        // Only `data` is left: every loser's temp dir is gone.
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["data"]);
+        // A file written into it survives a late creator (never replaced).
+        std::fs::write(data.join("kept"), b"1").unwrap();
+        new_cache_dir(t.path(), &data, 0o755, (0, 0)).unwrap();
+        assert!(data.join("kept").exists());
+    }
+
     use super::*;
 
     fn sh() -> Vec<String> {

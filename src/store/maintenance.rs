@@ -159,9 +159,18 @@ impl Store {
             };
             remove_tree(&target).map_err(io_err(&target))?;
         }
-        // Best effort: on a full disk the store must still open (fsck, prune); the next open
-        // then drops snapshots again, which costs only unpacking.
-        let _ = super::write_atomic(&path, format!("{boot}\n").as_bytes());
+        // Best effort, and under its own temp name so a failed write is recognisable: on a
+        // full disk the store must still open (fsck, prune); the next open then drops
+        // snapshots again, which costs only unpacking.
+        let meta = self.root.join("meta");
+        let _ = tempfile::Builder::new()
+            .prefix(".boot-id-")
+            .tempfile_in(&meta)
+            .and_then(|mut t| {
+                io::Write::write_all(&mut t, format!("{boot}\n").as_bytes())?;
+                t.persist(&path).map_err(|e| e.error)?;
+                Ok(())
+            });
         Ok(())
     }
 
