@@ -38,22 +38,21 @@ fuzz_target!(|data: &[u8]| {
     let _ = (m.is_empty(), m.has_exceptions());
 
     let x = paths.first().copied().unwrap_or("").trim();
-    let with = |pre: Option<String>, post: Option<String>| {
-        let mut v = Vec::new();
-        v.extend(pre);
+    // The extra patterns go through the `.dockerignore` reader like every other line: it
+    // strips `!` before cleaning, so `!/../..` stays an exception (refused, as `!/`). Passed
+    // raw to `from_patterns` (the `COPY --exclude` path), cleaning comes first, as in moby's
+    // patternmatcher, and `!/../..` cleans to the inclusion `..`: not a bug, and not what
+    // these properties are about.
+    let with = |pre: &str, post: &str| {
+        let mut v = read_ignore_lines(pre);
         v.extend(lines.iter().cloned());
-        v.extend(post);
+        v.extend(read_ignore_lines(post));
         Matcher::from_patterns(v).ok()
     };
-    let appended = (!x.is_empty() && !x.starts_with('!'))
-        .then(|| with(None, Some(x.to_string())))
-        .flatten();
-    let appended_exc = (!x.is_empty() && !x.starts_with('!'))
-        .then(|| with(None, Some(format!("!{x}"))))
-        .flatten();
-    let prepended_exc = (!x.is_empty() && !x.starts_with('!'))
-        .then(|| with(Some(format!("!{x}")), None))
-        .flatten();
+    let plain = !x.is_empty() && !x.starts_with('!') && !x.starts_with('#');
+    let appended = plain.then(|| with("", x)).flatten();
+    let appended_exc = plain.then(|| with("", &format!("!{x}"))).flatten();
+    let prepended_exc = plain.then(|| with(&format!("!{x}"), "")).flatten();
 
     for &p in &paths {
         let excluded = m.is_excluded(p);

@@ -41,8 +41,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = match flag & 3 {
             0 => hoist::layers::extract_with_limits(layer, dest, ExtractMode::Layer, &limits),
             1 => {
-                let mut gz =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 gz.write_all(layer).expect("gzip to memory");
                 let gz = gz.finish().expect("gzip to memory");
                 hoist::layers::unpack_with_limits(

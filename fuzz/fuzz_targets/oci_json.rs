@@ -87,12 +87,18 @@ fuzz_target!(|data: &[u8]| {
                 "accepted type {mt:?} is neither or both"
             );
             if media::is_index(&mt) {
-                assert!(has_manifests && !has_layers, "index {mt:?} shaped like a manifest");
+                assert!(
+                    has_manifests && !has_layers,
+                    "index {mt:?} shaped like a manifest"
+                );
                 if let Ok(i) = serde_json::from_slice::<Index>(body) {
                     let _ = i.select(&Platform::host());
                 }
             } else {
-                assert!(has_layers && !has_manifests, "manifest {mt:?} shaped like an index");
+                assert!(
+                    has_layers && !has_manifests,
+                    "manifest {mt:?} shaped like an index"
+                );
                 let _ = serde_json::from_slice::<Manifest>(body);
             }
             if let Some(bt) = v.get("mediaType").and_then(|m| m.as_str()) {

@@ -30,8 +30,8 @@ fn check_ref(r: &ImageRef) {
     }
     let fam = r.familiar();
     let first = fam.split('/').next().unwrap_or("");
-    let hostlike = fam.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let hostlike =
+        fam.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     // A host-like first component (`docker.io/foo.bar/x` shown as `foo.bar/x`) reads back as
     // a registry, or not at all: Docker's own ambiguity, not checked.
     if !hostlike {
@@ -61,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(Digest::from_hex(hex).as_ref(), Ok(&d));
         assert!(s[7..].starts_with(d.short()));
         let json = serde_json::to_string(&d).expect("digest to JSON");
-        assert_eq!(serde_json::from_str::<Digest>(&json).ok().as_ref(), Some(&d));
+        assert_eq!(
+            serde_json::from_str::<Digest>(&json).ok().as_ref(),
+            Some(&d)
+        );
     }
 
     if let Ok(r) = ImageRef::parse(s) {
@@ -73,6 +76,10 @@ fuzz_target!(|data: &[u8]| {
 
     if let Some(p) = Platform::parse(s) {
         let printed = p.to_string_short();
-        assert_eq!(Platform::parse(&printed).as_ref(), Some(&p), "{s:?} -> {printed:?}");
+        assert_eq!(
+            Platform::parse(&printed).as_ref(),
+            Some(&p),
+            "{s:?} -> {printed:?}"
+        );
     }
 });
