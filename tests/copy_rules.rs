@@ -679,11 +679,19 @@ impl Drop for GitServer {
 }
 
 fn git_server() -> GitServer {
+    git_server_with(|work| {
+        fs::create_dir_all(work.join("sub")).unwrap();
+        fs::write(work.join("sub/a.txt"), "from git").unwrap();
+        fs::write(work.join("b.txt"), "top").unwrap();
+    })
+}
+
+/// A git daemon serving one repository whose work tree `fill` writes (committed, tagged v1).
+fn git_server_with(fill: impl FnOnce(&Path)) -> GitServer {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
-    fs::create_dir_all(work.join("sub")).unwrap();
-    fs::write(work.join("sub/a.txt"), "from git").unwrap();
-    fs::write(work.join("b.txt"), "top").unwrap();
+    fs::create_dir_all(&work).unwrap();
+    fill(&work);
     let git = |args: &[&str], cwd: &Path| {
         let st = Command::new("git")
             .args([
@@ -834,4 +842,95 @@ fn directories_below_the_destination_follow_image_symlinks_in_root() {
     assert!(!t.out.join("lib").exists());
     assert_eq!(t.read("canary/conf"), "c"); // clamped: /canary inside the image
     t.canary_intact();
+}
+
+/// A hostile repository (issue 7: a git checkout is an untrusted tree): symlinks to the host's
+/// canary, absolute and relative, as the ADD source sub-dir and inside the copied tree. Every
+/// one resolves inside the checkout (the repo mirrors the canary's path, so a clamped lookup
+/// finds "clamped"); nothing of the host is read and the canary is untouched.
+#[test]
+fn add_git_from_a_hostile_repository_stays_in_the_checkout() {
+    let t = setup();
+    let canary = t.canary.clone();
+    let rel_canary = canary.strip_prefix("/").unwrap().to_path_buf();
+    let srv = git_server_with(|work| {
+        std::os::unix::fs::symlink(&canary, work.join("abs")).unwrap();
+        let ups = "../".repeat(30);
+        std::os::unix::fs::symlink(format!("{ups}{}", rel_canary.display()), work.join("up"))
+            .unwrap();
+        fs::create_dir_all(work.join("real")).unwrap();
+        fs::write(work.join("real/file.txt"), "inside").unwrap();
+        std::os::unix::fs::symlink("/", work.join("real/root")).unwrap();
+        fs::create_dir_all(work.join(&rel_canary)).unwrap();
+        fs::write(work.join(&rel_canary).join("secret"), "clamped").unwrap();
+    });
+    let before = tree(&t.canary);
+    let mut seen = Vec::new();
+    for (sub, dest) in [("abs", "/a/"), ("up", "/u/"), ("real/root", "/r/")] {
+        let r = t.copy(CopyRequest {
+            add: true,
+            ..req(&[&format!("{}#main:{sub}", srv.url)], dest)
+        });
+        // A sub-dir through a symlink resolves in the checkout (or is refused): never the host.
+        if r.is_ok() {
+            let d = dest.trim_matches('/');
+            let found = fs::read_to_string(t.out.join(d).join("secret"))
+                .or_else(|_| fs::read_to_string(t.out.join(d).join(&rel_canary).join("secret")))
+                .unwrap_or_default();
+            assert_ne!(found, "host secret", "ADD #main:{sub} read the host");
+            seen.push((sub, found));
+        }
+    }
+    // The absolute link resolves to the checkout's mirror of the canary's path: the clamped
+    // copy is what lands (so the checks above cannot pass by finding nothing).
+    assert!(
+        seen.contains(&("abs", "clamped".to_string())),
+        "the absolute link did not resolve in the checkout: {seen:?}"
+    );
+    // The whole repo: links are copied as links, never followed.
+    t.copy(CopyRequest {
+        add: true,
+        ..req(&[&srv.url], "/w/")
+    })
+    .unwrap();
+    for l in ["w/abs", "w/up", "w/real/root"] {
+        let m = fs::symlink_metadata(t.out.join(l)).unwrap();
+        assert!(m.file_type().is_symlink(), "{l} was not copied as a link");
+    }
+    assert_eq!(t.read("w/real/file.txt"), "inside");
+    // Nothing anywhere in the output holds the host's secret; the canary is unchanged.
+    for e in walkdir::WalkDir::new(&t.out).follow_links(false) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            assert_ne!(
+                fs::read_to_string(e.path()).unwrap_or_default(),
+                "host secret",
+                "{} holds the host's file",
+                e.path().display()
+            );
+        }
+    }
+    assert_eq!(tree(&t.canary), before, "the canary changed");
+}
+
+/// Every entry under `root`: path, mode, and file contents or link target.
+fn tree(root: &Path) -> Vec<(String, u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            let body = if m.file_type().is_symlink() {
+                fs::read_link(e.path()).unwrap().display().to_string()
+            } else if m.is_file() {
+                fs::read_to_string(e.path()).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            (e.path().display().to_string(), m.mode(), body)
+        })
+        .collect()
 }
