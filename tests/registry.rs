@@ -924,7 +924,7 @@ fn kill_9_during_pull_leaves_a_store_that_fsck_passes() {
 }
 
 #[test]
-fn streamed_upload_in_chunks_reads_back_equal_and_a_wrong_digest_is_refused() {
+fn streamed_upload_reads_back_equal_and_a_wrong_digest_is_refused() {
     let reg = Registry::start(Auth::None);
     let cfg = tempfile::tempdir().unwrap();
     let c = client(cfg.path());
@@ -933,13 +933,12 @@ fn streamed_upload_in_chunks_reads_back_equal_and_a_wrong_digest_is_refused() {
     let digest = Digest::of(&data);
 
     let mut up = c.begin_upload(&dest).unwrap();
-    for part in [
-        &data[..700_000],
-        &data[700_000..1_400_000],
-        &data[1_400_000..],
-    ] {
-        up.write_chunk(bytes::Bytes::copy_from_slice(part)).unwrap();
-    }
+    // A body that arrives in parts, as a layer being written does.
+    use std::io::Read;
+    let body = std::io::Cursor::new(data[..700_000].to_vec())
+        .chain(std::io::Cursor::new(data[700_000..1_400_000].to_vec()))
+        .chain(std::io::Cursor::new(data[1_400_000..].to_vec()));
+    up.write_stream(body).unwrap();
     assert_eq!(up.offset(), data.len() as u64);
     up.finish(&digest).unwrap();
 
@@ -957,7 +956,8 @@ fn streamed_upload_in_chunks_reads_back_equal_and_a_wrong_digest_is_refused() {
     let other = noise(500_000, 30);
     let claimed = Digest::of(&noise(500_000, 40));
     let mut up = c.begin_upload(&dest).unwrap();
-    up.write_chunk(bytes::Bytes::from(other.clone())).unwrap();
+    up.write_stream(std::io::Cursor::new(other.clone()))
+        .unwrap();
     let e = up.finish(&claimed).unwrap_err();
     let msg = e.to_string();
     assert!(
@@ -978,7 +978,8 @@ fn streamed_upload_in_chunks_reads_back_equal_and_a_wrong_digest_is_refused() {
 
     // An aborted session leaves nothing behind either.
     let mut up = c.begin_upload(&dest).unwrap();
-    up.write_chunk(bytes::Bytes::from(other.clone())).unwrap();
+    up.write_stream(std::io::Cursor::new(other.clone()))
+        .unwrap();
     up.abort();
     let desc = hoist::oci::Descriptor::new(
         hoist::oci::media::OCI_LAYER_GZIP,

@@ -1592,8 +1592,9 @@ impl Client {
 
 /// A blob upload session opened with [`Client::begin_upload`]: the blob is sent in chunks as
 /// it is produced (its digest is known only at the end), then committed with
-/// [`Upload::finish`]. Each chunk is kept in memory while it is sent, so transient failures
-/// are retried. A session that is dropped unfinished is abandoned (the registry collects it);
+/// [`Upload::finish`]. The bytes go in one streamed PATCH ([`Upload::write_stream`]), which is
+/// not retried: a failed stream fails the session. A session that is dropped unfinished is
+/// abandoned (the registry collects it);
 /// [`Upload::abort`] cancels it explicitly.
 pub struct Upload<'a> {
     client: &'a Client,
@@ -1631,34 +1632,6 @@ impl Upload<'_> {
     /// Bytes accepted by the registry so far.
     pub fn offset(&self) -> u64 {
         self.offset
-    }
-
-    /// Appends `bytes` to the blob (a PATCH with `Content-Range`). Connection errors, 5xx and
-    /// 429 are retried; anything else fails the session (abort it then).
-    pub fn write_chunk(&mut self, bytes: bytes::Bytes) -> Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let n = bytes.len() as u64;
-        let range = format!("{}-{}", self.offset, self.offset + n - 1);
-        let c = self.client;
-        let resp = c.operation(self.what(), || {
-            c.send_expect(
-                &self.ep,
-                &self.scopes,
-                &Req::new(Method::PATCH, &self.loc).upload().with(&|rb| {
-                    Ok(rb
-                        .header(header::CONTENT_TYPE, "application/octet-stream")
-                        .header(header::CONTENT_RANGE, range.as_str())
-                        .body(bytes.clone()))
-                }),
-                Expect::Status(&[StatusCode::ACCEPTED]),
-                &format!("chunk {range} of a streamed upload to {}", self.dest.name()),
-            )
-        })?;
-        self.loc = c.location(&self.ep, &resp).unwrap_or(self.loc.clone());
-        self.offset += n;
-        Ok(())
     }
 
     /// Appends everything `body` yields, until it ends, in ONE PATCH with a chunked body
