@@ -127,6 +127,17 @@ impl Store {
         Ok((blobs, snaps))
     }
 
+    /// Removes one snapshot dir, renamed into this session's scratch first so a half-removed
+    /// snapshot is never mistaken for a whole one.
+    fn remove_snapshot_dir(&self, path: &std::path::Path, name: &str) -> io::Result<()> {
+        let doomed = self.session.dir.join(format!("doomed-{name}"));
+        if fs::rename(path, &doomed).is_ok() {
+            remove_tree(&doomed)
+        } else {
+            remove_tree(path)
+        }
+    }
+
     /// Drops every snapshot when the machine booted since this store was last opened.
     ///
     /// Snapshot contents are never fsynced (RUN's overlay upper dir is mounted `volatile`, and
@@ -150,14 +161,9 @@ impl Store {
         }
         let sdir = self.root.join("snapshots");
         for e in fs::read_dir(&sdir).map_err(io_err(&sdir))?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let doomed = self.session.dir.join(format!("doomed-{name}"));
-            let target = if fs::rename(e.path(), &doomed).is_ok() {
-                doomed
-            } else {
-                e.path()
-            };
-            remove_tree(&target).map_err(io_err(&target))?;
+            let (path, name) = (e.path(), e.file_name());
+            self.remove_snapshot_dir(&path, &name.to_string_lossy())
+                .map_err(io_err(&path))?;
         }
         // Best effort, and under its own temp name so a failed write is recognisable: on a
         // full disk the store must still open (fsck, prune); the next open then drops
@@ -202,17 +208,8 @@ impl Store {
             let keep = Digest::from_hex(&name)
                 .map(|d| snaps.contains(&d))
                 .unwrap_or(false);
-            if !keep {
-                // Rename first so a half-removed snapshot is never mistaken for a whole one.
-                let doomed = self.session.dir.join(format!("doomed-{name}"));
-                let target = if fs::rename(e.path(), &doomed).is_ok() {
-                    doomed
-                } else {
-                    e.path()
-                };
-                if remove_tree(&target).is_ok() {
-                    report.snapshots_removed += 1;
-                }
+            if !keep && self.remove_snapshot_dir(&e.path(), &name).is_ok() {
+                report.snapshots_removed += 1;
             }
         }
         Ok(report)
