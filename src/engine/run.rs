@@ -467,55 +467,61 @@ fn open_in_root(root: &Path, rel: &str) -> Result<Option<PinnedSource>> {
 }
 
 /// Creates the empty cache dir `data` with its mode and owner, race-free: two steps of
-/// parallel stages often mount a new cache at the same moment. It is made under a temp name
-/// in `dir` and renamed into place without replacing; if another run made it first, that one
-/// is used.
+/// parallel stages often mount a new cache at the same moment (see [`publish_cache_dir`]).
 fn new_cache_dir(dir: &Path, data: &Path, mode: u32, owner: (u32, u32)) -> Result<()> {
-    static NEW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEW.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".new-{}-{n}", std::process::id()));
-    let io = |source| EngineError::Io {
-        path: tmp.clone(),
-        source,
-    };
-    let made = std::fs::create_dir(&tmp)
-        .and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-        })
-        .and_then(|()| std::os::unix::fs::chown(&tmp, Some(owner.0), Some(owner.1)))
-        .map_err(io)
-        .and_then(|()| publish_cache_dir(&tmp, data));
-    match made {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            if data.is_dir() { Ok(()) } else { Err(e) }
-        }
-    }
+    publish_cache_dir(dir, data, |tmp| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir(tmp)
+            .and_then(|()| std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode)))
+            .and_then(|()| std::os::unix::fs::chown(tmp, Some(owner.0), Some(owner.1)))
+            .map_err(|source| EngineError::Io {
+                path: tmp.to_path_buf(),
+                source,
+            })
+    })
+    .map(|_| ())
 }
 
-/// Renames a filled temp dir to `data`, never over an existing one (a plain rename would
-/// replace an empty cache dir that a parallel run has already mounted).
-fn publish_cache_dir(tmp: &Path, data: &Path) -> Result<()> {
-    rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        tmp,
-        rustix::fs::CWD,
-        data,
-        rustix::fs::RenameFlags::NOREPLACE,
-    )
-    .map_err(|e| EngineError::Io {
-        path: data.to_path_buf(),
-        source: e.into(),
-    })
+/// Makes the cache dir `data` by `fill`ing a temp dir beside it (in the cache's own `dir`)
+/// and renaming that into place without replacing: a plain rename would replace an empty
+/// cache dir that a parallel run has already mounted, and a killed build never leaves a
+/// half-made one. Returns false when another run made `data` first (its dir is used).
+fn publish_cache_dir(
+    dir: &Path,
+    data: &Path,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<bool> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".new-{}-{n}", std::process::id()));
+    let made = fill(&tmp).and_then(|()| {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &tmp,
+            rustix::fs::CWD,
+            data,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| EngineError::Io {
+            path: data.to_path_buf(),
+            source: e.into(),
+        })
+    });
+    match made {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if data.is_dir() { Ok(false) } else { Err(e) }
+        }
+    }
 }
 
 /// Fills the new cache dir `data` (in the cache's own `dir`) with a copy of `source` (default
 /// `/`) of the seed root `root`, the stage or image `from` names. `source` is resolved in-root
 /// like a bind mount's; the copy keeps modes, owners and symlinks and never follows a symlink.
-/// The copy is made beside `data` and renamed into place, so a concurrent run or a killed build
-/// never leaves a half-seeded cache. Returns false when another run created `data` first.
+/// The copy is made beside `data` and published by [`publish_cache_dir`], so a concurrent run
+/// or a killed build never leaves a half-seeded cache. Returns false when another run created
+/// `data` first.
 fn seed_cache(
     root: &Path,
     from: &str,
@@ -549,17 +555,7 @@ fn seed_cache(
             "cache mount source {rel:?} in {from:?} is not a directory"
         )));
     }
-    static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".seed-{}-{n}", std::process::id()));
-    let copied = copy_tree(&resolved, &tmp).and_then(|()| publish_cache_dir(&tmp, data));
-    match copied {
-        Ok(()) => Ok(true),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            if data.is_dir() { Ok(false) } else { Err(e) }
-        }
-    }
+    publish_cache_dir(dir, data, |tmp| copy_tree(&resolved, tmp))
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
