@@ -211,15 +211,10 @@ impl<'scope, 'env> Pool<'scope, 'env> {
             }
             self.tx = Some(tx);
         }
-        if let Some(tx) = &self.tx
-            && let Err(e) = tx.send(job)
-        {
-            // Workers gone (cannot happen while the scope lives): hash here instead.
-            let Job { mut file, path, .. } = e.0;
-            let h = sha256_reader(&mut file).map_err(io_err(&path));
-            if let Ok(mut r) = self.results.lock() {
-                r.insert(slot, h);
-            }
+        if let Some(tx) = &self.tx {
+            // Workers end only when the channel closes; a job that cannot be sent leaves its
+            // slot empty, which `content_key` reports as a lost hash.
+            let _ = tx.send(job);
         }
         slot
     }
