@@ -56,42 +56,62 @@ pub fn mount_view(lowers: &[PathBuf]) -> Result<View> {
 
 /// [`mount_view`] with an explicit pool dir.
 pub fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
-    let lowers = &distinct_lowers(lowers)[..];
-    let dir = pool.join(super::runtime::unique_name());
-    let merged = dir.join("merged");
     use std::os::unix::fs::DirBuilderExt;
+    let lowers = &distinct_lowers(lowers)[..];
+    let view = pool_entry(pool, "merged")?;
+    let merged = view.path.clone();
     std::fs::DirBuilder::new()
-        .recursive(true)
         .mode(0o700)
         .create(&merged)
         .map_err(io_err(&merged))?;
+    match lowers {
+        [] => {
+            std::fs::set_permissions(&merged, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(io_err(&merged))?;
+        }
+        [only] => bind(only, &merged, true, || {
+            format!("read-only bind of {}", only.display())
+        })?,
+        _ => mount_overlay(lowers, None, &merged)?,
+    }
+    Ok(view)
+}
+
+/// A new entry `<pool>/<unique>/` (mode 0700), registered for cleanup with `<leaf>` in it as
+/// its mount point; the returned view's path is that mount point (not created here).
+fn pool_entry(pool: &Path, leaf: &str) -> Result<View> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = pool.join(super::runtime::unique_name());
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(io_err(&dir))?;
+    let path = dir.join(leaf);
     let key = cleanup::register(Live {
         container: None,
-        mounts: vec![merged.clone()],
+        mounts: vec![path.clone()],
         dirs: vec![dir.clone()],
     });
-    let view = View {
-        path: merged.clone(),
+    Ok(View {
+        path,
         owned: Some((dir, key)),
+    })
+}
+
+/// Bind-mounts `source` on `target`, read-only when asked (a second, remounting step).
+fn bind(source: &Path, target: &Path, readonly: bool, what: impl Fn() -> String) -> Result<()> {
+    let err = |e: rustix::io::Errno| ExecutorError::Mount {
+        what: what(),
+        target: target.to_path_buf(),
+        source: e.into(),
     };
-    if lowers.is_empty() {
-        std::fs::set_permissions(&merged, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .map_err(io_err(&merged))?;
-        return Ok(view);
-    }
-    if let [only] = lowers {
-        let err = |source: rustix::io::Errno| ExecutorError::Mount {
-            what: format!("read-only bind of {}", only.display()),
-            target: merged.clone(),
-            source: source.into(),
-        };
-        rustix::mount::mount_bind(only.as_path(), &merged).map_err(err)?;
-        rustix::mount::mount_remount(&merged, MountFlags::BIND | MountFlags::RDONLY, c"")
+    rustix::mount::mount_bind(source, target).map_err(err)?;
+    if readonly {
+        rustix::mount::mount_remount(target, MountFlags::BIND | MountFlags::RDONLY, c"")
             .map_err(err)?;
-        return Ok(view);
     }
-    mount_overlay(lowers, None, &merged)?;
-    Ok(view)
+    Ok(())
 }
 
 /// Pins a RUN bind-mount source: `source` names an object hoist already holds open (its
@@ -110,22 +130,8 @@ pub fn pin_source(source: &Path, is_dir: bool, readonly: bool) -> Result<View> {
 /// [`pin_source`] with an explicit pool dir.
 pub fn pin_source_in(pool: &Path, source: &Path, is_dir: bool, readonly: bool) -> Result<View> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = pool.join(super::runtime::unique_name());
-    let stub = dir.join("source");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(io_err(&dir))?;
-    let key = cleanup::register(Live {
-        container: None,
-        mounts: vec![stub.clone()],
-        dirs: vec![dir.clone()],
-    });
-    let view = View {
-        path: stub.clone(),
-        owned: Some((dir, key)),
-    };
+    let view = pool_entry(pool, "source")?;
+    let stub = view.path.clone();
     if is_dir {
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -139,16 +145,9 @@ pub fn pin_source_in(pool: &Path, source: &Path, is_dir: bool, readonly: bool) -
             .open(&stub)
             .map_err(io_err(&stub))?;
     }
-    let err = |e: rustix::io::Errno| ExecutorError::Mount {
-        what: format!("pinned mount source {}", source.display()),
-        target: stub.clone(),
-        source: e.into(),
-    };
-    rustix::mount::mount_bind(source, &stub).map_err(err)?;
-    if readonly {
-        rustix::mount::mount_remount(&stub, MountFlags::BIND | MountFlags::RDONLY, c"")
-            .map_err(err)?;
-    }
+    bind(source, &stub, readonly, || {
+        format!("pinned mount source {}", source.display())
+    })?;
     Ok(view)
 }
 
