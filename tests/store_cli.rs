@@ -3,20 +3,10 @@
 
 mod common;
 
-use common::{blob_names, fixture_image, noise};
+use common::{blob_names, fixture_image, hoist, noise};
 use hoist::oci::Digest;
 use hoist::store::Store;
-use std::path::Path;
 use std::process::{Command, Output};
-
-fn hoist(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run hoist")
-}
 
 fn ok(o: &Output) -> String {
     assert!(

@@ -4,20 +4,12 @@
 
 mod common;
 
+use common::hoist;
 use common::proxy::{Fault, Server};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const BASE: &str = "localhost:5000/busybox:latest";
-
-fn hoist(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run hoist")
-}
 
 fn text(o: &Output) -> String {
     format!(

@@ -344,3 +344,13 @@ pub fn blob_names(root: &Path) -> std::collections::BTreeSet<String> {
         })
         .unwrap_or_default()
 }
+
+/// Runs the `hoist` binary under test on the store `root`.
+pub fn hoist(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run hoist")
+}
