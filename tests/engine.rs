@@ -6,7 +6,7 @@
 #![allow(clippy::print_stderr)] // skip notes name what is missing
 
 use hoist::engine::{self, BuildEvent, BuildOutcome, BuildRequest, EngineError, Reporter};
-use hoist::executor::{ExecutorError, Network, RunSpec, Sandbox};
+use hoist::executor::{ExecutorError, Isolation, Network, OciRuntime, RunSpec, View};
 use hoist::graph::GraphOptions;
 use hoist::oci::Platform;
 use hoist::parser::dockerignore::Matcher;
@@ -25,7 +25,16 @@ struct FakeSandbox {
     spans: Mutex<Vec<(Instant, Instant)>>,
 }
 
-impl Sandbox for FakeSandbox {
+/// Views and pins are the real backend's (mounts need root): only the run is faked.
+impl Isolation for FakeSandbox {
+    fn view(&self, lowers: &[std::path::PathBuf]) -> Result<View, ExecutorError> {
+        OciRuntime::detect()?.view(lowers)
+    }
+
+    fn pin(&self, source: &Path, is_dir: bool, readonly: bool) -> Result<View, ExecutorError> {
+        OciRuntime::detect()?.pin(source, is_dir, readonly)
+    }
+
     fn run(&self, spec: &RunSpec, out: &mut dyn FnMut(&[u8])) -> Result<i32, ExecutorError> {
         let n = {
             let mut r = self.runs.lock().unwrap();

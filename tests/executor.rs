@@ -2,7 +2,7 @@
 
 #![allow(clippy::print_stderr)]
 
-use hoist::executor::{Limits, Mount, MountKind, Network, OciRuntime, RunSpec, Sandbox};
+use hoist::executor::{Isolation, Limits, Mount, MountKind, Network, OciRuntime, RunSpec};
 use std::path::{Path, PathBuf};
 
 /// Tests run one at a time: some compare the host's mount table before and after.
@@ -468,7 +468,11 @@ fn many_layers() {
     s.lowers = lowers.clone();
     let (code, out) = run(&f, &s);
     assert_eq!((code, out.as_str()), (0, "150\n149\n0\n"));
-    let v = hoist::executor::view::mount_view_in(&f.pool, &lowers).unwrap();
+    let v = OciRuntime::detect()
+        .unwrap()
+        .with_pool(f.pool.clone())
+        .view(&lowers)
+        .unwrap();
     assert_eq!(
         std::fs::read_to_string(v.path().join("top")).unwrap(),
         "149"
@@ -480,7 +484,11 @@ fn many_layers() {
     let p = v.path().to_path_buf();
     drop(v);
     assert!(!p.exists());
-    let one = hoist::executor::view::mount_view_in(&f.pool, &lowers[1..2]).unwrap();
+    let one = OciRuntime::detect()
+        .unwrap()
+        .with_pool(f.pool.clone())
+        .view(&lowers[1..2])
+        .unwrap();
     assert_eq!(std::fs::read_to_string(one.path().join("f0")).unwrap(), "0");
     assert!(
         std::fs::write(one.path().join("new"), "x").is_err(),

@@ -3,7 +3,7 @@
 
 #![allow(clippy::print_stderr)]
 
-use hoist::executor::{Limits, Network, OciRuntime, RunSpec, Sandbox};
+use hoist::executor::{Isolation, Limits, Network, OciRuntime, RunSpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

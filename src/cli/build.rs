@@ -469,6 +469,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     for (kind, dest) in &exports {
         crate::engine::export::write_output(
             &store,
+            &sandbox,
             &outcome,
             *kind,
             dest,

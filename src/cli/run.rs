@@ -1,7 +1,7 @@
 //! `hoist run`: run a command in a throwaway sandbox of an image, like `docker run --rm`.
 
 use super::GlobalArgs;
-use crate::executor::{self, Limits, Network, OciRuntime, RunSpec, Sandbox};
+use crate::executor::{self, Isolation, Limits, Network, OciRuntime, RunSpec};
 use crate::oci::RunConfig;
 use clap::Args;
 use std::io::Write;
@@ -107,7 +107,7 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
 
     let spec = RunSpec {
         // An image may repeat a layer; overlay refuses a dir given twice (ELOOP).
-        lowers: crate::executor::view::distinct_lowers(&lowers),
+        lowers,
         upper: Some(upper),
         argv,
         env,

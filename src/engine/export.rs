@@ -55,6 +55,7 @@ fn open_dest(dest: &Path) -> Result<Box<dyn Write>> {
 /// tags); `source_date_epoch` clamps the archive entries' times.
 pub fn write_output(
     store: &Store,
+    isolation: &dyn crate::executor::Isolation,
     outcome: &BuildOutcome,
     kind: OutputKind,
     dest: &Path,
@@ -84,7 +85,7 @@ pub fn write_output(
                 empty = store.tmp_dir()?;
                 empty.path()
             } else {
-                view = crate::executor::view::mount_view(&lowers)?;
+                view = isolation.view(&lowers)?;
                 view.path()
             };
             if kind == OutputKind::Local {

@@ -2,7 +2,7 @@
 //! through the steps, and emits progress events.
 //!
 //! Side effects go through the real modules behind narrow seams: RUN through the
-//! `executor::Sandbox` trait, files through `copy` and `layers`, images through `store` and
+//! `executor::Isolation` backend (views of layers, pinned mount sources, the run), files through `copy` and `layers`, images through `store` and
 //! `registry`. Config changes are pure functions in `config`.
 
 pub mod adapters;
@@ -19,7 +19,7 @@ pub use output::BuildOutcome;
 
 use crate::cache::CacheIndex;
 use crate::copy::HashCache;
-use crate::executor::{Network, Sandbox};
+use crate::executor::{Isolation, Network};
 use crate::graph::{BuildGraph, GraphOptions};
 use crate::layers::Compression;
 use crate::oci::{Descriptor, Digest, ImageConfig, Platform};
@@ -160,7 +160,8 @@ pub(crate) struct Ctx<'a> {
     pub req: &'a BuildRequest,
     pub store: &'a Store,
     pub registry: Option<&'a Client>,
-    pub sandbox: &'a dyn Sandbox,
+    /// The isolation backend: every rootfs view, pinned mount source and RUN goes through it.
+    pub isolation: &'a dyn Isolation,
     pub reporter: &'a dyn Reporter,
     pub cache: CacheIndex,
     pub hashes: HashCache,
@@ -211,14 +212,14 @@ pub fn build(
     req: &BuildRequest,
     store: &Store,
     registry: Option<&Client>,
-    sandbox: &dyn Sandbox,
+    isolation: &dyn Isolation,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome> {
     let ctx = Ctx {
         req,
         store,
         registry,
-        sandbox,
+        isolation,
         reporter,
         cache: CacheIndex::open(&store.root().join("cache"))?,
         hashes: HashCache::open(&store.root().join("cache").join("content"))?,

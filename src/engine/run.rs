@@ -131,7 +131,7 @@ fn prepare_mounts(
                 // object: what the run sees is what was resolved, whatever changes after.
                 let pinned = pin_in_root(&root, &source)?;
                 let is_dir = std::fs::metadata(&pinned.path).is_ok_and(|m| m.is_dir());
-                let view = crate::executor::view::pin_source(&pinned.path, is_dir, true)?;
+                let view = ctx.isolation.pin(&pinned.path, is_dir, true)?;
                 let resolved = view.path().to_path_buf();
                 p._hold.push(Box::new(view));
                 p._hold.push(Box::new(pinned));
@@ -287,8 +287,7 @@ fn prepare_mounts(
                             ))
                         })?;
                         let is_dir = std::fs::metadata(&pinned.path).is_ok_and(|m| m.is_dir());
-                        let view =
-                            crate::executor::view::pin_source(&pinned.path, is_dir, readonly)?;
+                        let view = ctx.isolation.pin(&pinned.path, is_dir, readonly)?;
                         let resolved = view.path().to_path_buf();
                         p._hold.push(Box::new(view));
                         p._hold.push(Box::new(pinned));
@@ -675,8 +674,7 @@ pub(crate) fn run_step(
     let created_by = super::history::run(&shown_args, &argv);
     env.extend(prepared.env.iter().cloned());
     let mut mounts = prepared.mounts.clone();
-    // Identical layers share one snapshot dir, which overlayfs refuses twice.
-    let lowers = crate::executor::view::distinct_lowers(&st.lowers());
+    let lowers = st.lowers();
     let script_file = match &script {
         Some((target, content)) => {
             use std::os::unix::fs::PermissionsExt;
@@ -731,7 +729,7 @@ pub(crate) fn run_step(
             };
             let mut tail: Vec<u8> = Vec::new();
             let reporter = ctx.reporter;
-            let code = ctx.sandbox.run(&spec, &mut |chunk: &[u8]| {
+            let code = ctx.isolation.run(&spec, &mut |chunk: &[u8]| {
                 tail.extend_from_slice(chunk);
                 if tail.len() > 64 * 1024 {
                     tail.drain(..tail.len() - 32 * 1024);

@@ -613,7 +613,7 @@ fn run_step(
                     st.config.config.user.clone().unwrap_or_default().as_str(),
                 ],
                 format!("WORKDIR {dir}"),
-                |st, out, _| make_workdir(st, &dir, out),
+                |st, out, _| make_workdir(ctx, st, &dir, out),
             )
         }
         Instruction::Run { .. } => {
@@ -854,7 +854,7 @@ pub(crate) fn materialize(ctx: &Ctx, layers: &[Layer]) -> Result<()> {
 
 /// A read-only merged view of a stage's layers (an empty dir for scratch).
 pub(crate) enum RootView {
-    Mounted(crate::executor::view::View),
+    Mounted(crate::executor::View),
     Empty(tempfile::TempDir),
 }
 
@@ -863,9 +863,7 @@ impl RootView {
         if lowers.is_empty() {
             return Ok(RootView::Empty(ctx.store.tmp_dir()?));
         }
-        Ok(RootView::Mounted(crate::executor::view::mount_view(
-            lowers,
-        )?))
+        Ok(RootView::Mounted(ctx.isolation.view(lowers)?))
     }
     pub fn path(&self) -> &Path {
         match self {
@@ -877,13 +875,13 @@ impl RootView {
 
 /// WORKDIR: create the missing components of `dir` in `out` (owned by the current USER), with
 /// existing parents copied from the image so the layer does not change their metadata.
-fn make_workdir(st: &State, dir: &str, out: &Path) -> Result<bool> {
+fn make_workdir(ctx: &Ctx, st: &State, dir: &str, out: &Path) -> Result<bool> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let lowers = st.lowers();
     let view = if lowers.is_empty() {
         None
     } else {
-        Some(crate::executor::view::mount_view(&lowers)?)
+        Some(ctx.isolation.view(&lowers)?)
     };
     let user = st.config.config.user.clone().unwrap_or_default();
     // The owner as BuildKit's mkdir resolves USER (N is N:N; an unknown name is root).

@@ -19,13 +19,14 @@ mod overlay;
 mod runtime;
 pub mod spec;
 pub mod user;
-pub mod view;
+mod view;
 
 pub use cleanup::{cleanup_stale, install_signal_handlers, shutdown_requested};
 pub use runtime::{OciRuntime, default_pool_dir};
 pub use user::ResolvedUser;
+pub use view::View;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The sandbox's network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,8 +86,33 @@ pub struct RunSpec {
     pub limits: Limits,
 }
 
-/// Something that runs a [`RunSpec`].
-pub trait Sandbox: Send + Sync {
+/// An isolation backend: it owns the whole life of a build's root filesystems, so that the
+/// engine never mounts anything itself and a new isolation mode (rootless user namespaces, no
+/// namespaces at all) is one new implementation, chosen once at start-up.
+///
+/// What a backend provides:
+/// - [`view`](Isolation::view): a read-only merged rootfs of unpacked layers (COPY --from,
+///   WORKDIR's owner lookup, `RUN --mount=from=`, `--output type=local`);
+/// - [`pin`](Isolation::pin): a bind source fixed to an object hoist already holds open, so a
+///   path swapped after resolution cannot redirect the mount;
+/// - [`run`](Isolation::run): one process over a writable rootfs, leaving the changes it made
+///   as a diff in `RunSpec::upper` (the overlay upper-dir format `layers` reads: whiteouts as
+///   0/0 character devices, opaque dirs marked with `trusted.overlay.opaque`).
+///
+/// Shutdown contract: every mount, process and pool dir a backend creates is registered with
+/// [`cleanup`] before it exists, and released when its guard ([`View`]) drops or its run
+/// returns. After SIGINT/SIGTERM ([`install_signal_handlers`]) `view`, `pin` and `run` refuse
+/// to start ([`ExecutorError::Interrupted`]), a running `run` kills its process and never
+/// returns (the signal thread tears every registered resource down and exits 128+signal), and
+/// [`cleanup_stale`] removes what a killed hoist left behind.
+pub trait Isolation: Send + Sync {
+    /// A read-only merged view of `lowers` (bottom first; none gives an empty dir). Unmounted
+    /// and removed when the [`View`] drops.
+    fn view(&self, lowers: &[PathBuf]) -> Result<View>;
+    /// Pins a mount source: `source` names an object hoist holds open (its
+    /// `/proc/self/fd/N` link); the returned [`View`]'s path can be given as a bind source in
+    /// a [`RunSpec`] and stays that object until the view drops.
+    fn pin(&self, source: &Path, is_dir: bool, readonly: bool) -> Result<View>;
     /// Runs `spec`, streaming the process's stdout and stderr (interleaved) to `out`. Returns
     /// the exit code (128+signal when killed). Afterwards the upper dir holds exactly the
     /// changes BuildKit would record.

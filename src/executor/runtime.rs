@@ -9,7 +9,9 @@ use super::cleanup::{self, Live};
 use super::fsutil::{self, Created};
 use super::overlay::{mount_overlay, remove_dir_safely, unmount_all_under};
 use super::spec::{self, SpecInputs};
-use super::{ExecutorError, MountKind, Result, RunSpec, Sandbox, fixup, init, io_err, user};
+use super::{
+    ExecutorError, Isolation, MountKind, Result, RunSpec, View, fixup, init, io_err, user,
+};
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -199,7 +201,21 @@ impl Drop for RunState<'_> {
     }
 }
 
-impl Sandbox for OciRuntime {
+impl Isolation for OciRuntime {
+    fn view(&self, lowers: &[PathBuf]) -> Result<View> {
+        if cleanup::shutdown_requested() {
+            return Err(ExecutorError::Interrupted);
+        }
+        super::view::mount_view_in(&self.pool, lowers)
+    }
+
+    fn pin(&self, source: &Path, is_dir: bool, readonly: bool) -> Result<View> {
+        if cleanup::shutdown_requested() {
+            return Err(ExecutorError::Interrupted);
+        }
+        super::view::pin_source_in(&self.pool, source, is_dir, readonly)
+    }
+
     fn run(&self, spec: &RunSpec, out: &mut dyn FnMut(&[u8])) -> Result<i32> {
         if cleanup::shutdown_requested() {
             return Err(ExecutorError::Interrupted);
@@ -266,7 +282,7 @@ impl OciRuntime {
             mkdir_private(&empty)?;
             vec![empty]
         } else {
-            spec.lowers.clone()
+            super::view::distinct_lowers(&spec.lowers)
         };
         mount_overlay(&lowers, Some((&upper, &work)), &rootfs)?;
         st.mounted = true;

@@ -36,7 +36,7 @@ impl Drop for View {
 /// stored by diffID, so identical layers (two RUNs that change nothing, an image repeating a
 /// layer) are one dir, and overlayfs refuses a lower dir given twice (ELOOP). The merged view
 /// is the same: the topmost copy provides everything the lower one does, above it.
-pub fn distinct_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+pub(crate) fn distinct_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
     let mut seen = std::collections::HashSet::new();
     let mut out: Vec<PathBuf> = lowers
         .iter()
@@ -48,14 +48,9 @@ pub fn distinct_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Mounts a read-only merged view of `lowers` (bottom first): an overlay, a read-only bind
-/// mount for a single lower, an empty dir for none.
-pub fn mount_view(lowers: &[PathBuf]) -> Result<View> {
-    mount_view_in(&super::default_pool_dir(), lowers)
-}
-
-/// [`mount_view`] with an explicit pool dir.
-pub fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
+/// Mounts a read-only merged view of `lowers` (bottom first) under `pool`: an overlay, a
+/// read-only bind mount for a single lower, an empty dir for none.
+pub(crate) fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
     use std::os::unix::fs::DirBuilderExt;
     let lowers = &distinct_lowers(lowers)[..];
     let view = pool_entry(pool, "merged")?;
@@ -123,12 +118,12 @@ fn bind(source: &Path, target: &Path, readonly: bool, what: impl Fn() -> String)
 /// a cache mount's `source=` sub-dir is pinned writable unless the mount is read-only. Either
 /// way the pool entry is removed only once nothing is mounted on it any more
 /// (`remove_dir_safely`), so a failed unmount never lets the removal delete through it.
-pub fn pin_source(source: &Path, is_dir: bool, readonly: bool) -> Result<View> {
-    pin_source_in(&super::default_pool_dir(), source, is_dir, readonly)
-}
-
-/// [`pin_source`] with an explicit pool dir.
-pub fn pin_source_in(pool: &Path, source: &Path, is_dir: bool, readonly: bool) -> Result<View> {
+pub(crate) fn pin_source_in(
+    pool: &Path,
+    source: &Path,
+    is_dir: bool,
+    readonly: bool,
+) -> Result<View> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let view = pool_entry(pool, "source")?;
     let stub = view.path.clone();
