@@ -57,7 +57,11 @@ fi
 
 if [ "${HOIST_LAB_DEBIAN:-0}" = 1 ] && ! have debian:bookworm; then
   r=$LAB/debian-rootfs; rm -rf "$r"
-  debootstrap --variant=minbase bookworm "$r" http://deb.debian.org/debian >"$LAB/debootstrap.log" 2>&1
+  # The Debian mirror apt already uses (deb822 sources, then one-line lists): never a fixed host.
+  mirror=$(sed -n 's/^URIs: *\(\S*\/debian\)\/*$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
+  [ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(\[[^]]*\] \)\?\(\S*\/debian\)\/* .*/\2/p' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n 1)
+  [ -n "$mirror" ] || { echo "lab: no Debian mirror found in /etc/apt/sources.list.d/ for debootstrap" >&2; exit 1; }
+  debootstrap --variant=minbase bookworm "$r" "$mirror" >"$LAB/debootstrap.log" 2>&1
   rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
   push_rootfs "$r" debian:bookworm '["bash"]'
 fi
