@@ -60,11 +60,11 @@ impl Prepared {
     }
 }
 
-/// A read-only view of what a mount's `from=` names (a stage or an image, loaded for the
-/// stage's platform), with its identity for the key: the stage's key or the image digest.
+/// A read-only view of what a mount's `from=` names (a stage, or an image loaded for the
+/// build's platform as BuildKit loads an implicit stage), with its identity for the key: the
+/// stage's key or the image digest.
 fn source_view(
     ctx: &Ctx,
-    st: &State,
     from: Option<&Source>,
     deps: &HashMap<usize, Arc<StageResult>>,
 ) -> Result<Option<(RootView, String)>> {
@@ -76,7 +76,7 @@ fn source_view(
             Some((RootView::open(ctx, &lowers)?, r.key.to_string()))
         }
         Some(Source::Image(reference)) => {
-            let b = load_image(ctx, reference, &st.platform)?;
+            let b = load_image(ctx, reference, &ctx.req.platform)?;
             let lowers: Vec<PathBuf> = b.layers.iter().map(|l| l.snapshot.clone()).collect();
             Some((RootView::open(ctx, &lowers)?, b.manifest_digest.to_string()))
         }
@@ -113,7 +113,7 @@ fn prepare_mounts(
                 readwrite,
                 ..
             } => {
-                let from = source_view(ctx, st, from, deps)?;
+                let from = source_view(ctx, from, deps)?;
                 Some(bind::mount(ctx, st, target, source, readwrite, from)?)
             }
             MountSpec::Cache {
@@ -138,7 +138,7 @@ fn prepare_mounts(
                     gid,
                     readonly,
                 };
-                let seed = source_view(ctx, st, from, deps)?;
+                let seed = source_view(ctx, from, deps)?;
                 Some(cache::mount(ctx, st, spec, seed)?)
             }
             MountSpec::Tmpfs { target, size } => Some(tmpfs::mount(st, target, size)),

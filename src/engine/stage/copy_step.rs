@@ -83,7 +83,9 @@ pub(super) fn copy_step(
             ))
         }
         Some(Source::Image(reference)) => {
-            let b = load_image(ctx, &ex(reference)?, &st.platform)?;
+            // As in BuildKit, an image named by `--from` is an implicit stage of its own,
+            // without `--platform`: it is loaded for the build's platform.
+            let b = load_image(ctx, &ex(reference)?, &ctx.req.platform)?;
             Some((
                 b.layers.iter().map(|l| l.snapshot.clone()).collect(),
                 b.manifest_digest.to_string(),

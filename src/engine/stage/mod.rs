@@ -46,8 +46,6 @@ pub(crate) struct State {
     pub last_created: Option<String>,
     /// This is the target stage: its new layers are streamed to the push destination.
     pub stream: bool,
-    /// The platform the stage builds for: base images it names are loaded for it.
-    pub platform: Platform,
 }
 
 impl State {
@@ -162,7 +160,6 @@ pub(crate) fn run_stage(
             cmd_set: false,
             last_created: None,
             stream,
-            platform: platform.clone(),
         },
         Source::Stage(i) => {
             let r = deps.get(i).ok_or(EngineError::Cancelled)?;
@@ -174,7 +171,6 @@ pub(crate) fn run_stage(
                 cmd_set: false,
                 last_created: r.config.created.clone(),
                 stream,
-                platform: platform.clone(),
             }
         }
         Source::Image(reference) => {
@@ -207,7 +203,6 @@ pub(crate) fn run_stage(
                 cmd_set: false,
                 last_created,
                 stream,
-                platform: platform.clone(),
             }
         }
     };
