@@ -267,6 +267,32 @@ fn entrypoint_resets_an_inherited_cmd() {
     assert_eq!(out.config.config.cmd, None);
 }
 
+/// `# escape=`` ` reached the graph but the engine expanded ENV, LABEL, … with a backslash.
+#[test]
+fn the_escape_directive_reaches_the_engine_expansions() {
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let out = lab.build(
+        "# escape=`\nFROM scratch\nENV A=1\nENV B=`$A C=C:\\dir\nLABEL l=`$A\n",
+        &sb,
+    );
+    let c = &out.config.config;
+    assert_eq!(c.env_get("B"), Some("$A"));
+    assert_eq!(c.env_get("C"), Some("C:\\dir"));
+    assert_eq!(
+        c.labels
+            .as_ref()
+            .and_then(|l| l.get("l"))
+            .map(String::as_str),
+        Some("$A")
+    );
+    // The default escape is unchanged: a backslash escapes, a backtick is a letter.
+    let out = lab.build("FROM scratch\nENV A=1\nENV B=`$A C=C:\\dir\n", &sb);
+    let c = &out.config.config;
+    assert_eq!(c.env_get("B"), Some("`1"));
+    assert_eq!(c.env_get("C"), Some("C:dir"));
+}
+
 #[test]
 fn args_reach_run_but_never_the_image() {
     if !is_root() {

@@ -168,9 +168,10 @@ pub(crate) struct Ctx<'a> {
     next_id: Mutex<usize>,
     /// Cache keys of the layer steps this build used (hit or produced), for `--cache-to`.
     pub used_keys: Mutex<Vec<Digest>>,
-    /// Base images loaded by this build, by reference: each is resolved (one registry request)
-    /// and unpacked once per build however many stages or `--from`s name it.
-    pub bases: Mutex<HashMap<String, Arc<Mutex<Option<base::BaseImage>>>>>,
+    /// Base images loaded by this build, by (reference, `os/arch[/variant]`): each is resolved
+    /// (one registry request) and unpacked once per build and platform however many stages
+    /// or `--from`s name it.
+    pub bases: Mutex<HashMap<(String, String), BaseSlot>>,
     /// Streaming layers to `req.stream_push` failed once: not tried again in this build.
     pub stream_off: AtomicBool,
 }
@@ -190,6 +191,9 @@ impl Ctx<'_> {
         *n
     }
 }
+
+/// One base image's load: filled by the first stage that needs it, waited on by the others.
+pub(crate) type BaseSlot = Arc<Mutex<Option<base::BaseImage>>>;
 
 /// A layer of an image being built: its blob and its unpacked snapshot.
 #[derive(Debug, Clone)]
@@ -337,7 +341,9 @@ fn precheck_context_sources(ctx: &Ctx) -> Result<()> {
                 .sources
                 .iter()
                 .filter(|s| literal(s))
-                .filter_map(|s| crate::parser::expand::expand_word(s, &|_: &str| None, '\\').ok())
+                .filter_map(|s| {
+                    crate::parser::expand::expand_word(s, &|_: &str| None, g.escape).ok()
+                })
                 .collect();
             if sources.is_empty() {
                 continue;

@@ -73,6 +73,9 @@ pub struct BuildGraph {
     pub global_args: BTreeMap<String, Option<String>>,
     /// Build args and predefined ARGs visible to stages (TARGETPLATFORM, …).
     pub build_args: BTreeMap<String, String>,
+    /// The Dockerfile's escape character (`# escape=`; a backslash by default): every
+    /// expansion of the file's words at build time uses it.
+    pub escape: char,
 }
 
 pub use resolve::build;

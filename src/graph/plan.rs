@@ -194,9 +194,9 @@ fn step(
     }
 }
 
-/// Renders the plan.
+/// Renders the plan, expanding with the Dockerfile's own escape character.
 pub fn render(g: &BuildGraph) -> String {
-    render_with_escape(g, '\\')
+    render_with_escape(g, g.escape)
 }
 
 /// Renders the plan for a Dockerfile whose escape character is `escape`.

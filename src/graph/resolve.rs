@@ -283,6 +283,7 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
         order,
         global_args,
         build_args,
+        escape,
     })
 }
 

@@ -1,0 +1,106 @@
+//! The in-root opener for RUN mount sources: a path under an untrusted root, resolved and
+//! opened in one `openat2` so the mount is made from exactly what was resolved.
+
+use crate::engine::{EngineError, Result};
+use std::path::{Path, PathBuf};
+
+/// A bind source opened in-root with one `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`
+/// (no window between resolving and opening) and held open while the run lasts; `path` is its
+/// `/proc/self/fd/N` magic link, valid in this process's mount namespace.
+pub(crate) struct PinnedSource {
+    _fd: rustix::fd::OwnedFd,
+    pub path: PathBuf,
+}
+
+pub(crate) fn pin_in_root(root: &Path, rel: &str) -> Result<PinnedSource> {
+    open_in_root(root, rel)?
+        .ok_or_else(|| EngineError::BadMount(format!("bind source {rel:?} not found")))
+}
+
+/// [`pin_in_root`], with `None` for a source that does not exist.
+pub(super) fn open_in_root(root: &Path, rel: &str) -> Result<Option<PinnedSource>> {
+    use rustix::fd::AsRawFd;
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let io = |path: PathBuf| {
+        move |e: rustix::io::Errno| EngineError::Io {
+            path,
+            source: e.into(),
+        }
+    };
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io(root.to_path_buf()))?;
+    let name = match rel.trim_start_matches('/') {
+        "" => ".",
+        r => r,
+    };
+    // The kernel answers EAGAIN when a rename anywhere raced a `..` of the walk (it cannot
+    // then vouch for staying in the root); the walk is safe to retry.
+    let mut tries = 0;
+    let opened = loop {
+        let r = rustix::fs::openat2(
+            &root_fd,
+            name,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        );
+        tries += 1;
+        match r {
+            Err(rustix::io::Errno::AGAIN) if tries < 64 => continue,
+            r => break r,
+        }
+    };
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(io(root.join(name))(e)),
+    };
+    let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    Ok(Some(PinnedSource { _fd: fd, path }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_sources_stay_in_root() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.path().join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../f", root.path().join("up")).unwrap();
+        for rel in ["../../f", "up", "/f"] {
+            let p = pin_in_root(root.path(), rel).unwrap();
+            assert_eq!(std::fs::read(&p.path).unwrap(), b"x", "{rel}");
+        }
+        // /etc/hostname re-rooted inside the root does not exist there.
+        assert!(matches!(
+            pin_in_root(root.path(), "escape"),
+            Err(EngineError::BadMount(_))
+        ));
+    }
+
+    #[test]
+    fn pinned_bind_sources_survive_a_swap_for_a_symlink() {
+        // Pin `dir`, then swap it for a symlink to a directory outside the root (the race of
+        // BuildKit CVE-2024-23651): the pinned object is still the original directory.
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("ctx");
+        std::fs::create_dir_all(root.join("dir")).unwrap();
+        std::fs::write(root.join("dir/inside"), b"in").unwrap();
+        std::fs::create_dir(t.path().join("outside")).unwrap();
+        std::fs::write(t.path().join("outside/secret"), b"s").unwrap();
+        let pinned = pin_in_root(&root, "dir").unwrap();
+        std::fs::rename(root.join("dir"), root.join("moved")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("outside"), root.join("dir")).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&pinned.path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["inside"]);
+    }
+}

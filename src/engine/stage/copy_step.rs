@@ -1,0 +1,226 @@
+//! COPY and ADD as a layer step: expanded words, the source (context, stage or image), the
+//! cache key, and on a miss the files written by `copy`.
+
+use super::heredoc::{expand_heredoc, heredoc_name};
+use super::layer_step::layer_step_with;
+use super::{RootView, State, load_image, materialize};
+use crate::cache::StepKey;
+use crate::copy::{self, CopyRequest, CopySource};
+use crate::engine::{Ctx, EngineError, Result, StageResult, config};
+use crate::graph::{Source, Step};
+use crate::parser::CopyArgs;
+use crate::parser::expand;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// COPY (`add` false) or ADD `a` of `step`, `--from` sources taken from `deps`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn copy_step(
+    ctx: &Ctx,
+    st: &mut State,
+    step: &Step,
+    a: &CopyArgs,
+    add: bool,
+    deps: &HashMap<usize, Arc<StageResult>>,
+    name: &str,
+    no_cache: bool,
+) -> Result<()> {
+    let escape = ctx.req.graph.escape;
+    let ex = |w: &str| -> Result<String> { Ok(expand::expand_word(w, &st.lookup(), escape)?) };
+    let mut sources = Vec::new();
+    let mut heredocs = Vec::new();
+    for s in &a.sources {
+        if let Some(h) = a
+            .heredocs
+            .iter()
+            .find(|h| heredoc_name(s).is_some_and(|n| n == h.name))
+        {
+            let content = if h.expand {
+                expand_heredoc(&h.content, &st.lookup(), escape)
+            } else {
+                h.content.clone()
+            };
+            heredocs.push((s.clone(), content));
+            sources.push(s.clone());
+        } else {
+            sources.push(ex(s)?);
+        }
+    }
+    let dest_raw = ex(&a.dest)?;
+    let wd = st
+        .config
+        .config
+        .working_dir
+        .clone()
+        .unwrap_or_else(|| "/".into());
+    let dest = if dest_raw.starts_with('/') {
+        dest_raw.clone()
+    } else {
+        let trailing = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.is_empty();
+        let mut d = config::clean_path(&format!("{wd}/{dest_raw}"));
+        if trailing && !d.ends_with('/') {
+            d.push('/');
+        }
+        d
+    };
+    let chmod = a.chmod.as_deref().map(ex).transpose()?;
+    let chown_spec = a.chown.as_deref().map(ex).transpose()?;
+    let mut exclude = Vec::new();
+    for e in &a.exclude {
+        exclude.push(ex(e)?);
+    }
+    let checksum = a.checksum.as_deref().map(ex).transpose()?;
+
+    // The source: the context, a stage's result, or an image.
+    let from_layers: Option<(Vec<PathBuf>, String)> = match &step.from {
+        None => None,
+        Some(Source::Stage(i)) => {
+            let r = deps.get(i).ok_or(EngineError::Cancelled)?;
+            Some((
+                r.layers.iter().map(|l| l.snapshot.clone()).collect(),
+                r.key.to_string(),
+            ))
+        }
+        Some(Source::Image(reference)) => {
+            // As in BuildKit, an image named by `--from` is an implicit stage of its own,
+            // without `--platform`: it is loaded for the build's platform.
+            let b = load_image(ctx, &ex(reference)?, &ctx.req.platform)?;
+            Some((
+                b.layers.iter().map(|l| l.snapshot.clone()).collect(),
+                b.manifest_digest.to_string(),
+            ))
+        }
+        Some(Source::Scratch) => Some((vec![], "scratch".into())),
+    };
+
+    let mut req = CopyRequest {
+        sources,
+        dest: dest.clone(),
+        chown: None,
+        chmod,
+        parents: a.parents,
+        exclude,
+        add,
+        unpack: a.unpack,
+        checksum,
+        keep_git_dir: a.keep_git_dir,
+        heredocs,
+        source_date_epoch: ctx.req.source_date_epoch,
+    };
+    // The key needs no mounted view: the context's content key, or the source stage/image's
+    // identity. Views are opened (and --chown names resolved) only when the step runs.
+    let content = match &from_layers {
+        Some((_, k)) => format!("from:{k}"),
+        None => {
+            let src = CopySource::Context {
+                root: &ctx.req.context,
+                ignore: &ctx.req.ignore,
+            };
+            copy::content_key(&src, &req, &ctx.hashes)?.to_string()
+        }
+    };
+    let kw = if add { "ADD" } else { "COPY" };
+    let flags = format!(
+        "chown={:?} chmod={:?} parents={} exclude={:?} unpack={:?} checksum={:?} keepgit={} link={}",
+        chown_spec,
+        req.chmod,
+        req.parents,
+        req.exclude,
+        req.unpack,
+        req.checksum,
+        req.keep_git_dir,
+        a.link
+    );
+    let srcs = req.sources.join("\u{0}");
+    let mut created_by = String::from(if add { "ADD" } else { "COPY" });
+    if a.parents {
+        created_by.push_str(" --parents");
+    }
+    if let Some(c) = &chown_spec {
+        created_by.push_str(&format!(" --chown={c}"));
+    }
+    if let Some(c) = &req.chmod {
+        created_by.push_str(&format!(" --chmod={c}"));
+    }
+    for s in req.sources.iter().filter(|s| heredoc_name(s).is_none()) {
+        created_by.push(' ');
+        created_by.push_str(s);
+    }
+    for (name, _) in &req.heredocs {
+        created_by.push_str(&format!(" <<{}", heredoc_name(name).unwrap_or_default()));
+    }
+    created_by.push_str(&format!(" {dest_raw} # buildkit"));
+    // `--link` (BuildKit applies it when there is no --chmod): the files are copied onto an
+    // empty tree, so the layer holds fresh parent dirs and never looks at the image below, and
+    // its cache entry does not depend on the layers below either (a changed base still reuses
+    // it). A --chown by name reads the image's passwd, so that one stays keyed on the chain.
+    let link = a.link && req.chmod.is_none();
+    let independent = link
+        && chown_spec
+            .as_deref()
+            .is_none_or(|c| c.split(':').all(|p| p.parse::<u32>().is_ok()));
+    let chain_key = st.key.clone();
+    if independent {
+        st.key = StepKey::new("link").root();
+    }
+    let r = layer_step_with(
+        ctx,
+        st,
+        name,
+        no_cache,
+        StepKey::new(kw)
+            .part("sources", srcs)
+            .part("dest", dest.as_str())
+            .part("flags", flags)
+            .part("content", content),
+        created_by,
+        |st, out, _| {
+            // --chown names resolve in the destination image's passwd/group.
+            let image_view = RootView::open(ctx, &st.lowers())?;
+            let empty_dest = if link {
+                Some(ctx.store.tmp_dir()?)
+            } else {
+                None
+            };
+            let dest_root = empty_dest
+                .as_ref()
+                .map_or_else(|| image_view.path(), |t| t.path());
+            if let Some(spec) = &chown_spec {
+                req.chown = Some(crate::executor::user::resolve_chown(
+                    image_view.path(),
+                    spec,
+                )?);
+            }
+            let src_view = match &from_layers {
+                Some((lowers, _)) => {
+                    match &step.from {
+                        Some(Source::Stage(i)) => {
+                            if let Some(r) = deps.get(i) {
+                                materialize(ctx, &r.layers)?;
+                            }
+                        }
+                        Some(Source::Image(_)) | Some(Source::Scratch) | None => {}
+                    }
+                    Some(RootView::open(ctx, lowers)?)
+                }
+                None => None,
+            };
+            let src = match &src_view {
+                Some(v) => CopySource::Rootfs(v.path()),
+                None => CopySource::Context {
+                    root: &ctx.req.context,
+                    ignore: &ctx.req.ignore,
+                },
+            };
+            Ok(Some(copy::apply_deferred(&src, &req, dest_root, out)?))
+        },
+    );
+    if independent {
+        // Later steps still build on everything below.
+        st.key = StepKey::new("link")
+            .part("layer", st.key.to_string())
+            .digest(&chain_key);
+    }
+    r
+}

@@ -1,0 +1,314 @@
+//! One stage: its base, then each step in order (see [`dispatch`]), with the stage's state
+//! (config, layers, cache key, ARGs) threaded from step to step.
+
+mod clock;
+mod config_step;
+mod copy_step;
+mod dispatch;
+mod heredoc;
+mod images;
+mod layer_step;
+mod naming;
+mod view;
+mod workdir;
+
+pub use clock::rfc3339;
+pub(crate) use heredoc::heredoc_name;
+pub(crate) use images::load_image;
+pub(crate) use layer_step::{layer_step, materialize};
+pub(crate) use view::RootView;
+
+use super::{Ctx, EngineError, Layer, Result, StageResult};
+use crate::cache::StepKey;
+use crate::graph::{Source, Stage, Step};
+use crate::oci::{Digest, History, ImageConfig, Platform, RootFs, RunConfig};
+use crate::parser::expand::Lookup;
+use crate::parser::{Instruction, Node};
+use naming::StepNamer;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The default PATH BuildKit gives an image without one (scratch).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What a stage carries from step to step.
+pub(crate) struct State {
+    pub config: ImageConfig,
+    pub layers: Vec<Layer>,
+    pub key: Digest,
+    /// ARGs declared in this stage, in order, with their values (None: declared, unset).
+    pub args: Vec<(String, Option<String>)>,
+    /// CMD was set in this stage (ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+    /// `created` of the newest layer, used for config-only history entries so a cached
+    /// rebuild is byte-identical.
+    pub last_created: Option<String>,
+    /// This is the target stage: its new layers are streamed to the push destination.
+    pub stream: bool,
+}
+
+impl State {
+    /// The variables expansion sees: ARG values, overridden by ENV.
+    pub fn lookup(&self) -> impl Lookup + '_ {
+        move |name: &str| -> Option<String> {
+            if let Some(v) = self.config.config.env_get(name) {
+                return Some(v.to_string());
+            }
+            self.args
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.clone())
+        }
+    }
+
+    /// RUN's environment: the image env plus ARG values not shadowed by ENV.
+    pub fn run_env(&self) -> Vec<String> {
+        let mut env = self.config.config.env.clone().unwrap_or_default();
+        for (n, v) in &self.args {
+            if let Some(v) = v
+                && self.config.config.env_get(n).is_none()
+                && !env
+                    .iter()
+                    .any(|e| e.split_once('=').is_some_and(|(k, _)| k == n))
+            {
+                env.push(format!("{n}={v}"));
+            }
+        }
+        env
+    }
+
+    /// The snapshot dirs of the stage's layers, lowest first (the overlay lowers).
+    pub fn lowers(&self) -> Vec<PathBuf> {
+        self.layers.iter().map(|l| l.snapshot.clone()).collect()
+    }
+
+    /// Appends the history entry of a step; without `created`, the newest layer's time.
+    pub fn push_history(&mut self, created_by: String, empty_layer: bool, created: Option<String>) {
+        self.config.history.push(History {
+            created: created.or_else(|| self.last_created.clone()),
+            created_by: Some(created_by),
+            comment: Some("buildkit.dockerfile.v0".into()),
+            empty_layer,
+            ..Default::default()
+        });
+    }
+}
+
+/// The platform `stage` builds for: its `FROM --platform` when that parses, else the build's.
+fn stage_platform(ctx: &Ctx, stage: &Stage) -> Platform {
+    stage
+        .platform
+        .as_deref()
+        .and_then(Platform::parse)
+        .unwrap_or_else(|| ctx.req.platform.clone())
+}
+
+fn location(ctx: &Ctx, node: &Node) -> String {
+    format!("{}:{}", ctx.req.dockerfile_name, node.span.start)
+}
+
+fn at(ctx: &Ctx, node: &Node, e: impl Into<EngineError>) -> EngineError {
+    let e = e.into();
+    if matches!(e, EngineError::Step { .. } | EngineError::Cancelled) {
+        return e;
+    }
+    EngineError::Step {
+        location: location(ctx, node),
+        instruction: node.original.clone(),
+        error: Box::new(e),
+    }
+}
+
+fn scratch_config(ctx: &Ctx) -> ImageConfig {
+    let p = &ctx.req.platform;
+    ImageConfig {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        variant: p.variant.clone(),
+        config: RunConfig {
+            env: Some(vec![format!("PATH={DEFAULT_PATH}")]),
+            working_dir: Some("/".into()),
+            ..Default::default()
+        },
+        rootfs: RootFs::default(),
+        ..Default::default()
+    }
+}
+
+/// Builds `stage` on the results of the stages it needs (`deps`), stopping between steps
+/// once `cancelled` says another stage failed.
+pub(crate) fn run_stage(
+    ctx: &Ctx,
+    stage: &Stage,
+    deps: &HashMap<usize, Arc<StageResult>>,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<StageResult> {
+    // BuildKit's FROM vertex names the resolved image: `docker.io/library/busybox:latest@sha256:…`.
+    let mut from_name = None;
+    let stream = stage.index == ctx.req.graph.target;
+    let platform = stage_platform(ctx, stage);
+    let mut st = match &stage.base {
+        Source::Scratch => State {
+            config: scratch_config(ctx),
+            layers: vec![],
+            key: StepKey::new("scratch")
+                .part("platform", ctx.req.platform.to_string_short())
+                .root(),
+            args: vec![],
+            cmd_set: false,
+            last_created: None,
+            stream,
+        },
+        Source::Stage(i) => {
+            let r = deps.get(i).ok_or(EngineError::Cancelled)?;
+            State {
+                config: r.config.clone(),
+                layers: r.layers.clone(),
+                key: r.key.clone(),
+                args: vec![],
+                cmd_set: false,
+                last_created: r.config.created.clone(),
+                stream,
+            }
+        }
+        Source::Image(reference) => {
+            let b =
+                load_image(ctx, reference, &platform).map_err(|e| at(ctx, &stage.from_node, e))?;
+            from_name = Some(match crate::registry::ImageRef::parse(reference) {
+                Ok(r) if r.digest.is_some() => r.to_string(),
+                Ok(r) => format!("{r}@{}", b.manifest_digest),
+                Err(_) => crate::registry::auth::redact_credentials(reference),
+            });
+            let key = StepKey::new("image")
+                .part("manifest", b.manifest_digest.to_string())
+                .root();
+            let mut config = b.config;
+            if config
+                .config
+                .working_dir
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+            {
+                config.config.working_dir = None;
+            }
+            let last_created = config.created.clone();
+            State {
+                config,
+                layers: b.layers,
+                key,
+                args: vec![],
+                cmd_set: false,
+                last_created,
+                stream,
+            }
+        }
+    };
+    // A stage's config is the image's, minus what only the parent stage's build knew.
+    let no_cache = ctx.req.no_cache
+        || stage.name.as_ref().is_some_and(|n| {
+            ctx.req
+                .no_cache_filter
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(n))
+        });
+
+    // ONBUILD triggers of the base image run first, then are cleared. Like BuildKit, a
+    // trigger's errors point at the FROM line that pulled it in. Triggers are parsed with the
+    // default escape, as BuildKit does (they come from an image, not this Dockerfile).
+    let mut steps: Vec<Step> = Vec::new();
+    let mut triggers_n = 0;
+    if let Some(triggers) = st.config.config.on_build.take() {
+        for t in triggers {
+            let mut node = crate::parser::parse_instruction(&t, '\\').map_err(|e| {
+                at(
+                    ctx,
+                    &stage.from_node,
+                    EngineError::BadValue {
+                        what: "ONBUILD trigger",
+                        value: t.clone(),
+                        reason: e.to_string(),
+                    },
+                )
+            })?;
+            node.span = stage.from_node.span;
+            let from = trigger_copy_from(ctx, stage, &node, deps)?;
+            steps.push(Step {
+                node,
+                from,
+                mount_from: vec![],
+            });
+            triggers_n += 1;
+        }
+    }
+    steps.extend(stage.steps.iter().cloned());
+
+    let mut namer = StepNamer::new(ctx, stage, &steps);
+    if let Some(f) = from_name {
+        let id = ctx.new_id();
+        ctx.reporter.event(super::BuildEvent::Started {
+            id,
+            name: namer.from(&f),
+        });
+        ctx.reporter
+            .event(super::BuildEvent::Done { id, secs: 0.0 });
+    }
+    for (n, step) in steps.iter().enumerate() {
+        if cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let name = namer.name(&step.node, n < triggers_n);
+        dispatch::run_step(ctx, &mut st, step, deps, &name, no_cache)
+            .map_err(|e| at(ctx, &step.node, e))?;
+    }
+    if let Some(c) = &st.last_created {
+        st.config.created = Some(c.clone());
+    }
+    Ok(StageResult {
+        config: st.config,
+        layers: st.layers,
+        key: st.key,
+    })
+}
+
+/// Resolves a trigger's `COPY --from`/`ADD --from`: a stage this stage already depends on, or
+/// else an image reference. A stage that is not built before this one cannot be used (the
+/// graph was planned before the trigger was known) and says so.
+fn trigger_copy_from(
+    ctx: &Ctx,
+    stage: &Stage,
+    node: &crate::parser::ast::Node,
+    deps: &HashMap<usize, Arc<StageResult>>,
+) -> Result<Option<Source>> {
+    let (Instruction::Copy(a) | Instruction::Add(a)) = &node.instruction else {
+        return Ok(None);
+    };
+    let Some(from) = &a.from else {
+        return Ok(None);
+    };
+    let stages = &ctx.req.graph.stages;
+    let named = stages.iter().position(|s| {
+        s.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(from))
+            || from.parse::<usize>().is_ok_and(|i| i == s.index)
+    });
+    match named {
+        Some(i) if deps.contains_key(&i) => Ok(Some(Source::Stage(i))),
+        Some(_) => Err(at(
+            ctx,
+            &stage.from_node,
+            EngineError::BadValue {
+                what: "ONBUILD trigger",
+                value: node.original.clone(),
+                reason: format!(
+                    "--from={from} names a stage this stage does not already depend on; \
+                     copy from an image, or from a stage this one is built FROM or copies from"
+                ),
+            },
+        )),
+        None => Ok(Some(Source::Image(from.clone()))),
+    }
+}
