@@ -146,7 +146,7 @@ pub fn cleanup_stale(root_tmp: &Path) -> Result<usize> {
             });
         }
     };
-    let state = root_tmp.join(super::runtime::STATE_DIR);
+    let state = root_tmp.join(super::oci::STATE_DIR);
     let runtime = super::OciRuntime::detect().ok();
     let mut removed = 0;
     for ent in rd.flatten() {

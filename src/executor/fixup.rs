@@ -3,9 +3,11 @@
 //! after the run when they are still the same, empty entries; a directory that overlayfs only
 //! copied up because a stub was created in it is then dropped from the upper again, as long as
 //! it is empty, not opaque, did not exist in the upper before, and matches the lower's mode and
-//! owner. `/dev`, `/proc`, `/sys` and the working dir stay, as BuildKit leaves them.
+//! owner. `/dev`, `/proc`, `/sys` and the working dir stay, as BuildKit leaves them. Any
+//! backend whose diff is an upper dir over the lowers calls [`tidy`] after a run.
 
 use super::fsutil::{Created, SwappedLink};
+use super::prepare::Undone;
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,14 @@ pub(crate) fn upper_dirs(upper: &Path) -> BTreeSet<PathBuf> {
         .filter_map(|e| e.path().strip_prefix(upper).ok().map(Path::to_path_buf))
         .filter(|p| !p.as_os_str().is_empty())
         .collect()
+}
+
+/// After a run whose rootfs [`Prepared::undo`](super::prepare::Prepared::undo) restored: drops
+/// from `upper` what only the stubs and swapped links put there. `before` is [`upper_dirs`] of
+/// the upper taken before the run.
+pub(crate) fn tidy(upper: &Path, lowers: &[PathBuf], before: &BTreeSet<PathBuf>, undone: &Undone) {
+    drop_copied_up_parents(upper, lowers, before, &undone.removed);
+    drop_restored_links(upper, lowers, &undone.restored);
 }
 
 /// Drops from `upper` the dirs that were copied up only because of the removed `stubs`.

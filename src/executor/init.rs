@@ -1,9 +1,12 @@
-//! The sandbox's PID 1: `hoist-init` (built by `build.rs` from `init/main.rs`), embedded in
-//! hoist and exec'd from a sealed memfd that the OCI runtime passes to the container as fd 3
-//! (`--preserve-fds 1`, process args `["/proc/self/fd/3", argv…]`). The init reaps orphans,
-//! forwards signals, closes fd 3 (and anything else >= 3) before exec'ing the user's command,
-//! and exits with its code. Nothing of it is ever in the rootfs: `/proc/1/exe` of a sandbox
+//! The sandbox's PID 1: `hoist-init`, embedded in hoist and exec'd from a sealed memfd that
+//! the OCI runtime passes to the container as fd 3 (`--preserve-fds 1`, process args
+//! `["/proc/self/fd/3", argv…]`). The init reaps orphans, forwards signals, closes fd 3 (and
+//! anything else >= 3) before exec'ing the user's command, and exits with its code. Nothing of it is ever in the rootfs: `/proc/1/exe` of a sandbox
 //! reads `/memfd:hoist-init (deleted)`.
+//!
+//! The init's source is `init/main.rs`, which is not a module of this crate: the top-level
+//! `build.rs` compiles that one file on its own with `rustc` (static, no crates) into
+//! `$OUT_DIR/hoist-init`, and [`INIT`] here includes the bytes. Editing it rebuilds hoist.
 //!
 //! The only unsafe code of the executor lives here: the `pre_exec` hook that puts the memfd on
 //! fd 3 of the runtime's process (std has no safe way to map an fd to a given number).

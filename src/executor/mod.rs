@@ -1,28 +1,40 @@
-//! Runs one process in an isolated sandbox over an overlay rootfs (through an OCI runtime,
-//! crun or runc), with RUN's extra mounts, and cleans up every mount and process after.
+//! Runs one process in an isolated sandbox over a writable rootfs of image layers, with RUN's
+//! extra mounts, records what it changed, and cleans up every mount and process after.
 //!
-//! Design: hoist never forks from its own (multi-threaded) process. [`OciRuntime`] mounts an
-//! overlay of the image's snapshots (with the kernel's new mount API and `lowerdir+`, so any
-//! number of layers fits), writes an OCI runtime `config.json` ([`spec`]) with Docker's default
-//! hardening, and runs `crun run` (or `runc run`) in the foreground as a child process. After
-//! the run it deletes the container, unmounts, and tidies the upper dir so that it holds exactly
-//! the changes BuildKit would record ([`fixup`]). PID 1 of every sandbox is hoist's own static
-//! init ([`init`], like `docker run --init`): it reaps orphans, forwards signals and passes on
-//! the command's exit code. Live sandboxes are kept in a registry so a
-//! SIGINT/SIGTERM kills and unmounts them ([`cleanup`]).
+//! The engine holds one [`Isolation`] backend, chosen at start-up; it owns the whole rootfs
+//! life (read-only views, pinned bind sources, the run and its diff), so the engine never
+//! mounts anything itself. The first backend is [`OciRuntime`] (`oci`): as root, an overlay
+//! of the layers (the kernel's new mount API and `lowerdir+`, so any number of layers fits)
+//! run by an OCI runtime (crun or runc) in the foreground as a child process, from a typed
+//! runtime spec with Docker's default hardening. Rootless (a user-namespace transform of the
+//! same spec) and no-mount backends go beside it.
+//!
+//! Design: hoist never forks from its own (multi-threaded) process. What every backend
+//! shares lives here, not in `oci`: the pool dir (`pool`), readying a rootfs for a run and
+//! undoing it (`prepare`: symlink swap, stubs for mount targets), the `/etc` files
+//! (`etc_files`), the process environment (`env`), USER resolution ([`user`]), the
+//! upper-dir fixup that makes a diff hold exactly the changes BuildKit would record
+//! (`fixup`), in-root file operations (`fsutil`), and PID 1 of every sandbox: hoist's own
+//! static init (`init`, built by `build.rs`, like `docker run --init`), which reaps orphans,
+//! forwards signals and passes on the command's exit code. Live sandboxes and views are kept
+//! in a registry so a SIGINT/SIGTERM kills and unmounts them (`cleanup`).
 
 mod cleanup;
+mod env;
+mod etc_files;
 mod fixup;
 mod fsutil;
 mod init;
+mod oci;
 mod overlay;
-mod runtime;
-pub mod spec;
+mod pool;
+mod prepare;
 pub mod user;
 mod view;
 
 pub use cleanup::{cleanup_stale, install_signal_handlers, shutdown_requested};
-pub use runtime::{OciRuntime, default_pool_dir};
+pub use oci::OciRuntime;
+pub use pool::default_pool_dir;
 pub use user::ResolvedUser;
 pub use view::View;
 
@@ -100,7 +112,7 @@ pub struct RunSpec {
 ///   0/0 character devices, opaque dirs marked with `trusted.overlay.opaque`).
 ///
 /// Shutdown contract: every mount, process and pool dir a backend creates is registered with
-/// [`cleanup`] before it exists, and released when its guard ([`View`]) drops or its run
+/// `cleanup` before it exists, and released when its guard ([`View`]) drops or its run
 /// returns. After SIGINT/SIGTERM ([`install_signal_handlers`]) `view`, `pin` and `run` refuse
 /// to start ([`ExecutorError::Interrupted`]), a running `run` kills its process and never
 /// returns (the signal thread tears every registered resource down and exits 128+signal), and
@@ -147,6 +159,9 @@ pub enum ExecutorError {
         target: PathBuf,
         source: std::io::Error,
     },
+    /// `oci-spec` refused to build the runtime config from the run's values.
+    #[error("building the OCI runtime config: {0}")]
+    RuntimeConfig(oci_spec::OciSpecError),
     /// The run spec is unusable (empty argv, relative paths, …).
     #[error("invalid run spec: {0}")]
     InvalidSpec(String),

@@ -3,6 +3,7 @@
 
 use super::cleanup::{self, Live};
 use super::overlay::{mount_overlay, remove_dir_safely};
+use super::pool::{mkdir_private, unique_name};
 use super::{ExecutorError, Result, io_err};
 use rustix::mount::MountFlags;
 use std::path::{Path, PathBuf};
@@ -75,13 +76,8 @@ pub(crate) fn mount_view_in(pool: &Path, lowers: &[PathBuf]) -> Result<View> {
 /// A new entry `<pool>/<unique>/` (mode 0700), registered for cleanup with `<leaf>` in it as
 /// its mount point; the returned view's path is that mount point (not created here).
 fn pool_entry(pool: &Path, leaf: &str) -> Result<View> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = pool.join(super::runtime::unique_name());
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(io_err(&dir))?;
+    let dir = pool.join(unique_name());
+    mkdir_private(&dir)?;
     let path = dir.join(leaf);
     let key = cleanup::register(Live {
         container: None,

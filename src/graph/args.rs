@@ -1,4 +1,4 @@
-//! ARG scoping helpers for the engine. (Stub until the parser/graph work lands.)
+//! ARG scoping helpers for the engine: which value an ARG inside a stage takes.
 use super::BuildGraph;
 
 /// ARG inside a stage: --build-arg wins, else the expanded default, else the global value.

@@ -1,4 +1,4 @@
-//! BuildKit-style error rendering. (Stub until the parser work lands.)
+//! BuildKit-style error rendering: `file:line`, the Dockerfile lines around the span, the message.
 use super::Span;
 
 /// Renders `file:line`, the lines around, and the message.

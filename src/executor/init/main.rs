@@ -1,11 +1,14 @@
 //! hoist-init: PID 1 of every hoist sandbox, in the spirit of `docker run --init` (tini).
 //!
+//! Not a module of the hoist crate: the top-level `build.rs` compiles this one file on its
+//! own into `$OUT_DIR/hoist-init`, which `src/executor/init.rs` embeds.
+//!
 //! Hand-written because no crate offers an init that can be embedded into another binary and
 //! exec'd from a memfd in any rootfs (busybox, scratch + one static binary, debian): it must be
-//! one static executable with no runtime dependencies. `build.rs` compiles this file alone with
-//! `rustc` (glibc static, `panic=abort`, stripped); hoist embeds the bytes and execs them from a
-//! sealed memfd passed to the OCI runtime as fd 3 (see `src/executor/init.rs`), so nothing of it
-//! is ever written into the container's rootfs.
+//! one static executable with no runtime dependencies, hence plain `rustc` without Cargo
+//! (glibc static, `panic=abort`, stripped). hoist execs the bytes from a sealed memfd passed to the OCI
+//! runtime as fd 3 (see `src/executor/init.rs`), so nothing of it is ever written into the
+//! container's rootfs.
 //!
 //! What it does, and nothing more:
 //! - closes every fd >= 3 it inherited (the memfd itself included), so the user process only

@@ -1,0 +1,65 @@
+//! Running the container: `<runtime> --root <state> run --preserve-fds 1 --bundle <dir> <id>`
+//! in the foreground, in its own process group, with the init's memfd on fd 3; its stdout and
+//! stderr (one pipe, interleaved) streamed to the caller until it exits.
+
+use super::OciRuntime;
+use super::run_state::RunState;
+use crate::executor::{ExecutorError, Result, cleanup, init, io_err};
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+
+/// Runs the bundle of `st` and streams its output to `out`; returns the exit code
+/// (128+signal when killed).
+pub(super) fn run(rt: &OciRuntime, st: &mut RunState, out: &mut dyn FnMut(&[u8])) -> Result<i32> {
+    let (mut reader, writer) = std::io::pipe().map_err(io_err("pipe"))?;
+    let writer2 = writer.try_clone().map_err(io_err("pipe"))?;
+    let mut cmd = Command::new(&rt.binary);
+    cmd.arg("--root")
+        .arg(&st.state)
+        .args(["run", "--preserve-fds", "1", "--bundle"])
+        .arg(&st.dir)
+        .arg(&st.id)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2)
+        // Own process group: a terminal's Ctrl-C reaches hoist, which kills the sandbox.
+        .process_group(0);
+    init::pass_init_fd(&mut cmd)?;
+    st.started = true;
+    let mut child = cmd.spawn().map_err(|e| ExecutorError::Runtime {
+        runtime: rt.name(),
+        action: "run".into(),
+        detail: format!("cannot start {}: {e}", rt.binary.display()),
+    })?;
+    // The parent's copies of the write ends must close, or the read never ends.
+    drop(cmd);
+    if cleanup::shutdown_requested() {
+        cleanup::kill_container(&rt.binary, &st.state, &st.id);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ExecutorError::Io {
+                    path: "sandbox output pipe".into(),
+                    source: e,
+                });
+            }
+        }
+    }
+    let status = child.wait().map_err(io_err(&rt.binary))?;
+    if cleanup::shutdown_requested() {
+        return Err(ExecutorError::Interrupted);
+    }
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 255,
+    })
+}
