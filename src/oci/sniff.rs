@@ -51,3 +51,24 @@ pub fn classify_manifest(bytes: &[u8], content_type: &str) -> std::result::Resul
     }
     Ok(mt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_by_body_header_and_shape() {
+        let m = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        let i = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert_eq!(classify_manifest(m, "").unwrap(), media::OCI_MANIFEST);
+        assert_eq!(classify_manifest(i, "").unwrap(), media::OCI_INDEX);
+        assert_eq!(
+            classify_manifest(m, media::DOCKER_MANIFEST).unwrap(),
+            media::DOCKER_MANIFEST
+        );
+        assert!(classify_manifest(m, media::OCI_INDEX).is_err());
+        assert!(classify_manifest(br#"{"manifests":[],"layers":[]}"#, "").is_err());
+        assert!(classify_manifest(br#"{"schemaVersion":1}"#, "").is_err());
+        assert!(classify_manifest(b"not json", "").is_err());
+    }
+}

@@ -34,18 +34,22 @@ pub struct Client {
     pub(super) creds: Mutex<HashMap<String, Option<Credential>>>,
 }
 
+/// Locks `m`, ignoring poisoning: every guarded map stays consistent between statements.
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The token scope to pull from `repo`.
 pub(super) fn pull_scope(repo: &str) -> String {
     format!("repository:{repo}:pull")
 }
 
+/// The token scope to push to `repo` (pull included: blob checks and mounts need it).
 pub(super) fn push_scope(repo: &str) -> String {
     format!("repository:{repo}:pull,push")
 }
 
+/// The repository of the first scope, for error messages.
 pub(super) fn scope_repo(scopes: &[String]) -> String {
     scopes
         .first()
@@ -54,6 +58,7 @@ pub(super) fn scope_repo(scopes: &[String]) -> String {
         .to_string()
 }
 
+/// Reads a response body of at most `limit` bytes; a longer one is refused, not truncated.
 pub(super) fn read_limited(resp: Response, limit: u64, what: &str, url: &str) -> Result<Vec<u8>> {
     if resp.content_length().is_some_and(|l| l > limit) {
         return Err(RegistryError::TooLarge {
@@ -79,6 +84,7 @@ pub(super) fn read_limited(resp: Response, limit: u64, what: &str, url: &str) ->
     Ok(buf)
 }
 
+/// The start of an error response's body (redacted), for the error message.
 pub(super) fn error_body(resp: Response) -> String {
     let mut s = String::new();
     let _ = resp.take(2048).read_to_string(&mut s);
@@ -90,6 +96,7 @@ pub(super) fn error_body(resp: Response) -> String {
     }
 }
 
+/// An error and its sources as one redacted line.
 pub(super) fn err_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -567,6 +574,7 @@ impl Client {
     }
 }
 
+/// Whether a failed blob upload is worth starting again with a new session.
 pub(super) fn retryable(e: &RegistryError) -> bool {
     match e {
         RegistryError::Connection { .. } => true,
