@@ -1,46 +1,16 @@
 //! End-to-end, as root, against the lab registry on localhost:5000 (busybox:latest): the build
 //! cache round-trips through a registry and a local directory between two store roots, and the
-//! `--output` exporters write what other tools read. Skips with a message when the registry is
-//! unreachable.
+//! `--output` exporters write what other tools read. Needs root and the lab registry (see
+//! `common::lab` for when a missing one skips or fails).
 
 #![allow(clippy::print_stderr)] // skip notes name what is missing
 
+mod common;
+
+use common::lab::{LAB_BASE as BASE, Need, ready};
+use common::{hoist, text};
 use std::path::Path;
 use std::process::{Command, Output};
-
-const BASE: &str = "localhost:5000/busybox:latest";
-
-fn hoist(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run hoist")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn lab_ready() -> bool {
-    let ok = Command::new("curl")
-        .args(["-sf", "http://localhost:5000/v2/busybox/tags/list"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!(
-            "SKIPPED: the lab registry is not reachable on localhost:5000 with busybox:latest (run scripts/lab-setup.sh as root)"
-        );
-    }
-    ok && rustix::process::geteuid().is_root()
-}
 
 fn context() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -64,7 +34,7 @@ fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn cache_round_trips_through_a_registry_between_two_stores() {
-    if !lab_ready() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
         return;
     }
     let ctx = context();
@@ -112,7 +82,7 @@ fn cache_round_trips_through_a_registry_between_two_stores() {
 
 #[test]
 fn cache_round_trips_through_a_local_directory() {
-    if !lab_ready() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
         return;
     }
     let ctx = context();
@@ -132,7 +102,7 @@ fn cache_round_trips_through_a_local_directory() {
 
 #[test]
 fn outputs_oci_docker_local_and_tar() {
-    if !lab_ready() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
         return;
     }
     let ctx = context();
@@ -191,7 +161,7 @@ fn outputs_oci_docker_local_and_tar() {
 
 #[test]
 fn unchanged_rebuild_runs_nothing_and_pushes_nothing_new() {
-    if !lab_ready() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
         return;
     }
     let ctx = context();

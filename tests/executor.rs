@@ -2,20 +2,18 @@
 
 #![allow(clippy::print_stderr)]
 
+mod common;
+
+use common::lab::{Need, ready};
 use hoist::executor::{Isolation, Limits, Mount, MountKind, Network, OciRuntime, RunSpec};
 use std::path::{Path, PathBuf};
 
 /// Tests run one at a time: some compare the host's mount table before and after.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Root, /bin/busybox and crun or runc; skips or fails as `common::lab` says.
 fn can_run() -> bool {
-    let ok = rustix::process::geteuid().is_root()
-        && Path::new("/bin/busybox").exists()
-        && OciRuntime::detect().is_ok();
-    if !ok {
-        eprintln!("skipped: needs root, /bin/busybox and crun or runc");
-    }
-    ok
+    ready(&[Need::Root, Need::Busybox, Need::OciRuntime])
 }
 
 /// A tiny rootfs from /bin/busybox, with /etc/passwd and /etc/group.

@@ -3,6 +3,9 @@
 
 #![allow(clippy::print_stderr)]
 
+mod common;
+
+use common::lab::{Need, ready};
 use hoist::executor::{Isolation, Limits, Network, OciRuntime, RunSpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,14 +13,9 @@ use std::time::{Duration, Instant};
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Root, /bin/busybox and crun or runc; skips or fails as `common::lab` says.
 fn can_run() -> bool {
-    let ok = rustix::process::geteuid().is_root()
-        && Path::new("/bin/busybox").exists()
-        && OciRuntime::detect().is_ok();
-    if !ok {
-        eprintln!("skipped: needs root, /bin/busybox and crun or runc");
-    }
-    ok
+    ready(&[Need::Root, Need::Busybox, Need::OciRuntime])
 }
 
 fn busybox_rootfs(dir: &Path) {

@@ -46,15 +46,11 @@ fn injected(root: &Path, args: &[&str], errno: &str, n: u32) -> std::process::Ou
         "trace=fsync,fdatasync",
     ])
     .arg("-e")
-    .arg(format!("inject=fsync,fdatasync:error={errno}:when={n}"))
-    .arg(env!("CARGO_BIN_EXE_hoist"))
-    .arg("--root")
-    .arg(root)
-    .args(args)
-    .env("SOURCE_DATE_EPOCH", EPOCH)
-    .env_remove("HOIST_ROOT")
-    .stdin(Stdio::null());
-    c.output().expect("run strace")
+    .arg(format!("inject=fsync,fdatasync:error={errno}:when={n}"));
+    common::run::Hoist::under(c, root)
+        .args(args)
+        .epoch(EPOCH)
+        .output()
 }
 
 fn text(o: &std::process::Output) -> String {

@@ -11,8 +11,9 @@
 
 mod common;
 
+use common::lab::{Need, ready};
 use common::proxy::{Fault, Server};
-use common::{Auth, Registry, blob_names, fixture_image, noise};
+use common::{Auth, Hoist, Registry, blob_names, fixture_image, noise, text};
 use hoist::oci::{Digest, Platform};
 use hoist::registry::{Client, ImageRef, Progress, RegistryError, RegistryOptions};
 use hoist::store::Store;
@@ -186,17 +187,13 @@ fn userinfo_and_token_query_strings_are_redacted_in_errors_and_progress() {
 
 #[test]
 fn credentials_in_a_reference_are_refused_without_echoing_them() {
+    if !ready(&[Need::LabRegistry]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_hoist");
     // A local image to push and tag (the lab registry's busybox).
     let base = "localhost:5000/busybox:latest";
-    let o = std::process::Command::new(bin)
-        .arg("--root")
-        .arg(root.path())
-        .args(["pull", base])
-        .env_remove("HOIST_ROOT")
-        .output()
-        .unwrap();
+    let o = Hoist::new(root.path()).args(["pull", base]).output();
     assert!(o.status.success(), "{o:?}: run scripts/lab-setup.sh");
     let cases: [&[&str]; 4] = [
         &["pull", "bob:s3cretpw@localhost:5000/busybox:latest"],
@@ -205,18 +202,8 @@ fn credentials_in_a_reference_are_refused_without_echoing_them() {
         &["tag", base, "bob:s3cretpw@localhost:5000/x:2"],
     ];
     for args in cases {
-        let o = std::process::Command::new(bin)
-            .arg("--root")
-            .arg(root.path())
-            .args(args)
-            .env_remove("HOIST_ROOT")
-            .output()
-            .unwrap();
-        let t = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let o = Hoist::new(root.path()).args(args).output();
+        let t = text(&o);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {t}");
         assert!(!t.contains("s3cretpw"), "{args:?} echoed the password: {t}");
         assert!(t.contains("hoist login"), "{args:?}: {t}");
@@ -235,19 +222,11 @@ fn credentials_in_a_dockerfile_from_are_never_echoed() {
     )
     .unwrap();
     for progress in ["plain", "json"] {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
-            .arg("--root")
-            .arg(root.path())
+        let o = Hoist::new(root.path())
             .args(["build", "--progress", progress, "-t", "x"])
             .arg(ctx.path())
-            .env_remove("HOIST_ROOT")
-            .output()
-            .unwrap();
-        let t = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+            .output();
+        let t = text(&o);
         assert_eq!(o.status.code(), Some(1), "{t}");
         assert!(
             !t.contains("s3cretpw"),
@@ -263,27 +242,12 @@ fn credentials_in_a_dockerfile_from_are_never_echoed() {
 // the idle timeout of one request (hidden: HOIST_REGISTRY_IDLE_TIMEOUT), with the real binary.
 // ---------------------------------------------------------------------------------------------
 
-/// Runs the hoist binary on store `root` with `envs` (the timeout variables of the caller's
-/// environment removed first); returns its output as text, its exit code and how long it ran.
+/// Runs the hoist binary on store `root` with `envs` (the runner removes the caller's timeout
+/// variables first); returns its output as text, its exit code and how long it ran.
 fn hoist(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> (String, Option<i32>, Duration) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"));
-    cmd.arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("HOIST_ROOT")
-        .env_remove("HOIST_REGISTRY_TIMEOUT")
-        .env_remove("HOIST_REGISTRY_IDLE_TIMEOUT");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
     let t0 = std::time::Instant::now();
-    let o = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (text, o.status.code(), t0.elapsed())
+    let o = Hoist::new(root).args(args).envs(envs).output();
+    (text(&o), o.status.code(), t0.elapsed())
 }
 
 /// Files a download left behind: temporary blob files anywhere in the store.

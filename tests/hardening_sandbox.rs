@@ -265,10 +265,10 @@ fn relative_root_and_context_paths_work() {
         format!("FROM {BASE}\nRUN --mount=type=bind,target=/m cat /m/f\n"),
     )
     .unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .args(["--root", "store", "build", "--progress", "plain", "ctx"])
+    let o = common::run::Hoist::new(Path::new("store"))
+        .args(["build", "--progress", "plain", "ctx"])
+        .command()
         .current_dir(work.path())
-        .env_remove("HOIST_ROOT")
         .output()
         .unwrap();
     let t = ok(&o, "build with --root store ctx");

@@ -5,7 +5,7 @@ mod common;
 
 use base64::Engine as _;
 use common::proxy::{Fault, Issuer, Server};
-use common::{Auth, Registry, TokenKeys, blob_names, docker_config, fixture_image, noise};
+use common::{Auth, Hoist, Registry, TokenKeys, blob_names, docker_config, fixture_image, noise};
 use hoist::oci::{Digest, Platform};
 use hoist::registry::{Client, ImageRef, Progress, ProgressKind, RegistryError, RegistryOptions};
 use hoist::store::Store;
@@ -254,12 +254,11 @@ fn https_with_test_ca_and_htpasswd() {
     let dc = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
     let hoist = |args: &[&str], stdin: &str| {
-        let mut ch = Command::new(env!("CARGO_BIN_EXE_hoist"))
-            .arg("--root")
-            .arg(root.path())
+        let mut ch = Hoist::new(root.path())
             .args(args)
             .env("DOCKER_CONFIG", dc.path())
             .env("SSL_CERT_FILE", reg.ca.as_ref().unwrap())
+            .command()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -612,20 +611,18 @@ fn one_gib_layer_push_and_pull_in_bounded_memory() {
         .unwrap();
     let dc = tempfile::tempdir().unwrap();
     let (st, rss, err) = run_measuring_rss(
-        Command::new(env!("CARGO_BIN_EXE_hoist"))
-            .arg("--root")
-            .arg(ta.path())
+        &mut Hoist::new(ta.path())
             .args(["push", &name])
-            .env("DOCKER_CONFIG", dc.path()),
+            .env("DOCKER_CONFIG", dc.path())
+            .command(),
     );
     assert!(st.success(), "{err}");
     assert!(rss < 100 << 20, "push peak RSS {} MiB", rss >> 20);
     let (st, rss, err) = run_measuring_rss(
-        Command::new(env!("CARGO_BIN_EXE_hoist"))
-            .arg("--root")
-            .arg(tb.path())
+        &mut Hoist::new(tb.path())
             .args(["pull", &name])
-            .env("DOCKER_CONFIG", dc.path()),
+            .env("DOCKER_CONFIG", dc.path())
+            .command(),
     );
     assert!(st.success(), "{err}");
     assert!(rss < 100 << 20, "pull peak RSS {} MiB", rss >> 20);
@@ -743,15 +740,12 @@ fn credential_helper_from_config_json_is_used() {
         bin.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("--root")
-        .arg(root)
+    let out = Hoist::new(root)
         .args(["push", &dest.to_string()])
         .env("PATH", path)
         .env("DOCKER_CONFIG", dc.path())
         .env("SSL_CERT_FILE", reg.ca.as_ref().unwrap())
-        .output()
-        .unwrap();
+        .output();
     assert!(
         out.status.success(),
         "{}",
@@ -880,13 +874,11 @@ fn kill_9_during_pull_leaves_a_store_that_fsck_passes() {
 
     let root = tempfile::tempdir().unwrap();
     let hoist = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
-        c.arg("--root")
-            .arg(root.path())
+        let mut c = Hoist::new(root.path())
             .args(args)
             .env("DOCKER_CONFIG", cfg.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .command();
+        c.stdout(Stdio::null()).stderr(Stdio::null());
         c
     };
     for delay_ms in [20u64, 60, 120, 250, 500] {

@@ -4,20 +4,11 @@
 
 mod common;
 
-use common::hoist;
+use common::lab::{LAB_BASE as BASE, Need, ready};
 use common::proxy::{Fault, Server};
+use common::{hoist, text};
 use std::path::Path;
 use std::process::Output;
-
-const BASE: &str = "localhost:5000/busybox:latest";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// The `(uploaded, already there)` counts of the `pushed …` line.
 fn push_counts(out: &str) -> (usize, usize) {
@@ -49,6 +40,9 @@ fn build_push(root: &Path, ctx: &Path, tag: &str) -> Output {
 
 #[test]
 fn the_new_layer_is_in_the_registry_before_the_push_and_pulls_back_equal() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     // 20 MiB of random bytes: two 16 MiB chunks of the compressed stream.
     let ctx = context("RUN dd if=/dev/urandom of=/big bs=1M count=20 2>/dev/null && echo ok > /ok");
@@ -77,6 +71,9 @@ fn the_new_layer_is_in_the_registry_before_the_push_and_pulls_back_equal() {
 
 #[test]
 fn a_failing_stream_warns_once_and_the_push_still_uploads_the_layer() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
     let proxy = Server::start(Some("localhost:5000".into()), None);
     // Every chunk PATCH is refused; the final push sends small blobs in one PUT.
     proxy.add_rule("PATCH", "/blobs/uploads/", Fault::Status(400, None), 1000);

@@ -8,7 +8,7 @@
 //! - a parsed document serializes to JSON that parses back to an equal value, and that JSON
 //!   is a fixed point (re-serializing gives the same bytes: digests of re-written
 //!   manifests/configs are stable);
-//! - `registry::classify_manifest` (the registry client's type sniffing) only accepts a
+//! - `oci::classify_manifest` (the registry client's type sniffing) only accepts a
 //!   known manifest or index type whose shape matches: an index has `manifests` and no
 //!   `layers`, a manifest has `layers` and no `manifests`, never both; a body `mediaType`
 //!   never contradicts a known Content-Type; and the document is then handled as the type
@@ -73,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = c.config.env_get("PATH");
     }
 
-    match hoist::registry::classify_manifest(body, content_type) {
+    match hoist::oci::classify_manifest(body, content_type) {
         Ok(mt) => {
             let v: serde_json::Value = serde_json::from_slice(body).expect("accepted => JSON");
             let has_manifests = v.get("manifests").is_some();

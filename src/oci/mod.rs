@@ -7,7 +7,9 @@
 pub mod config;
 pub mod digest;
 pub mod manifest;
+pub mod sniff;
 
 pub use config::{HealthConfig, History, ImageConfig, RootFs, RunConfig};
 pub use digest::{Digest, DigestError, Digester};
 pub use manifest::{Descriptor, Index, Manifest, Platform, media};
+pub use sniff::classify_manifest;

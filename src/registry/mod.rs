@@ -2,14 +2,24 @@
 //! pull and push of manifests and blobs with verification and retries.
 
 pub mod auth;
-mod client;
+mod endpoint;
+mod progress;
+mod pull;
+mod push;
 pub mod reference;
 mod retry;
+mod session;
 mod timeout;
+mod token;
+mod upload;
 
-pub use client::{Client, Progress, ProgressKind, Upload, classify_manifest};
+/// Manifest type sniffing lives with the OCI types; re-exported here where the client uses it.
+pub use crate::oci::classify_manifest;
+pub use progress::{Progress, ProgressKind};
 pub use reference::ImageRef;
+pub use session::Client;
 pub use timeout::{TimeLimit, format_duration, parse_duration};
+pub use upload::Upload;
 
 use crate::oci::{Digest, ImageConfig, Manifest};
 use std::path::PathBuf;

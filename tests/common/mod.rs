@@ -1,9 +1,19 @@
-//! Test harness: Debian's `docker-registry` on free loopback ports (plain HTTP, HTTPS with a
-//! generated CA and htpasswd, or token auth), a token issuer that signs JWTs with a test key,
-//! and a fault-injecting HTTP proxy. Missing tools fail with the package to install.
-#![allow(dead_code, clippy::print_stderr)]
+//! The integration tests' shared harness, one module for every suite that runs the binary or
+//! a registry: [`run`] (the one `hoist` runner and its environment rule), [`lab`] (the one
+//! prerequisite check: root, the lab registry, an OCI runtime; fail in CI, skip elsewhere),
+//! and, here, Debian's `docker-registry` on free loopback ports (plain HTTP, HTTPS with a
+//! generated CA and htpasswd, or token auth) with a token issuer that signs JWTs with a test
+//! key, plus [`proxy`], a fault-injecting HTTP proxy. Tools the harness starts itself
+//! (`docker-registry`, `openssl`, `htpasswd`) fail with the package to install.
+// Each suite uses part of the harness.
+#![allow(dead_code, unused_imports, clippy::print_stderr)]
 
+pub mod lab;
 pub mod proxy;
+pub mod run;
+
+pub use lab::{Need, ready};
+pub use run::{Hoist, hoist, text};
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -343,14 +353,4 @@ pub fn blob_names(root: &Path) -> std::collections::BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Runs the `hoist` binary under test on the store `root`.
-pub fn hoist(root: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run hoist")
 }

@@ -1,49 +1,40 @@
 //! Shared helpers of the hardening tests (crash loop, concurrency, ENOSPC): run the real
-//! `hoist` binary against the lab registry, and look for what a build may leave behind
+//! `hoist` binary against the lab registry (through `tests/common`'s runner, with a fixed
+//! SOURCE_DATE_EPOCH, and its prerequisite check), and look for what a build may leave behind
 //! (mounts, processes, cgroups, runtime state, temp files).
 #![allow(dead_code, clippy::print_stderr)]
 
+#[path = "../common/mod.rs"]
+pub mod common;
+
+use common::lab::{Need, ready};
+use common::run::Hoist;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// The lab registry's base image.
-pub const BASE: &str = "localhost:5000/busybox:latest";
+pub const BASE: &str = common::lab::LAB_BASE;
 /// Fixed so every build of the same inputs gives the same digest.
 pub const EPOCH: &str = "1700000000";
 
-/// True when the test can run (root); otherwise says why it is skipped. A missing lab
-/// registry is an error, not a skip: the suite is meant to run where it is set up.
+/// True when the test can run: root and the lab registry. When either is missing the test
+/// skips, or fails where the lab is required (`common::lab`).
 pub fn can_run() -> bool {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root (overlayfs, sandbox, mounts)");
-        return false;
-    }
-    let ok = Command::new("curl")
-        .args(["-sf", "http://localhost:5000/v2/busybox/tags/list"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "the lab registry is not running on localhost:5000 with busybox:latest: run scripts/lab-setup.sh (as root) first"
-    );
-    true
+    ready(&[Need::Root, Need::LabRegistry])
 }
 
 /// A `hoist --root ROOT ARGS…` command with a fixed SOURCE_DATE_EPOCH.
 pub fn hoist_cmd(root: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    c.arg("--root")
-        .arg(root)
-        .args(args)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .env_remove("HOIST_ROOT")
-        .stdin(Stdio::null());
-    c
+    hoist_run(root, args).command()
+}
+
+/// The runner behind [`hoist_cmd`], for a caller that wraps or adds to it.
+pub fn hoist_run(root: &Path, args: &[&str]) -> Hoist {
+    Hoist::new(root).args(args).epoch(EPOCH)
 }
 
 pub fn hoist(root: &Path, args: &[&str]) -> Output {
-    hoist_cmd(root, args).output().expect("run hoist")
+    hoist_run(root, args).output()
 }
 
 /// Asserts success and returns stdout + stderr.
