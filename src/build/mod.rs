@@ -199,19 +199,19 @@ pub struct BuildResult {
 
 /// Joins the per-platform results into one image. One platform is a plain manifest; several
 /// need an index, which is the next step (an error until then).
-fn assemble(mut outcomes: Vec<(Platform, BuildOutcome)>) -> Result<Assembled> {
-    match outcomes.len() {
-        1 => Ok(Assembled::Manifest(
-            outcomes.remove(0).1, // len checked
-        )),
-        count => Err(BuildError::MultiPlatform { count }),
+fn assemble(outcomes: &[(Platform, BuildOutcome)]) -> Result<Assembled> {
+    match outcomes {
+        [(_, one)] => Ok(Assembled::Manifest(one.clone())),
+        several => Err(BuildError::MultiPlatform {
+            count: several.len(),
+        }),
     }
 }
 
 /// Runs `plan`: imports cache, builds every platform, assembles the image, names it, exports
 /// cache, pushes and writes the outputs. Progress and notices go to `observer`.
 pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<BuildResult> {
-    // Fail before any work when the result could not be assembled.
+    // Fail before any work when the results could not be assembled (see `assemble`).
     if plan.platforms.len() != 1 {
         return Err(BuildError::MultiPlatform {
             count: plan.platforms.len(),
@@ -247,7 +247,7 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
         drop(reporter);
         outcomes.push((p.platform.clone(), outcome));
     }
-    let image = assemble(outcomes.clone())?;
+    let image = assemble(&outcomes)?;
     for t in &plan.tags {
         store.set_image(&t.to_string(), image.digest())?;
     }
@@ -297,5 +297,41 @@ fn request(plan: &BuildPlan, p: &PlatformPlan, ignore: Matcher) -> BuildRequest 
         } else {
             None
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::{Descriptor, ImageConfig, Manifest, media};
+
+    fn outcome(n: u8) -> BuildOutcome {
+        BuildOutcome {
+            manifest_digest: Digest::of(&[n]),
+            manifest: Manifest {
+                schema_version: 2,
+                media_type: Some(media::OCI_MANIFEST.into()),
+                config: Descriptor::new(media::OCI_CONFIG, Digest::of(&[n, 1]), 2),
+                layers: vec![],
+                annotations: None,
+            },
+            manifest_size: 1,
+            config_digest: Digest::of(&[n, 1]),
+            config: ImageConfig::default(),
+            cache_keys: vec![],
+        }
+    }
+
+    #[test]
+    fn one_platform_is_a_manifest_several_are_not_assembled_yet() {
+        let one = vec![(Platform::host(), outcome(1))];
+        let a = assemble(&one).unwrap();
+        assert_eq!(a.digest(), &Digest::of(&[1]));
+        let two = vec![
+            (Platform::parse("linux/amd64").unwrap(), outcome(1)),
+            (Platform::parse("linux/arm64").unwrap(), outcome(2)),
+        ];
+        let e = assemble(&two).unwrap_err();
+        assert!(matches!(e, BuildError::MultiPlatform { count: 2 }), "{e}");
     }
 }

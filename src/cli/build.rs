@@ -380,7 +380,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             idle_timeout: a.timeouts.registry_idle_timeout,
         },
     };
-    let result = match crate::build::execute(&plan, &Observer { mode }) {
+    let result = match crate::build::execute(&plan, &Console { mode }) {
         Ok(r) => r,
         Err(e) => {
             if let crate::Error::Engine(e) = &e {
@@ -403,11 +403,11 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
 }
 
 /// Renders a build's progress (`--progress`) and prints its notices.
-struct Observer {
+struct Console {
     mode: progress::Mode,
 }
 
-impl crate::build::Observer for Observer {
+impl crate::build::Observer for Console {
     fn engine_reporter(&self) -> Box<dyn crate::engine::Reporter + '_> {
         Box::new(progress::Printer::new(self.mode))
     }
