@@ -103,10 +103,57 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             a.progress
         ))
     })?;
+    // A context read from stdin lives in this temp dir until the build is done.
+    let mut stdin_ctx: Option<tempfile::TempDir> = None;
+    let plan = match validate(g, &a, &mut stdin_ctx)? {
+        Validated::DryRun(text) => {
+            out!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Validated::Build(plan) => plan,
+    };
+    let result = match crate::build::execute(&plan, &Console { mode }) {
+        Ok(r) => r,
+        Err(e) => {
+            if let crate::Error::Engine(e) = &e {
+                report_failure(&plan, e);
+            }
+            return Err(e);
+        }
+    };
+    let image = result.image.image();
+    if a.quiet {
+        outln!("{}", image.config_digest);
+    } else {
+        errln!(
+            "built {} (manifest {})",
+            image.config_digest,
+            image.manifest_digest
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the flags ask for once checked.
+// Built once per command: the plan's size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Validated {
+    /// `--dry-run`: the rendered plan, to print.
+    DryRun(String),
+    Build(BuildPlan),
+}
+
+/// Checks every flag and reads the Dockerfile: the second step of parsing (clap's raw flags
+/// → a [`BuildPlan`]). Dockerfile errors are printed with their excerpt here.
+fn validate(
+    g: &GlobalArgs,
+    a: &BuildArgs,
+    stdin_ctx: &mut Option<tempfile::TempDir>,
+) -> crate::Result<Validated> {
+    let usage = |m: String| crate::Error::Usage(m);
     let root = g.store_root();
 
     // Context: a directory, or a tar on stdin.
-    let mut _stdin_ctx: Option<tempfile::TempDir> = None;
     let context: PathBuf = if a.context == "-" {
         if a.file.as_deref() == Some("-") {
             return Err(usage(
@@ -116,7 +163,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         let store = Store::open(&root)?;
         let tmp = store.tmp_dir()?;
         let dir = crate::copy::context::tar_stdin_context(std::io::stdin(), tmp.path())?;
-        _stdin_ctx = Some(tmp);
+        *stdin_ctx = Some(tmp);
         dir
     } else {
         let p = PathBuf::from(&a.context);
@@ -234,11 +281,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         }
     };
     if a.dry_run {
-        out!(
-            "{}",
-            crate::graph::plan::render_with_escape(&platform_plan.graph, df.directives.escape)
-        );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Validated::DryRun(crate::graph::plan::render_with_escape(
+            &platform_plan.graph,
+            df.directives.escape,
+        )));
     }
 
     let tags: Vec<ImageRef> = a
@@ -380,26 +426,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             idle_timeout: a.timeouts.registry_idle_timeout,
         },
     };
-    let result = match crate::build::execute(&plan, &Console { mode }) {
-        Ok(r) => r,
-        Err(e) => {
-            if let crate::Error::Engine(e) = &e {
-                report_failure(&plan, e);
-            }
-            return Err(e);
-        }
-    };
-    let image = result.image.image();
-    if a.quiet {
-        outln!("{}", image.config_digest);
-    } else {
-        errln!(
-            "built {} (manifest {})",
-            image.config_digest,
-            image.manifest_digest
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Validated::Build(plan))
 }
 
 /// Renders a build's progress (`--progress`) and prints its notices.
