@@ -3,6 +3,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod copy;
@@ -36,6 +37,14 @@ pub enum Error {
     Cache(#[from] cache::CacheError),
     #[error(transparent)]
     Copy(#[from] copy::CopyError),
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+    /// An image archive (`hoist load`) that is not what it claims: names the file.
+    #[error("{path}: {source}")]
+    Archive {
+        path: std::path::PathBuf,
+        source: store::archive::ArchiveError,
+    },
     /// A Dockerfile that does not parse or resolve: `Dockerfile:3: unknown instruction: FOO`.
     #[error("{location}: {message}")]
     Dockerfile { location: String, message: String },

@@ -1,18 +1,22 @@
-//! `hoist build`: flags (docker build compatible) and the handler.
+//! `hoist build`: flags (docker build compatible), their validation into a
+//! [`BuildPlan`](crate::build::BuildPlan), and the progress and summary lines around
+//! [`build::execute`](crate::build::execute).
 
 use super::{GlobalArgs, progress};
-use crate::cache::transfer::{self, CacheLocation};
-use crate::engine::export::OutputKind;
-use crate::engine::{self, BuildRequest, EngineError, Secret};
+use crate::build::{
+    BuildPlan, Notice, Output, OutputKind, PlatformPlan, RegistrySettings, describe,
+};
+use crate::cache::transfer::CacheLocation;
+use crate::engine::{EngineError, Secret};
 use crate::executor::Network;
 use crate::graph::GraphOptions;
 use crate::layers::Compression;
 use crate::oci::Platform;
-use crate::registry::{Client, ImageRef, RegistryOptions};
+use crate::registry::{ImageRef, RegistryOptions};
 use crate::store::Store;
 use clap::Args;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `hoist build` flags.
@@ -99,10 +103,57 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             a.progress
         ))
     })?;
+    // A context read from stdin lives in this temp dir until the build is done.
+    let mut stdin_ctx: Option<tempfile::TempDir> = None;
+    let plan = match validate(g, &a, &mut stdin_ctx)? {
+        Validated::DryRun(text) => {
+            out!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Validated::Build(plan) => plan,
+    };
+    let result = match crate::build::execute(&plan, &Console { mode }) {
+        Ok(r) => r,
+        Err(e) => {
+            if let crate::Error::Engine(e) = &e {
+                report_failure(&plan, e);
+            }
+            return Err(e);
+        }
+    };
+    let image = result.image.image();
+    if a.quiet {
+        outln!("{}", image.config_digest);
+    } else {
+        errln!(
+            "built {} (manifest {})",
+            image.config_digest,
+            image.manifest_digest
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the flags ask for once checked.
+// Built once per command: the plan's size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Validated {
+    /// `--dry-run`: the rendered plan, to print.
+    DryRun(String),
+    Build(BuildPlan),
+}
+
+/// Checks every flag and reads the Dockerfile: the second step of parsing (clap's raw flags
+/// → a [`BuildPlan`]). Dockerfile errors are printed with their excerpt here.
+fn validate(
+    g: &GlobalArgs,
+    a: &BuildArgs,
+    stdin_ctx: &mut Option<tempfile::TempDir>,
+) -> crate::Result<Validated> {
+    let usage = |m: String| crate::Error::Usage(m);
     let root = g.store_root();
 
     // Context: a directory, or a tar on stdin.
-    let mut _stdin_ctx: Option<tempfile::TempDir> = None;
     let context: PathBuf = if a.context == "-" {
         if a.file.as_deref() == Some("-") {
             return Err(usage(
@@ -112,7 +163,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         let store = Store::open(&root)?;
         let tmp = store.tmp_dir()?;
         let dir = crate::copy::context::tar_stdin_context(std::io::stdin(), tmp.path())?;
-        _stdin_ctx = Some(tmp);
+        *stdin_ctx = Some(tmp);
         dir
     } else {
         let p = PathBuf::from(&a.context);
@@ -169,10 +220,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 start: *line,
                 end: *line,
             };
-            errln!(
-                "{}",
-                crate::cli::build::redacted_render(&df_name, &text, span, message)
-            );
+            errln!("{}", redacted_render(&df_name, &text, span, message));
             return Err(crate::Error::Dockerfile {
                 location: format!("{df_name}:{line}"),
                 message: message.clone(),
@@ -197,18 +245,11 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         Some(p) => {
             let want = Platform::parse(p)
                 .ok_or_else(|| usage(format!("--platform {p:?}: expected os/arch[/variant]")))?;
-            let host = Platform::host();
-            if want.os != host.os || want.architecture != host.architecture {
-                let binfmt = format!(
-                    "/proc/sys/fs/binfmt_misc/qemu-{}",
-                    qemu_arch(&want.architecture)
-                );
-                if !Path::new(&binfmt).exists() {
-                    return Err(usage(format!(
-                        "--platform {p}: this machine is {}; building for another platform needs binfmt_misc with qemu-user-static (apt-get install qemu-user-static binfmt-support)",
-                        host.to_string_short()
-                    )));
-                }
+            if !crate::build::can_run(&want) {
+                return Err(usage(format!(
+                    "--platform {p}: this machine is {}; building for another platform needs binfmt_misc with qemu-user-static (apt-get install qemu-user-static binfmt-support)",
+                    Platform::host().to_string_short()
+                )));
             }
             want
         }
@@ -217,10 +258,12 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     let graph_options = GraphOptions {
         build_args,
         target: a.target.clone(),
-        platform: Some(platform.to_string_short()),
+        platform: None,
     };
-    let graph = match crate::graph::build(&df, &graph_options) {
-        Ok(g) => g,
+    // One platform today (the flag takes one); the plan holds a list and the build module
+    // loops over it.
+    let platform_plan = match PlatformPlan::resolve(&df, &graph_options, platform) {
+        Ok(p) => p,
         Err(e) => {
             let crate::graph::GraphError::Invalid { line, message } = &e;
             let span = crate::parser::Span {
@@ -228,10 +271,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 end: *line,
             };
             if *line > 0 {
-                errln!(
-                    "{}",
-                    crate::cli::build::redacted_render(&df_name, &text, span, message)
-                );
+                errln!("{}", redacted_render(&df_name, &text, span, message));
                 return Err(crate::Error::Dockerfile {
                     location: format!("{df_name}:{line}"),
                     message: message.clone(),
@@ -241,11 +281,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         }
     };
     if a.dry_run {
-        out!(
-            "{}",
-            crate::graph::plan::render_with_escape(&graph, df.directives.escape)
-        );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Validated::DryRun(crate::graph::plan::render_with_escape(
+            &platform_plan.graph,
+            df.directives.escape,
+        )));
     }
 
     let tags: Vec<ImageRef> = a
@@ -301,7 +340,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     };
     let mut push = a.push;
     let mut tags = tags;
-    let mut exports: Vec<(OutputKind, PathBuf)> = Vec::new();
+    let mut outputs: Vec<Output> = Vec::new();
     for o in &a.outputs {
         // `-o DIR` is `type=local,dest=DIR`, as with buildx.
         let kv = if o.contains('=') {
@@ -333,7 +372,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                         "--output {o}: type=local writes a directory; use type=tar,dest=- for stdout"
                     )));
                 }
-                exports.push((kind, PathBuf::from(dest)));
+                outputs.push(Output {
+                    kind,
+                    dest: PathBuf::from(dest),
+                });
             }
             None => return Err(usage(format!("--output {o}: missing type="))),
         }
@@ -352,44 +394,13 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         return Err(usage("--push needs a name: add -t NAME".into()));
     }
 
-    let ignore = crate::copy::context::load_ignore(&context, &df_path)?;
-    let store = Store::open(&root)?;
-    let pool = store.sandbox_pool();
-    let _ = crate::executor::cleanup_stale(&pool);
-    let _ = crate::executor::install_signal_handlers(std::time::Duration::from_secs(2), |_| {});
-    // Counts what pushes really send (uploads vs blobs the registry already had).
-    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let skipped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut registry = Client::new(RegistryOptions {
-        insecure: g.insecure_registries(),
-        docker_config_dir: None,
-    })?;
-    a.timeouts.apply(&mut registry);
-    {
-        let (sent, skipped) = (sent.clone(), skipped.clone());
-        registry.set_progress(move |p| {
-            use crate::registry::ProgressKind;
-            use std::sync::atomic::Ordering::Relaxed;
-            match p.kind {
-                ProgressKind::Pushed => {
-                    sent.fetch_add(1, Relaxed);
-                }
-                // Measured around the push only, so `Exists` here means "the registry had it".
-                ProgressKind::Exists | ProgressKind::Mounted { .. } => {
-                    skipped.fetch_add(1, Relaxed);
-                }
-                _ => {}
-            }
-        });
-    }
-    let sandbox = crate::executor::OciRuntime::detect()?.with_pool(pool);
-    let req = BuildRequest {
-        dockerfile_name: df_name.clone(),
-        dockerfile_text: text.clone(),
-        graph,
-        graph_options,
-        context: context.clone(),
-        ignore,
+    let plan = BuildPlan {
+        root,
+        dockerfile_name: df_name,
+        dockerfile_path: df_path,
+        dockerfile_text: text,
+        context,
+        platforms: vec![platform_plan],
         labels,
         no_cache: a.no_cache,
         no_cache_filter: a.no_cache_filter.clone(),
@@ -399,140 +410,60 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         ssh,
         compression,
         source_date_epoch,
-        platform,
-        stream_push: if push { tags.first().cloned() } else { None },
+        tags,
+        push,
+        outputs,
+        cache_from,
+        cache_to,
+        iidfile: a.iidfile.clone(),
+        metadata_file: a.metadata_file.clone(),
+        registry: RegistrySettings {
+            options: RegistryOptions {
+                insecure: g.insecure_registries(),
+                docker_config_dir: None,
+            },
+            operation_timeout: a.timeouts.registry_timeout,
+            idle_timeout: a.timeouts.registry_idle_timeout,
+        },
     };
-    let cache_index = crate::cache::CacheIndex::open(&store.root().join("cache"))?;
-    let remote = crate::engine::adapters::RegistryCache(&registry);
-    if !a.no_cache {
-        for from in &cache_from {
-            let stats = registry.operation(
-                format!("importing build cache from {}", describe(from)),
-                || transfer::import(&cache_index, &store, from, Some(&remote)),
-            )?;
-            if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
-                errln!(
-                    "imported build cache from {}: {} entries, {} blobs",
-                    describe(from),
-                    stats.entries,
-                    stats.blobs
-                );
-            }
-        }
+    Ok(Validated::Build(plan))
+}
+
+/// Renders a build's progress (`--progress`) and prints its notices.
+struct Console {
+    mode: progress::Mode,
+}
+
+impl crate::build::Observer for Console {
+    fn engine_reporter(&self) -> Box<dyn crate::engine::Reporter + '_> {
+        Box::new(progress::Printer::new(self.mode))
     }
-    // Held until the image is named, pushed and exported: the engine's own hold ends when it
-    // returns, and a `prune` in that gap removed the new (still unnamed) image's blobs.
-    let _gc = store.gc_shared_lock()?;
-    let printer = progress::Printer::new(mode);
-    let outcome = match engine::build(&req, &store, Some(&registry), &sandbox, &printer) {
-        Ok(o) => o,
-        Err(e) => {
-            drop(printer);
-            report_failure(&df_name, &text, &req, &e);
-            return Err(e.into());
-        }
-    };
-    drop(printer);
-    for t in &tags {
-        store.set_image(&t.to_string(), &outcome.manifest_digest)?;
-    }
-    for to in &cache_to {
-        let stats = registry
-            .operation(format!("exporting build cache to {}", describe(to)), || {
-                transfer::export(&cache_index, &store, &outcome.cache_keys, to, Some(&remote))
-            })?;
-        if mode != progress::Mode::Quiet && mode != progress::Mode::Json {
-            errln!(
-                "exported build cache to {}: {} entries, {} blobs",
-                describe(to),
+
+    fn notice(&self, notice: Notice) {
+        let summaries = self.mode != progress::Mode::Quiet && self.mode != progress::Mode::Json;
+        match notice {
+            Notice::CacheImported { from, stats } if summaries => errln!(
+                "imported build cache from {}: {} entries, {} blobs",
+                describe(&from),
                 stats.entries,
                 stats.blobs
-            );
+            ),
+            Notice::CacheExported { to, stats } if summaries => errln!(
+                "exported build cache to {}: {} entries, {} blobs",
+                describe(&to),
+                stats.entries,
+                stats.blobs
+            ),
+            Notice::Pushed {
+                reference,
+                digest,
+                uploaded,
+                existing,
+            } if self.mode != progress::Mode::Quiet => errln!(
+                "pushed {reference}@{digest} ({uploaded} blobs uploaded, {existing} already in the registry)"
+            ),
+            _ => {}
         }
-    }
-    if push {
-        for t in &tags {
-            use std::sync::atomic::Ordering::Relaxed;
-            let (s0, k0) = (sent.load(Relaxed), skipped.load(Relaxed));
-            registry.push(&store, &outcome.manifest_digest, t)?;
-            if mode != progress::Mode::Quiet {
-                errln!(
-                    "pushed {t}@{} ({} blobs uploaded, {} already in the registry)",
-                    outcome.manifest_digest,
-                    sent.load(Relaxed) - s0,
-                    skipped.load(Relaxed) - k0
-                );
-            }
-        }
-    }
-    let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-    for (kind, dest) in &exports {
-        crate::engine::export::write_output(
-            &store,
-            &sandbox,
-            &outcome,
-            *kind,
-            dest,
-            &names,
-            source_date_epoch,
-        )?;
-    }
-    if let Some(f) = &a.iidfile {
-        std::fs::write(f, outcome.config_digest.to_string()).map_err(|source| {
-            crate::Error::Io {
-                path: f.clone(),
-                source,
-            }
-        })?;
-    }
-    if let Some(f) = &a.metadata_file {
-        let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
-        let meta = serde_json::json!({
-            "containerimage.digest": outcome.manifest_digest.to_string(),
-            "containerimage.config.digest": outcome.config_digest.to_string(),
-            "containerimage.descriptor": {
-                "mediaType": crate::oci::media::OCI_MANIFEST,
-                "digest": outcome.manifest_digest.to_string(),
-                "size": outcome.manifest_size,
-            },
-            "image.name": names.join(","),
-        });
-        std::fs::write(f, serde_json::to_vec_pretty(&meta).unwrap_or_default()).map_err(
-            |source| crate::Error::Io {
-                path: f.clone(),
-                source,
-            },
-        )?;
-    }
-    if a.quiet {
-        outln!("{}", outcome.config_digest);
-    } else {
-        errln!(
-            "built {} (manifest {})",
-            outcome.config_digest,
-            outcome.manifest_digest
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn describe(l: &CacheLocation) -> String {
-    match l {
-        CacheLocation::Registry(r) => r.to_string(),
-        CacheLocation::Local(d) => d.display().to_string(),
-    }
-}
-
-fn qemu_arch(arch: &str) -> &str {
-    match arch {
-        "amd64" => "x86_64",
-        "arm64" => "aarch64",
-        "arm" => "arm",
-        "ppc64le" => "ppc64le",
-        "s390x" => "s390x",
-        "riscv64" => "riscv64",
-        "386" => "i386",
-        other => other,
     }
 }
 
@@ -570,7 +501,8 @@ fn parse_secret(s: &str) -> Result<(String, Secret), String> {
 }
 
 /// Prints the Dockerfile lines around a failed step and the end of a failed RUN's output.
-fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError) {
+fn report_failure(plan: &BuildPlan, e: &EngineError) {
+    let (df_name, text) = (&plan.dockerfile_name, &plan.dockerfile_text);
     let EngineError::Step {
         location,
         error: source,
@@ -590,10 +522,10 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
         errln!("------\n{tail}\n------");
     }
     // Find the node's span for multi-line instructions.
-    let end = req
-        .graph
-        .stages
+    let end = plan
+        .platforms
         .iter()
+        .flat_map(|p| p.graph.stages.iter())
         .flat_map(|s| s.steps.iter())
         .find(|st| st.node.span.start == line)
         .map(|st| st.node.span.end)
@@ -601,7 +533,7 @@ fn report_failure(df_name: &str, text: &str, req: &BuildRequest, e: &EngineError
     if line > 0 {
         errln!(
             "{}",
-            crate::cli::build::redacted_render(
+            redacted_render(
                 df_name,
                 text,
                 crate::parser::Span { start: line, end },

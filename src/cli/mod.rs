@@ -1,5 +1,5 @@
 //! Command-line interface: docker-compatible commands and flags (clap), dispatch to the
-//! handlers in `build`, `images` and `run`, and progress rendering. No business logic here.
+//! handlers (one file per command group), and progress rendering. No business logic here.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -21,10 +21,14 @@ macro_rules! err {
     ($($t:tt)*) => { $crate::cli::write_stderr(format_args!($($t)*)) };
 }
 
+pub mod archive;
 pub mod build;
 pub mod images;
+pub mod login;
+pub mod maintenance;
 pub mod progress;
-pub mod run;
+pub mod pull_push;
+pub mod sandbox_run;
 
 use crate::registry::{Client, TimeLimit};
 use clap::{Args, Parser, Subcommand};
@@ -129,11 +133,11 @@ pub enum Command {
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
     /// Run a command in a throwaway container of an image
-    Run(run::RunArgs),
+    Run(sandbox_run::RunArgs),
     /// Pull an image from a registry
-    Pull(images::PullArgs),
+    Pull(pull_push::PullArgs),
     /// Push an image to a registry
-    Push(images::PushArgs),
+    Push(pull_push::PushArgs),
     /// List images in the store
     Images(images::ImagesArgs),
     /// Give an image another name
@@ -143,17 +147,17 @@ pub enum Command {
     /// Show an image's config and manifest as JSON
     Inspect(images::InspectArgs),
     /// Save images to a tar archive (docker-archive or OCI layout)
-    Save(images::SaveArgs),
+    Save(archive::SaveArgs),
     /// Load images from a tar archive
-    Load(images::LoadArgs),
+    Load(archive::LoadArgs),
     /// Remove unreferenced blobs, snapshots and build cache
-    Prune(images::PruneArgs),
+    Prune(maintenance::PruneArgs),
     /// Check the store and repair what can be repaired
-    Fsck(images::FsckArgs),
+    Fsck(maintenance::FsckArgs),
     /// Log in to a registry (shares Docker's config.json)
-    Login(images::LoginArgs),
+    Login(login::LoginArgs),
     /// Log out of a registry
-    Logout(images::LogoutArgs),
+    Logout(login::LogoutArgs),
 }
 
 /// The first failed write to stdout (other than a closed pipe).
@@ -268,19 +272,19 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Build(a) => build::run(g, a),
-        Command::Run(a) => run::run(g, a),
-        Command::Pull(a) => images::pull(g, a),
-        Command::Push(a) => images::push(g, a),
+        Command::Run(a) => sandbox_run::run(g, a),
+        Command::Pull(a) => pull_push::pull(g, a),
+        Command::Push(a) => pull_push::push(g, a),
         Command::Images(a) => images::images(g, a),
         Command::Tag(a) => images::tag(g, a),
         Command::Rmi(a) => images::rmi(g, a),
         Command::Inspect(a) => images::inspect(g, a),
-        Command::Save(a) => images::save(g, a),
-        Command::Load(a) => images::load(g, a),
-        Command::Prune(a) => images::prune(g, a),
-        Command::Fsck(a) => images::fsck(g, a),
-        Command::Login(a) => images::login(g, a),
-        Command::Logout(a) => images::logout(g, a),
+        Command::Save(a) => archive::save(g, a),
+        Command::Load(a) => archive::load(g, a),
+        Command::Prune(a) => maintenance::prune(g, a),
+        Command::Fsck(a) => maintenance::fsck(g, a),
+        Command::Login(a) => login::login(g, a),
+        Command::Logout(a) => login::logout(g, a),
     }
 }
 

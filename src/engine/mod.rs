@@ -8,7 +8,6 @@
 pub mod adapters;
 pub mod base;
 pub mod config;
-pub mod export;
 pub mod history;
 mod output;
 mod run;

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod digest;
+pub mod layout;
 pub mod manifest;
 pub mod sniff;
 

@@ -13,6 +13,7 @@
 //! <root>/locks/*.lock              flock(2) files
 //! ```
 
+pub mod archive;
 pub mod maintenance;
 
 use crate::oci::{Digest, Digester, ImageConfig, Manifest};

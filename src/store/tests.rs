@@ -288,3 +288,48 @@ fn a_producer_hashed_blob_needs_its_digest_and_size() {
     w.commit_sized(&d, data.len() as u64).unwrap();
     assert_eq!(s.read_blob(&d).unwrap(), data);
 }
+
+#[test]
+fn archives_round_trip_through_the_one_writer_and_reader() {
+    use super::archive::{NamesFrom, read_archive, write_archive};
+    use crate::oci::layout::{ArchiveFormat, ArchiveImage, ArchiveName};
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    let (md, layer, _) = tiny_image(&s);
+    let (m, _) = s.load_image(&md).unwrap();
+    let image = ArchiveImage {
+        manifest: Descriptor::new(media::OCI_MANIFEST, md.clone(), s.blob_size(&md).unwrap()),
+        config: m.config.digest.clone(),
+        layers: vec![layer.clone()],
+        names: vec![ArchiveName {
+            full: "docker.io/library/app:1".into(),
+            tag: Some("1".into()),
+            familiar: "app:1".into(),
+        }],
+    };
+    for (format, from, name) in [
+        (
+            ArchiveFormat::Oci,
+            NamesFrom::OciIndex,
+            "docker.io/library/app:1",
+        ),
+        (ArchiveFormat::Docker, NamesFrom::DockerManifest, "app:1"),
+    ] {
+        let mut tar = Vec::new();
+        write_archive(&s, std::slice::from_ref(&image), format, 0, &mut tar).unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        let s2 = Store::open(d2.path()).unwrap();
+        let loaded = read_archive(&s2, tar.as_slice(), &crate::oci::Platform::host()).unwrap();
+        assert_eq!(loaded.len(), 1, "{format:?}");
+        assert_eq!(loaded[0].names, vec![name.to_string()], "{format:?}");
+        assert_eq!(loaded[0].names_from, from);
+        let (m2, _) = s2.load_image(&loaded[0].manifest).unwrap();
+        assert_eq!(m2.layers[0].digest, layer);
+        if format == ArchiveFormat::Oci {
+            assert_eq!(
+                loaded[0].manifest, md,
+                "the layout holds the stored manifest"
+            );
+        }
+    }
+}
