@@ -40,7 +40,7 @@ pub use key::{HashCache, content_key};
 /// links clamped at the root) by the same fd walk COPY uses; `None` when it does not exist.
 /// For RUN bind mounts, which hand the sandbox a path.
 pub fn resolve_in_root(root: &Path, rel: &str) -> std::io::Result<Option<PathBuf>> {
-    let r = fsops::Root::open(root)?;
+    let r = crate::fsroot::Root::open(root)?;
     let found = match r.resolve(rel, true) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -287,7 +287,7 @@ impl OciRuntime {
         mount_overlay(&lowers, Some((&upper, &work)), &rootfs)?;
         st.mounted = true;
 
-        let rfd = fsutil::open_root(&rootfs).map_err(io_err(&rootfs))?;
+        let rfd = crate::fsroot::open_root(&rootfs).map_err(io_err(&rootfs))?;
         let ensure = |p: &str, is_dir: bool| -> Result<Vec<Created>> {
             fsutil::ensure_in_root(&rfd, p, is_dir)
                 .map_err(io_err(rootfs.join(p.trim_start_matches('/'))))
