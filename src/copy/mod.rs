@@ -4,8 +4,8 @@
 //! ADD's archives, URLs and git repositories; and the content key of exactly what is read.
 //!
 //! Nothing outside a source root is ever read and nothing outside `out` is ever written:
-//! every path goes through an in-root resolver (a component-by-component `O_NOFOLLOW` walk
-//! from a root directory fd; absolute links and extra `..` are clamped at the root).
+//! every path goes through the in-root resolver's walk ([`crate::fsroot`]: component by
+//! component from a root directory fd; absolute links and extra `..` are clamped at the root).
 //!
 //! How the engine uses it, per COPY/ADD step:
 //!

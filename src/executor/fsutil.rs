@@ -46,22 +46,11 @@ pub(crate) fn ensure_in_root(
     path: &str,
     leaf_dir: bool,
 ) -> io::Result<Vec<Created>> {
-    let mut created = Vec::new();
-    ensure_rec(root, path, leaf_dir, &mut created)?;
-    Ok(created)
-}
-
-fn ensure_rec(
-    root: &OwnedFd,
-    path: &str,
-    leaf_dir: bool,
-    created: &mut Vec<Created>,
-) -> io::Result<()> {
     let comps: Vec<Vec<u8>> = components(path)
         .into_iter()
         .map(String::into_bytes)
         .collect();
-    let root_path = fd_path(root)?;
+    let mut created = Vec::new();
     let mut create = |pfd: BorrowedFd<'_>, name: &[u8], last: bool| -> io::Result<()> {
         let c = OsStr::from_bytes(name);
         let is_dir = !last || leaf_dir;
@@ -87,6 +76,7 @@ fn ensure_rec(
         let st = rustix::fs::statat(pfd, c, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
         // Record the real in-root path (after symlinks), for the removal later.
         let real_parent = fd_path(pfd)?;
+        let root_path = fd_path(root)?;
         let rel = real_parent
             .strip_prefix(&root_path)
             .unwrap_or(Path::new(""));
@@ -100,7 +90,7 @@ fn ensure_rec(
         Ok(())
     };
     fsroot::mkdir_all(root.as_fd(), &comps, OFlags::PATH, &mut create)?;
-    Ok(())
+    Ok(created)
 }
 
 /// An image symlink at a top-level kernel mount point (`/dev`, `/proc`, `/sys`), swapped for an
@@ -187,16 +177,12 @@ pub(crate) fn lands_in(root: &OwnedFd, path: &str, top: &str) -> io::Result<bool
 /// still empty (an empty file or an empty dir). Returns whether it was removed.
 pub(crate) fn remove_if_stub(root: &OwnedFd, c: &Created) -> io::Result<bool> {
     let comps = components(&c.path);
-    let Some((name, parents)) = comps.split_last() else {
-        return Ok(false);
+    let (pfd, name) = match fsroot::open_parent(root, &comps) {
+        Ok(Some((fd, name))) => (fd, OsStr::from_bytes(name)),
+        Ok(None) | Err(rustix::io::Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(e.into()),
     };
-    let parent = format!("/{}", parents.join("/"));
-    let pfd = match open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY) {
-        Ok(fd) => fd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let st = match rustix::fs::statat(&pfd, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+    let st = match rustix::fs::statat(&pfd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(rustix::io::Errno::NOENT) => return Ok(false),
         Err(e) => return Err(e.into()),
@@ -206,13 +192,13 @@ pub(crate) fn remove_if_stub(root: &OwnedFd, c: &Created) -> io::Result<bool> {
     }
     let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
     if c.is_dir && ft == rustix::fs::FileType::Directory {
-        match rustix::fs::unlinkat(&pfd, name.as_str(), rustix::fs::AtFlags::REMOVEDIR) {
+        match rustix::fs::unlinkat(&pfd, name, rustix::fs::AtFlags::REMOVEDIR) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::NOTEMPTY) | Err(rustix::io::Errno::EXIST) => Ok(false),
             Err(e) => Err(e.into()),
         }
     } else if !c.is_dir && ft == rustix::fs::FileType::RegularFile && st.st_size == 0 {
-        rustix::fs::unlinkat(&pfd, name.as_str(), rustix::fs::AtFlags::empty())?;
+        rustix::fs::unlinkat(&pfd, name, rustix::fs::AtFlags::empty())?;
         Ok(true)
     } else {
         Ok(false)

@@ -77,6 +77,20 @@ pub(crate) fn open(
     }
 }
 
+/// Opens the directory holding the last of `comps` inside `root` (resolved like [`open`],
+/// links followed in-root) and returns it with that last name, left unresolved for `*at`
+/// calls that do not follow it; `None` for no components (the root has no parent in it).
+pub(crate) fn open_parent<C: AsRef<[u8]>>(
+    root: impl AsFd,
+    comps: &[C],
+) -> Result<Option<(OwnedFd, &[u8])>, Errno> {
+    let Some((name, parents)) = comps.split_last() else {
+        return Ok(None);
+    };
+    let dir = open(root, join(parents), OFlags::PATH | OFlags::DIRECTORY)?;
+    Ok(Some((dir, name.as_ref())))
+}
+
 /// Joins components with `/`; `.` for none.
 pub(crate) fn join(comps: &[impl AsRef<[u8]>]) -> Vec<u8> {
     if comps.is_empty() {

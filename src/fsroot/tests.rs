@@ -106,6 +106,18 @@ fn a_final_link_is_followed_only_when_asked() {
     // Only the last component is left alone: links before it are still followed in-root.
     let f = open(&root, "abs/b/f", OFlags::PATH | OFlags::NOFOLLOW).unwrap();
     assert_eq!(landed(&root, &f), "a/b/f");
+    // The parent and the final name: the name is handed back unresolved.
+    let (dir, name) = open_parent(&root, &["abs", "b", "last"]).unwrap().unwrap();
+    assert_eq!(
+        (landed(&root, &dir).as_str(), name),
+        ("a/b", b"last".as_slice())
+    );
+    let (dir, name) = open_parent(&root, &["..", "host"]).unwrap().unwrap();
+    assert_eq!(
+        (landed(&root, &dir).as_str(), name),
+        ("", b"host".as_slice())
+    );
+    assert!(open_parent(&root, &[] as &[&str]).unwrap().is_none());
 }
 
 #[test]

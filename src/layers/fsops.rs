@@ -1,8 +1,9 @@
 //! In-root filesystem operations for the extractor: every lookup goes through a root
 //! directory fd with [`crate::fsroot`] (`openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`),
-//! so `..` and absolute symlinks are clamped at the root; every change is made relative to a resolved parent fd
-//! with a single-component name and never follows a final symlink; metadata is set through an
-//! `O_PATH | O_NOFOLLOW` fd (via its `/proc/self/fd/N` handle) or an `AT_SYMLINK_NOFOLLOW` call.
+//! so `..` and absolute symlinks are clamped at the root; every change is made relative to a
+//! resolved parent fd with a single-component name and never follows a final symlink;
+//! metadata is set through an `O_PATH | O_NOFOLLOW` fd (via its `/proc/self/fd/N` handle) or
+//! an `AT_SYMLINK_NOFOLLOW` call.
 
 use crate::fsroot;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
