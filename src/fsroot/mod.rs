@@ -18,6 +18,7 @@ pub(crate) use walk::{Found, Kind, Meta, Root, open_dir_nofollow, split};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -128,64 +129,62 @@ pub(crate) fn mkdir_all<E: From<Errno>>(
     flags: OFlags,
     create: &mut impl FnMut(BorrowedFd<'_>, &[u8], bool) -> Result<(), E>,
 ) -> Result<OwnedFd, E> {
-    mkdir_all_hops(root, comps, flags, create, 0)
-}
-
-fn mkdir_all_hops<E: From<Errno>>(
-    root: BorrowedFd<'_>,
-    comps: &[Vec<u8>],
-    flags: OFlags,
-    create: &mut impl FnMut(BorrowedFd<'_>, &[u8], bool) -> Result<(), E>,
-    hops: usize,
-) -> Result<OwnedFd, E> {
-    match open(root, join(comps), flags) {
-        Err(Errno::NOENT) => {}
-        other => return Ok(other?),
-    }
-    let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
-    let mut fd = open(root, ".", dir_flags)?;
-    for (i, name) in comps.iter().enumerate() {
-        let last = i + 1 == comps.len();
-        let want = if last { flags } else { dir_flags };
-        match open(root, join(&comps[..=i]), want) {
-            Ok(next) => {
-                fd = next;
-                continue;
-            }
+    let mut comps = Cow::Borrowed(comps);
+    let mut hops = 0;
+    'splice: loop {
+        match open(root, join(&comps), flags) {
             Err(Errno::NOENT) => {}
-            Err(e) => return Err(e.into()),
+            other => return Ok(other?),
         }
-        let st = match rustix::fs::statat(&fd, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => Some(st),
-            Err(Errno::NOENT) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if st.is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) {
-            if hops >= MAX_LINK_HOPS {
-                return Err(Errno::LOOP.into());
+        let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
+        let mut fd = open(root, ".", dir_flags)?;
+        for i in 0..comps.len() {
+            let name = OsStr::from_bytes(&comps[i]);
+            let last = i + 1 == comps.len();
+            let want = if last { flags } else { dir_flags };
+            match open(root, join(&comps[..=i]), want) {
+                Ok(next) => {
+                    fd = next;
+                    continue;
+                }
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
             }
-            // Splice the link's target in place of the link: absolute targets restart at the
-            // root, relative ones at the link's directory (`..` is resolved by `open`).
-            let target = rustix::fs::readlinkat(&fd, OsStr::from_bytes(name), Vec::new())?;
-            let target = target.as_bytes();
-            let mut next: Vec<Vec<u8>> = if target.starts_with(b"/") {
-                Vec::new()
-            } else {
-                comps[..i].to_vec()
+            let st = match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Some(st),
+                Err(Errno::NOENT) => None,
+                Err(e) => return Err(e.into()),
             };
-            next.extend(
-                target
-                    .split(|b| *b == b'/')
-                    .filter(|c| !c.is_empty() && *c != b".")
-                    .map(<[u8]>::to_vec),
-            );
-            next.extend(comps[i + 1..].iter().cloned());
-            return mkdir_all_hops(root, &next, flags, create, hops + 1);
+            if st.is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink) {
+                if hops >= MAX_LINK_HOPS {
+                    return Err(Errno::LOOP.into());
+                }
+                hops += 1;
+                // Splice the link's target in place of the link and start over: absolute
+                // targets restart at the root, relative ones at the link's directory (`..` is
+                // resolved by `open`).
+                let target = rustix::fs::readlinkat(&fd, name, Vec::new())?;
+                let target = target.as_bytes();
+                let mut next: Vec<Vec<u8>> = if target.starts_with(b"/") {
+                    Vec::new()
+                } else {
+                    comps[..i].to_vec()
+                };
+                next.extend(
+                    target
+                        .split(|b| *b == b'/')
+                        .filter(|c| !c.is_empty() && *c != b".")
+                        .map(<[u8]>::to_vec),
+                );
+                next.extend(comps[i + 1..].iter().cloned());
+                comps = Cow::Owned(next);
+                continue 'splice;
+            }
+            create(fd.as_fd(), &comps[i], last)?;
+            fd = open(root, join(&comps[..=i]), want)?;
         }
-        create(fd.as_fd(), name, last)?;
-        fd = open(root, join(&comps[..=i]), want)?;
+        return Ok(fd);
     }
-    Ok(fd)
 }
 
 #[cfg(test)]
