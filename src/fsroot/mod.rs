@@ -3,13 +3,13 @@
 //! here, so `..` and absolute symlinks are clamped at the root and never reach the host.
 //!
 //! Two entry points, one syscall underneath:
-//! - [`open`]: one `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` with the kernel's EAGAIN
-//!   retry; [`mkdir_all`] builds missing directories on top of it. For callers that want the
+//! - `open`: one `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` with the kernel's EAGAIN
+//!   retry; `mkdir_all` builds missing directories on top of it. For callers that want the
 //!   kernel to resolve a whole path at once (the extractor, the executor, RUN bind sources).
-//! - [`Root`] (in [`walk`]): a component-by-component walk for callers that need what `openat2`
+//! - `Root` (in `walk.rs`): a component-by-component walk for callers that need what `openat2`
 //!   does not report: the canonical in-root path of what was found, the directory and name a
 //!   dangling final symlink points at, and the canonical form of a path whose tail is missing
-//!   (COPY/ADD). Each of its steps opens one component through [`open`].
+//!   (COPY/ADD). Each of its steps opens one component through `open`.
 
 mod walk;
 
