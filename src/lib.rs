@@ -9,6 +9,7 @@ pub mod cli;
 pub mod copy;
 pub mod engine;
 pub mod executor;
+pub mod fsroot;
 pub mod graph;
 pub mod layers;
 pub mod oci;

@@ -2,9 +2,10 @@
 //! content), http(s) downloads (`--checksum`, mode 0600, mtime from `Last-Modified`) and git
 //! repositories (`URL#ref:subdir`, `--keep-git-dir`) fetched with the `git` CLI.
 
-use super::fsops::{Found, Kind};
+use super::fsops::Kind;
 use super::write::Writer;
 use super::{CopyError, Result, io_err};
+use crate::fsroot::Found;
 use crate::parser::dockerignore::go_clean;
 use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};

@@ -8,6 +8,7 @@ use super::chmod::Chmod;
 use super::fsops::{self, Kind, Meta};
 use super::select::{self, Sink, SrcEntry};
 use super::{CopyError, CopyRequest, CopySource, Result, io_err};
+use crate::fsroot;
 use crate::oci::Digest;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -301,7 +302,7 @@ impl Sink for Hasher<'_, '_, '_> {
     }
     fn canon(&mut self, dest: &str) -> Result<Vec<String>> {
         let c = crate::parser::dockerignore::go_clean(&format!("/{dest}"));
-        Ok(fsops::split(&c))
+        Ok(fsroot::split(&c))
     }
     fn is_dir(&mut self, _dest: &[String]) -> Result<bool> {
         Ok(false)

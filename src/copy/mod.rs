@@ -4,8 +4,8 @@
 //! ADD's archives, URLs and git repositories; and the content key of exactly what is read.
 //!
 //! Nothing outside a source root is ever read and nothing outside `out` is ever written:
-//! every path goes through an in-root resolver (a component-by-component `O_NOFOLLOW` walk
-//! from a root directory fd; absolute links and extra `..` are clamped at the root).
+//! every path goes through the in-root resolver's walk ([`crate::fsroot`]: component by
+//! component from a root directory fd; absolute links and extra `..` are clamped at the root).
 //!
 //! How the engine uses it, per COPY/ADD step:
 //!
@@ -40,7 +40,7 @@ pub use key::{HashCache, content_key};
 /// links clamped at the root) by the same fd walk COPY uses; `None` when it does not exist.
 /// For RUN bind mounts, which hand the sandbox a path.
 pub fn resolve_in_root(root: &Path, rel: &str) -> std::io::Result<Option<PathBuf>> {
-    let r = fsops::Root::open(root)?;
+    let r = crate::fsroot::Root::open(root)?;
     let found = match r.resolve(rel, true) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -3,8 +3,9 @@
 //! `--parents` with `/./` pivots and `**`, `.dockerignore`, `--exclude`), reported to a
 //! [`Sink`] that writes them ([`super::write::Writer`]) or hashes them ([`super::key`]).
 
-use super::fsops::{self, Kind, Meta, Root};
+use super::fsops::{self, Kind, Meta};
 use super::{CopyError, CopyRequest, CopySource, Result, add, io_err};
+use crate::fsroot::Root;
 use crate::parser::dockerignore::{Matcher, go_clean, go_match};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};

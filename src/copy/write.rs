@@ -4,9 +4,10 @@
 //! the image (same mode/owner) or created 0755. All writes are fd-based and in-root.
 
 use super::chmod::Chmod;
-use super::fsops::{self, Kind, Meta, Root};
+use super::fsops::{self, Kind, Meta};
 use super::select::{Sink, SrcEntry};
 use super::{CopyError, CopyRequest, CopySource, Result, add, io_err};
+use crate::fsroot::{self, Root};
 use crate::layers::{ExtraFile, ExtraFiles};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -256,7 +257,7 @@ impl Writer {
         let (last, parent) = comps.split_last()?;
         let mut cache = self.image_cache.borrow_mut();
         if cache.as_ref().is_none_or(|(c, _)| c != parent) {
-            *cache = Some((parent.to_vec(), fsops::open_dir_nofollow(img, parent).ok()));
+            *cache = Some((parent.to_vec(), fsroot::open_dir_nofollow(img, parent).ok()));
         }
         let dir = cache.as_ref()?.1.as_ref()?;
         fsops::lstat_at(dir.as_fd(), last).ok()
@@ -474,7 +475,7 @@ impl Sink for Writer {
             }),
             None => {
                 let c = crate::parser::dockerignore::go_clean(&format!("/{dest}"));
-                Ok(fsops::split(&c))
+                Ok(fsroot::split(&c))
             }
         }
     }

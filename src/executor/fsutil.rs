@@ -1,34 +1,19 @@
 //! In-root file operations on untrusted trees (a rootfs that came from an image): every path
-//! is resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so absolute symlinks and
-//! `..` are clamped inside the root and never reach the host.
+//! is resolved by [`crate::fsroot`] (`openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`), so
+//! absolute symlinks and `..` are clamped inside the root and never reach the host.
 
-use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use crate::fsroot::{self, fd_path, open_root};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use std::ffi::OsStr;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path};
 
-const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
-
-/// Opens the root of a tree.
-pub(crate) fn open_root(root: &Path) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
-}
-
-/// Opens `path` (absolute or relative, always inside `root`) with `flags`.
+/// Opens `path` (absolute or relative, always inside `root`) with `flags`: [`fsroot::open`]
+/// with an `io::Error`.
 pub(crate) fn open_in_root(root: impl AsFd, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
-    let rel = path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "." } else { rel };
-    Ok(rustix::fs::openat2(
-        root,
-        rel,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )?)
+    Ok(fsroot::open(root, path, flags)?)
 }
 
 /// Normal components of an in-root path (`.` and leading `/` dropped; `..` kept).
@@ -41,16 +26,6 @@ pub(crate) fn components(path: &str) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-/// The host path behind an fd (via /proc/self/fd), for telling which real directory an in-root
-/// path landed on.
-pub(crate) fn fd_path(fd: impl AsFd) -> io::Result<PathBuf> {
-    let p = format!(
-        "/proc/self/fd/{}",
-        rustix::fd::AsRawFd::as_raw_fd(&fd.as_fd())
-    );
-    std::fs::read_link(p)
 }
 
 /// What [`ensure_in_root`] did for one path component.
@@ -71,82 +46,36 @@ pub(crate) fn ensure_in_root(
     path: &str,
     leaf_dir: bool,
 ) -> io::Result<Vec<Created>> {
+    let comps: Vec<Vec<u8>> = components(path)
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
     let mut created = Vec::new();
-    ensure_rec(root, path, leaf_dir, 0, &mut created)?;
-    Ok(created)
-}
-
-fn ensure_rec(
-    root: &OwnedFd,
-    path: &str,
-    leaf_dir: bool,
-    depth: u32,
-    created: &mut Vec<Created>,
-) -> io::Result<()> {
-    if depth > 40 {
-        return Err(io::Error::from_raw_os_error(libc::ELOOP));
-    }
-    let comps = components(path);
-    let mut prefix = String::new();
-    for (i, c) in comps.iter().enumerate() {
-        let parent = if prefix.is_empty() {
-            "/".to_string()
-        } else {
-            prefix.clone()
-        };
-        prefix = format!("{prefix}/{c}");
-        let last = i + 1 == comps.len();
-        match open_in_root(root, &prefix, OFlags::PATH) {
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        if c == ".." {
-            continue;
-        }
-        let pfd = open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY)?;
-        // A dangling symlink: create what it points to, in-root.
-        if let Ok(st) = rustix::fs::statat(&pfd, c.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-            && rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
-        {
-            let target = rustix::fs::readlinkat(&pfd, c.as_str(), Vec::new())?;
-            let target = target.to_string_lossy().into_owned();
-            let base = if target.starts_with('/') {
-                target
-            } else {
-                format!("{parent}/{target}")
-            };
-            let rest = comps[i + 1..].join("/");
-            let next = if rest.is_empty() {
-                base
-            } else {
-                format!("{base}/{rest}")
-            };
-            return ensure_rec(root, &next, leaf_dir, depth + 1, created);
-        }
+    let mut create = |pfd: BorrowedFd<'_>, name: &[u8], last: bool| -> io::Result<()> {
+        let c = OsStr::from_bytes(name);
         let is_dir = !last || leaf_dir;
         if is_dir {
-            rustix::fs::mkdirat(&pfd, c.as_str(), Mode::from_raw_mode(0o755))?;
+            rustix::fs::mkdirat(pfd, c, Mode::from_raw_mode(0o755))?;
             // mkdir honours the umask: set the mode BuildKit's stubs have.
             let fd = rustix::fs::openat(
-                &pfd,
-                c.as_str(),
+                pfd,
+                c,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
         } else {
             let fd = rustix::fs::openat(
-                &pfd,
-                c.as_str(),
+                pfd,
+                c,
                 OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o644),
             )?;
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o644))?;
         }
-        let st = rustix::fs::statat(&pfd, c.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+        let st = rustix::fs::statat(pfd, c, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
         // Record the real in-root path (after symlinks), for the removal later.
-        let real_parent = fd_path(&pfd)?;
+        let real_parent = fd_path(pfd)?;
         let root_path = fd_path(root)?;
         let rel = real_parent
             .strip_prefix(&root_path)
@@ -158,8 +87,10 @@ fn ensure_rec(
             ino: st.st_ino,
             is_dir,
         });
-    }
-    Ok(())
+        Ok(())
+    };
+    fsroot::mkdir_all(root.as_fd(), &comps, OFlags::PATH, &mut create)?;
+    Ok(created)
 }
 
 /// An image symlink at a top-level kernel mount point (`/dev`, `/proc`, `/sys`), swapped for an
@@ -246,16 +177,12 @@ pub(crate) fn lands_in(root: &OwnedFd, path: &str, top: &str) -> io::Result<bool
 /// still empty (an empty file or an empty dir). Returns whether it was removed.
 pub(crate) fn remove_if_stub(root: &OwnedFd, c: &Created) -> io::Result<bool> {
     let comps = components(&c.path);
-    let Some((name, parents)) = comps.split_last() else {
-        return Ok(false);
+    let (pfd, name) = match fsroot::open_parent(root, &comps) {
+        Ok(Some((fd, name))) => (fd, OsStr::from_bytes(name)),
+        Ok(None) | Err(rustix::io::Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(e.into()),
     };
-    let parent = format!("/{}", parents.join("/"));
-    let pfd = match open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY) {
-        Ok(fd) => fd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let st = match rustix::fs::statat(&pfd, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+    let st = match rustix::fs::statat(&pfd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(rustix::io::Errno::NOENT) => return Ok(false),
         Err(e) => return Err(e.into()),
@@ -265,13 +192,13 @@ pub(crate) fn remove_if_stub(root: &OwnedFd, c: &Created) -> io::Result<bool> {
     }
     let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
     if c.is_dir && ft == rustix::fs::FileType::Directory {
-        match rustix::fs::unlinkat(&pfd, name.as_str(), rustix::fs::AtFlags::REMOVEDIR) {
+        match rustix::fs::unlinkat(&pfd, name, rustix::fs::AtFlags::REMOVEDIR) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::NOTEMPTY) | Err(rustix::io::Errno::EXIST) => Ok(false),
             Err(e) => Err(e.into()),
         }
     } else if !c.is_dir && ft == rustix::fs::FileType::RegularFile && st.st_size == 0 {
-        rustix::fs::unlinkat(&pfd, name.as_str(), rustix::fs::AtFlags::empty())?;
+        rustix::fs::unlinkat(&pfd, name, rustix::fs::AtFlags::empty())?;
         Ok(true)
     } else {
         Ok(false)

@@ -90,7 +90,7 @@ pub(crate) struct Undone {
 /// Readies the mounted, writable `rootfs` for `spec`. The caller unmounts nothing before it
 /// has called [`Prepared::undo`] (or dropped the result, on an error path).
 pub(crate) fn prepare(rootfs: &Path, spec: &RunSpec) -> Result<Prepared> {
-    let rfd = fsutil::open_root(rootfs).map_err(io_err(rootfs))?;
+    let rfd = crate::fsroot::open_root(rootfs).map_err(io_err(rootfs))?;
     let mut p = Prepared {
         rootfs: rootfs.to_path_buf(),
         rfd,

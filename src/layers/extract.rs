@@ -16,6 +16,7 @@ use super::compress::{DecompressHint, decompress};
 use super::fsops::{self, Meta};
 use super::tarfmt::{Entry, Kind, LimitHit, ReadLimits, Reader};
 use super::{LayersError, Result};
+use crate::fsroot;
 use crate::oci::Digest;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags};
@@ -187,7 +188,7 @@ pub fn extract_with_limits(
     mode: ExtractMode,
     limits: &ExtractLimits,
 ) -> Result<ExtractStats> {
-    let root = fsops::open_root(dest).map_err(super::io_err(dest))?;
+    let root = fsroot::open_root(dest).map_err(super::io_err(dest))?;
     let reader = Reader::new(
         uncompressed_tar,
         ReadLimits {
@@ -277,7 +278,7 @@ const DIR_BOOKKEEPING: u64 = 256 << 20;
 
 fn path_key(comps: &[Vec<u8>]) -> u128 {
     use sha2::Digest as _;
-    let h = sha2::Sha256::digest(fsops::join(comps));
+    let h = sha2::Sha256::digest(fsroot::join(comps));
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);
     u128::from_le_bytes(b)
@@ -289,7 +290,7 @@ fn is_overlay_xattr(k: &[u8]) -> bool {
 
 impl<R: Read> Extractor<'_, R> {
     fn path_of(&self, comps: &[Vec<u8>]) -> PathBuf {
-        self.dest.join(OsStr::from_bytes(&fsops::join(comps)))
+        self.dest.join(OsStr::from_bytes(&fsroot::join(comps)))
     }
 
     fn fs_err(&self, comps: &[Vec<u8>], e: Errno) -> LayersError {
@@ -313,7 +314,7 @@ impl<R: Read> Extractor<'_, R> {
                 Ok(fd) => fd,
                 Err(Errno::NOTDIR) => {
                     return Err(LayersError::Rejected {
-                        name: String::from_utf8_lossy(&fsops::join(comps)).into_owned(),
+                        name: String::from_utf8_lossy(&fsroot::join(comps)).into_owned(),
                         reason: "a parent of an entry is not a directory".into(),
                     });
                 }

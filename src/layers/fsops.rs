@@ -1,122 +1,44 @@
 //! In-root filesystem operations for the extractor: every lookup goes through a root
-//! directory fd with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so `..` and absolute
-//! symlinks are clamped at the root; every change is made relative to a resolved parent fd
-//! with a single-component name and never follows a final symlink; metadata is set through an
-//! `O_PATH | O_NOFOLLOW` fd (via its `/proc/self/fd/N` handle) or an `AT_SYMLINK_NOFOLLOW` call.
+//! directory fd with [`crate::fsroot`] (`openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`),
+//! so `..` and absolute symlinks are clamped at the root; every change is made relative to a
+//! resolved parent fd with a single-component name and never follows a final symlink;
+//! metadata is set through an `O_PATH | O_NOFOLLOW` fd (via its `/proc/self/fd/N` handle) or
+//! an `AT_SYMLINK_NOFOLLOW` call.
 
+use crate::fsroot;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use std::ffi::OsStr;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
-
-const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
 
 fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
 
-/// Joins components with `/`; `.` for none.
-pub(crate) fn join(comps: &[Vec<u8>]) -> Vec<u8> {
-    if comps.is_empty() {
-        return b".".to_vec();
-    }
-    comps.join(&b'/')
-}
-
-/// Opens the extraction root.
-pub(crate) fn open_root(dest: &std::path::Path) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::open(
-        dest,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
-}
-
 /// Resolves a directory inside the root (symlinks followed, clamped in the root).
 pub(crate) fn resolve_dir(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat2(
-        root,
-        os(&join(comps)),
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )
+    fsroot::open(root, fsroot::join(comps), OFlags::PATH | OFlags::DIRECTORY)
 }
 
 /// Resolves a path inside the root without following its last component.
 pub(crate) fn resolve_nofollow(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat2(
-        root,
-        os(&join(comps)),
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )
+    fsroot::open(root, fsroot::join(comps), OFlags::PATH | OFlags::NOFOLLOW)
 }
 
 /// Resolves a directory inside the root, creating missing components (mode 0755, root-owned,
-/// as containerd does for parents a layer does not list). A component that is a dangling
-/// symlink gets its target created in-root, as containerd's extractor does (it creates the
-/// resolved parent path): `var/run -> /run` with no `/run` yet still takes `var/run/x`.
+/// as containerd does for parents a layer does not list); a dangling symlink on the way gets
+/// its target created in-root (see [`fsroot::mkdir_all`]).
 pub(crate) fn ensure_dir(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> Result<OwnedFd, Errno> {
-    ensure_dir_depth(root, comps, 0)
-}
-
-/// Symlinks followed while creating one parent, as the kernel's own limit (ELOOP).
-const MAX_LINK_HOPS: usize = 40;
-
-fn ensure_dir_depth(
-    root: BorrowedFd<'_>,
-    comps: &[Vec<u8>],
-    hops: usize,
-) -> Result<OwnedFd, Errno> {
-    match resolve_dir(root, comps) {
-        Err(Errno::NOENT) => {}
-        other => return other,
-    }
-    let mut fd = resolve_dir(root, &[])?;
-    for i in 0..comps.len() {
-        match resolve_dir(root, &comps[..=i]) {
-            Ok(next) => fd = next,
-            Err(Errno::NOENT) => {
-                let st = lstat(fd.as_fd(), &comps[i])?;
-                if st.is_some_and(|st| {
-                    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
-                }) {
-                    if hops >= MAX_LINK_HOPS {
-                        return Err(Errno::LOOP);
-                    }
-                    // Splice the link's target in place of the link; resolution stays in-root
-                    // (`..` and absolute targets are clamped by openat2), so this only ever
-                    // creates directories under the root.
-                    let target = rustix::fs::readlinkat(fd.as_fd(), os(&comps[i]), Vec::new())?;
-                    let target = target.as_bytes();
-                    let mut next: Vec<Vec<u8>> = if target.starts_with(b"/") {
-                        Vec::new()
-                    } else {
-                        comps[..i].to_vec()
-                    };
-                    next.extend(
-                        target
-                            .split(|b| *b == b'/')
-                            .filter(|c| !c.is_empty() && *c != b".")
-                            .map(<[u8]>::to_vec),
-                    );
-                    next.extend(comps[i + 1..].iter().cloned());
-                    return ensure_dir_depth(root, &next, hops + 1);
-                }
-                match rustix::fs::mkdirat(&fd, os(&comps[i]), Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
-                    Err(e) => return Err(e),
-                }
-                fd = resolve_dir(root, &comps[..=i])?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(fd)
+    fsroot::mkdir_all(
+        root,
+        comps,
+        OFlags::PATH | OFlags::DIRECTORY,
+        &mut |dir, name, _| match rustix::fs::mkdirat(dir, os(name), Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => Ok(()),
+            Err(e) => Err(e),
+        },
+    )
 }
 
 /// `lstat` of `name` in `dir`, `None` when absent.

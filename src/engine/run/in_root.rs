@@ -1,11 +1,12 @@
 //! The in-root opener for RUN mount sources: a path under an untrusted root, resolved and
-//! opened in one `openat2` so the mount is made from exactly what was resolved.
+//! opened in one in-root `openat2` (`fsroot::open`) so the mount is made from exactly what
+//! was resolved.
 
 use crate::engine::{EngineError, Result};
 use std::path::{Path, PathBuf};
 
 /// A bind source opened in-root with one `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`
-/// (no window between resolving and opening) and held open while the run lasts; `path` is its
+/// through `fsroot::open` (no window between resolving and opening) and held open while the run lasts; `path` is its
 /// `/proc/self/fd/N` magic link, valid in this process's mount namespace.
 pub(crate) struct PinnedSource {
     _fd: rustix::fd::OwnedFd,
@@ -20,44 +21,25 @@ pub(crate) fn pin_in_root(root: &Path, rel: &str) -> Result<PinnedSource> {
 /// [`pin_in_root`], with `None` for a source that does not exist.
 pub(super) fn open_in_root(root: &Path, rel: &str) -> Result<Option<PinnedSource>> {
     use rustix::fd::AsRawFd;
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let io = |path: PathBuf| {
-        move |e: rustix::io::Errno| EngineError::Io {
-            path,
-            source: e.into(),
-        }
-    };
-    let root_fd = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io(root.to_path_buf()))?;
+    use rustix::fs::OFlags;
+    let root_fd = crate::fsroot::open_root(root).map_err(|source| EngineError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
     let name = match rel.trim_start_matches('/') {
         "" => ".",
         r => r,
     };
-    // The kernel answers EAGAIN when a rename anywhere raced a `..` of the walk (it cannot
-    // then vouch for staying in the root); the walk is safe to retry.
-    let mut tries = 0;
-    let opened = loop {
-        let r = rustix::fs::openat2(
-            &root_fd,
-            name,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        );
-        tries += 1;
-        match r {
-            Err(rustix::io::Errno::AGAIN) if tries < 64 => continue,
-            r => break r,
-        }
-    };
+    let opened = crate::fsroot::open(&root_fd, name, OFlags::PATH);
     let fd = match opened {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(io(root.join(name))(e)),
+        Err(e) => {
+            return Err(EngineError::Io {
+                path: root.join(name),
+                source: e.into(),
+            });
+        }
     };
     let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     Ok(Some(PinnedSource { _fd: fd, path }))
