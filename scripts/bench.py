@@ -6,7 +6,11 @@ hoist/buildah ratio and hoist's peak RSS.
 
     scripts/lab-setup.sh            # once: registry on localhost:5000 with busybox:latest
     cargo build --release
-    scripts/bench.py [--runs 3] [--only app,stages] [--no-buildah]
+    scripts/bench.py [--runs 3] [--only app,stages] [--no-buildah] [--baseline OLD_HOIST]
+
+`--baseline` adds another hoist binary (e.g. one built from the previous commit), interleaved
+with the others, so a change that must not move the figures is measured on the same machine
+minute as the code before it.
 
 Cold runs start from an empty store that already holds the base image (pulled untimed), as
 BuildKit's and buildah's cold figures do; warm runs rebuild with nothing changed; touch runs
@@ -130,18 +134,17 @@ def timed(cmd, env=None, retries=0):
 
 
 class Hoist:
-    name = "hoist"
-
-    def __init__(self, tag):
-        self.root = f"{WORK}/hoist-root-{tag}"
+    def __init__(self, tag, binary=HOIST, name="hoist"):
+        self.name, self.binary = name, binary
+        self.root = f"{WORK}/{name}-root-{tag}"
 
     def reset(self):
         discard(self.root)
-        timed([HOIST, "--root", self.root, "pull", "-q", BASE])
+        timed([self.binary, "--root", self.root, "pull", "-q", BASE])
 
     def build(self, ctx, repo):
         settle()
-        return timed([HOIST, "--root", self.root, "build", "-q", "-t", f"{REG}/{repo}:latest", "--push", ctx])
+        return timed([self.binary, "--root", self.root, "build", "-q", "-t", f"{REG}/{repo}:latest", "--push", ctx])
 
 
 class Buildah:
@@ -173,6 +176,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--no-buildah", action="store_true")
     ap.add_argument("--no-hoist", action="store_true", help="measure buildah only")
+    ap.add_argument("--baseline", help="another hoist binary to measure beside this one")
     a = ap.parse_args()
     only = [s for s in a.only.split(",") if s]
     results = {}
@@ -184,6 +188,8 @@ def main():
             gen(ctx)
         touch = {"app": "src/f000.txt", "bigctx": "ctx/d00/s0/f00000"}.get(scen)
         tools = ([] if a.no_hoist else [Hoist(scen)]) + ([] if a.no_buildah else [Buildah(scen)])
+        if a.baseline:
+            tools.append(Hoist(scen, a.baseline, "baseline"))
         for run in range(a.runs):
             for tool in tools:  # interleaved
                 if shutil.disk_usage(WORK).free < 15 << 30:
@@ -198,7 +204,7 @@ def main():
                     try:
                         secs, rss = tool.build(ctx, repo)
                     except SystemExit as e:
-                        if tool.name == "hoist":
+                        if tool.name != "buildah":
                             raise
                         # A peer's own failure loses that sample, not the whole benchmark.
                         print(f"  {scen:8} {kind:5} {tool.name:7} run {run}: FAILED {str(e)[-200:]}", file=sys.stderr)
@@ -206,8 +212,9 @@ def main():
                     results.setdefault((f"{scen} {kind}", tool.name), []).append((secs, rss))
                     print(f"  {scen:8} {kind:5} {tool.name:7} run {run}: {secs:6.2f}s  rss {rss:6.1f} MiB", file=sys.stderr)
     empty_trash()
-    print(f"\n| scenario | BuildKit (issue) | buildah | hoist | hoist/buildah | target | hoist peak RSS |")
-    print("|---|---|---|---|---|---|---|")
+    base_col = " baseline | hoist/baseline |" if a.baseline else ""
+    print(f"\n| scenario | BuildKit (issue) | buildah | hoist | hoist/buildah | target | hoist peak RSS |{base_col}")
+    print("|---|---|---|---|---|---|---|" + ("---|---|" if a.baseline else ""))
     for name in BUILDKIT_MEDIANS:
         h = results.get((name, "hoist"))
         b = results.get((name, "buildah"))
@@ -220,8 +227,11 @@ def main():
         hm = statistics.median(s for s, _ in h)
         bm = statistics.median(s for s, _ in b) if b else None
         ratio = f"{hm / bm:.2f}x" if bm else "-"
+        old = results.get((name, "baseline"))
+        om = statistics.median(s for s, _ in old) if old else None
+        extra = f" {om:.2f} s | {hm / om:.2f}x |" if om else (" - | - |" if a.baseline else "")
         print(f"| {name} | {BUILDKIT_MEDIANS[name]:.2f} s | {f'{bm:.2f} s' if bm else '-'} | {hm:.2f} s | {ratio} | "
-              f"≤ {TARGETS[name]} s | {max(r for _, r in h):.0f} MiB |")
+              f"≤ {TARGETS[name]} s | {max(r for _, r in h):.0f} MiB |{extra}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-//! hoist: a daemonless OCI image builder. See `DESIGN.md` for the data flow; each module
+//! hoist: a daemonless OCI image builder. See `docs/architecture.md` for the data flow; each module
 //! below owns one step of it.
 
 #![deny(unsafe_code)]
