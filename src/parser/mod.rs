@@ -1,5 +1,7 @@
 //! Dockerfile text → typed AST (`ast`), BuildKit's shell-word expansion (`expand`),
-//! `--mount` option parsing (`mounts`) and `.dockerignore` matching (`dockerignore`).
+//! `--mount` option parsing (`mounts`) and `.dockerignore` matching (`dockerignore`). The
+//! instruction parser (`dockerfile`) reads argument syntax through `words` and heredocs
+//! through `heredoc`.
 //! Pure: no file, env or network access beyond the text it is given.
 
 pub mod ast;
@@ -7,8 +9,10 @@ pub mod diagnostic;
 mod dockerfile;
 pub mod dockerignore;
 pub mod expand;
+mod heredoc;
 pub mod lint;
 pub mod mounts;
+mod words;
 
 pub use ast::*;
 
