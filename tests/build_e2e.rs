@@ -401,3 +401,136 @@ fn cache_mount_seeded_from_a_stage_then_persists() {
     assert!(t.contains("Dockerfile:4"), "{t}");
     assert!(t.contains("cache mount source \"/nope\" not found"), "{t}");
 }
+
+/// `hoist build --output type=local,dest=OUT [flags] -` with `stdin` as its standard input.
+fn build_stdin(
+    root: &std::path::Path,
+    out: &std::path::Path,
+    flags: &[&str],
+    stdin: Vec<u8>,
+) -> Output {
+    use std::io::Write;
+    let mut cmd = common::run::Hoist::new(root)
+        .args(["build", "--progress", "plain", "--output"])
+        .arg(format!("type=local,dest={}", out.display()))
+        .args(flags)
+        .arg("-")
+        .command();
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    o
+}
+
+/// `docker build -`: stdin holds a context tar (the Dockerfile inside, `-f` naming another
+/// file in it; plain or gzip) or a lone Dockerfile.
+#[test]
+fn stdin_context_is_a_tar_or_a_dockerfile() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            &format!("FROM {BASE}\nCOPY data.txt /from-tar\n"),
+        ),
+        ("alt/Other", &format!("FROM {BASE}\nCOPY alt/note /note\n")),
+        ("data.txt", "packed\n"),
+        ("alt/note", "other dockerfile\n"),
+    ]);
+    let tar = |gzip: bool| -> Vec<u8> {
+        let o = Command::new("tar")
+            .arg(if gzip { "-czf" } else { "-cf" })
+            .arg("-")
+            .arg("-C")
+            .arg(ctx.path())
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        o.stdout
+    };
+    let out = tempfile::tempdir().unwrap();
+    let o = build_stdin(root.path(), &out.path().join("a"), &[], tar(false));
+    assert!(o.status.success(), "{}", text(&o));
+    let read = |p: &str| std::fs::read_to_string(out.path().join(p)).unwrap_or_default();
+    assert_eq!(read("a/from-tar"), "packed\n");
+    let o = build_stdin(
+        root.path(),
+        &out.path().join("b"),
+        &["-f", "alt/Other"],
+        tar(true),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(read("b/note"), "other dockerfile\n");
+    // A plain Dockerfile: the context holds just that file.
+    let df = format!("FROM {BASE}\nCOPY . /ctx/\nRUN ls /ctx > /listing\n");
+    let o = build_stdin(root.path(), &out.path().join("c"), &[], df.into_bytes());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(read("c/listing"), "Dockerfile\n");
+}
+
+/// BuildKit's RUN semantics in a real sandbox: a shebang heredoc is a script file run by its
+/// interpreter (`$0` is its path), a heredoc fed to a command still reaches its stdin, ARGs
+/// come through `FROM <stage>` and an ARG after an ENV of its name wins, the primary gid is
+/// among the groups, and an octal `--chmod` gives created destination dirs its mode.
+#[test]
+fn run_heredoc_scripts_args_groups_and_chmod_dirs_like_buildkit() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let df = format!(
+        "FROM {BASE} AS first\nARG FLAVOR=mild\n\
+         FROM first\nENV MODE=env\nARG MODE=arg\n\
+         RUN <<EOT\n#!/bin/sh -e\necho \"$0 $FLAVOR $MODE\" > /script\nstat -c %a \"$0\" > /script-mode\nEOT\n\
+         RUN <<EOT\n#!/bin/awk -f\nBEGIN {{ print \"awk ran\" > \"/awk-out\" }}\nEOT\n\
+         RUN <<EOT sh -c 'cat > /fed'\nthrough stdin\nEOT\n\
+         RUN id > /id-root\n\
+         COPY --link --chmod=700 data /made/deep/\n\
+         ADD --chmod=600 data /single/\n"
+    );
+    let ctx = context(&[("Dockerfile", &df), ("data", "d\n")]);
+    let out = tempfile::tempdir().unwrap();
+    let o = hoist(
+        root.path(),
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--output",
+            &format!("type=local,dest={}", out.path().display()),
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let read = |p: &str| std::fs::read_to_string(out.path().join(p)).unwrap_or_default();
+    assert_eq!(read("script"), "/dev/pipes/EOT mild arg\n");
+    assert_eq!(read("script-mode"), "755\n");
+    assert_eq!(read("awk-out"), "awk ran\n");
+    assert_eq!(read("fed"), "through stdin\n");
+    assert!(
+        read("id-root").contains("groups=0(root)"),
+        "{}",
+        read("id-root")
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::symlink_metadata(out.path().join(p))
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        (mode("made"), mode("made/deep"), mode("made/deep/data")),
+        (0o700, 0o700, 0o700)
+    );
+    assert_eq!((mode("single"), mode("single/data")), (0o600, 0o600));
+}

@@ -385,6 +385,57 @@ fn owners_modes_and_times() {
     assert!(e.to_string().contains("--chmod=bogus"), "{e}");
 }
 
+/// BuildKit gives the directories a COPY/ADD creates for its destination an octal
+/// `--chmod`'s mode; directories that exist keep theirs, a symbolic `--chmod` leaves 0755,
+/// and an archive's directory stays 0755.
+#[test]
+fn octal_chmod_sets_the_mode_of_created_destination_dirs() {
+    let t = setup();
+    t.file("g", "g");
+    t.copy(CopyRequest {
+        chmod: Some("0711".into()),
+        ..req(&["g"], "/a/b/")
+    })
+    .unwrap();
+    assert_eq!(mode(&t.out.join("a")), 0o711);
+    assert_eq!(mode(&t.out.join("a/b")), 0o711);
+    assert_eq!(mode(&t.out.join("a/b/g")), 0o711);
+    // A file destination: only its parents are created.
+    t.copy(CopyRequest {
+        chmod: Some("640".into()),
+        ..req(&["g"], "/p/q/renamed")
+    })
+    .unwrap();
+    assert_eq!(mode(&t.out.join("p/q")), 0o640);
+    assert_eq!(mode(&t.out.join("p/q/renamed")), 0o640);
+    // An image directory keeps its mode; only the new one below it takes the chmod.
+    fs::create_dir(t.image.join("keep")).unwrap();
+    fs::set_permissions(t.image.join("keep"), fs::Permissions::from_mode(0o751)).unwrap();
+    t.copy(CopyRequest {
+        chmod: Some("700".into()),
+        ..req(&["g"], "/keep/sub/")
+    })
+    .unwrap();
+    assert_eq!(mode(&t.out.join("keep")), 0o751);
+    assert_eq!(mode(&t.out.join("keep/sub")), 0o700);
+    t.copy(CopyRequest {
+        chmod: Some("go-rwx".into()),
+        ..req(&["g"], "/sym/d/")
+    })
+    .unwrap();
+    assert_eq!(mode(&t.out.join("sym/d")), 0o755);
+    assert_eq!(mode(&t.out.join("sym/d/g")), 0o600);
+    make_tar(&t, "m.tar", None);
+    t.copy(CopyRequest {
+        add: true,
+        chmod: Some("600".into()),
+        ..req(&["m.tar"], "/arch/x/")
+    })
+    .unwrap();
+    assert_eq!(mode(&t.out.join("arch/x")), 0o755);
+    assert_eq!(t.read("arch/x/pkg/in.txt"), "inner");
+}
+
 fn filetime_set(p: &Path, secs: i64) -> i64 {
     let st = Command::new("touch")
         .arg("-h")

@@ -312,10 +312,11 @@ fn args_reach_run_but_never_the_image() {
     let env = &runs[0].env;
     assert!(env.contains(&"V=from-cli".to_string()), "{env:?}");
     assert!(env.contains(&"GLOBAL=g".to_string()), "{env:?}");
-    assert!(env.contains(&"SHADOW=env".to_string()), "{env:?}");
+    // An ARG with a value declared after an ENV of its name wins in RUN (BuildKit).
+    assert!(env.contains(&"SHADOW=arg".to_string()), "{env:?}");
     assert!(
         !env.iter()
-            .any(|e| e == "SHADOW=arg" || e.starts_with("UNSET")),
+            .any(|e| e == "SHADOW=env" || e.starts_with("UNSET")),
         "{env:?}"
     );
     // Shell form: the shell expands; exec form: no expansion at all.
@@ -337,14 +338,55 @@ fn args_reach_run_but_never_the_image() {
     assert!(h.contains(&"ARG V=from-cli"), "{h:?}");
     assert!(h.contains(&"ARG UNSET"), "{h:?}");
     assert!(
-        h.contains(&"RUN |4 GLOBAL=g V=from-cli UNSET= SHADOW=env /bin/sh -c echo $V # buildkit"),
+        h.contains(&"RUN |4 GLOBAL=g V=from-cli UNSET= SHADOW=arg /bin/sh -c echo $V # buildkit"),
         "{h:?}"
     );
     assert!(
-        h.contains(&"RUN |4 GLOBAL=g V=from-cli UNSET= SHADOW=env /x $V # buildkit"),
+        h.contains(&"RUN |4 GLOBAL=g V=from-cli UNSET= SHADOW=arg /x $V # buildkit"),
         "{h:?}"
     );
     assert_eq!(out.manifest.layers.len(), 2);
+}
+
+/// BuildKit's state env: a stage built `FROM <stage>` starts with that stage's ARGs, and
+/// of an ENV and an ARG of the same name the later one wins, in RUN and in expansion.
+#[test]
+fn args_are_inherited_through_from_stage_and_the_later_of_env_and_arg_wins() {
+    if !is_root() {
+        eprintln!("skipped: RUN layers need root for overlay views");
+        return;
+    }
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let df = "ARG REL=1.2\nFROM scratch AS base\nARG REL\nARG FLAVOR=slim-$REL\n\
+              ENV MODE=env\nARG MODE=arg\nENV LABELLED=$MODE\nRUN one\n\
+              FROM base AS child\nENV OUT=$FLAVOR\nARG MODE\nRUN two\nENV MODE=again\nRUN three\n";
+    let out = lab.build(df, &sb);
+    let runs = sb.runs.lock().unwrap();
+    let has = |i: usize, e: &str| runs[i].env.iter().any(|x| x == e);
+    assert!(
+        has(0, "MODE=arg") && !has(0, "MODE=env"),
+        "{:?}",
+        runs[0].env
+    );
+    // The child stage sees the base stage's ARG values.
+    assert!(
+        has(1, "REL=1.2") && has(1, "FLAVOR=slim-1.2"),
+        "{:?}",
+        runs[1].env
+    );
+    assert!(has(1, "MODE=arg"), "{:?}", runs[1].env);
+    // A later ENV wins again.
+    assert!(
+        has(2, "MODE=again") && !has(2, "MODE=arg"),
+        "{:?}",
+        runs[2].env
+    );
+    let c = &out.config.config;
+    assert_eq!(c.env_get("LABELLED"), Some("arg"));
+    assert_eq!(c.env_get("OUT"), Some("slim-1.2"));
+    // ARG values never reach the image config.
+    assert!(c.env_get("FLAVOR").is_none() && c.env_get("REL").is_none());
 }
 
 #[test]

@@ -223,18 +223,25 @@ fn users_and_groups() {
         return;
     }
     let f = fixture();
-    let mut s = discard(&f, "id; echo HOME=$HOME");
+    let mut s = discard(&f, "id; grep Groups: /proc/self/status; echo HOME=$HOME");
     s.user = "app".into();
     let (code, out) = run(&f, &s);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("uid=1000(app) gid=1000(app) groups=10(wheel),2000(extra)"),
+        out.contains("uid=1000(app) gid=1000(app) groups=10(wheel),1000(app),2000(extra)"),
         "{out}"
     );
+    // The process's groups (the kernel sorts them): the primary gid is one, as in BuildKit.
+    assert!(out.contains("Groups:\t10 1000 2000 \n"), "{out}");
     assert!(out.contains("HOME=/home/app"), "{out}");
     s.user = "1234:wheel".into();
     let (_, out) = run(&f, &s);
-    assert!(out.contains("uid=1234 gid=10(wheel)\n"), "{out}");
+    // BuildKit/runc always give the primary gid as a group.
+    assert!(
+        out.contains("uid=1234 gid=10(wheel) groups=10(wheel)\n"),
+        "{out}"
+    );
+    assert!(out.contains("Groups:\t10 \n"), "{out}");
     assert!(out.contains("HOME=/\n"), "{out}");
     s.user = "ghost".into();
     let rt = OciRuntime::detect().unwrap().with_pool(f.pool.clone());

@@ -90,7 +90,7 @@ pub struct BuildArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub timeouts: super::RegistryTimeoutArgs,
-    /// Build context: a directory, or `-` for a tar on stdin
+    /// Build context: a directory, or `-` for a context tar (or a lone Dockerfile) on stdin
     pub context: String,
 }
 
@@ -104,7 +104,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         ))
     })?;
     // A context read from stdin lives in this temp dir until the build is done.
-    let mut stdin_ctx: Option<tempfile::TempDir> = None;
+    let mut stdin_ctx: Option<(Store, tempfile::TempDir)> = None;
     let plan = match validate(g, &a, &mut stdin_ctx)? {
         Validated::DryRun(text) => {
             out!("{text}");
@@ -148,22 +148,23 @@ enum Validated {
 fn validate(
     g: &GlobalArgs,
     a: &BuildArgs,
-    stdin_ctx: &mut Option<tempfile::TempDir>,
+    stdin_ctx: &mut Option<(Store, tempfile::TempDir)>,
 ) -> crate::Result<Validated> {
     let usage = |m: String| crate::Error::Usage(m);
     let root = g.store_root();
 
-    // Context: a directory, or a tar on stdin.
+    // Context: a directory, or a tar (or a Dockerfile) on stdin.
     let context: PathBuf = if a.context == "-" {
         if a.file.as_deref() == Some("-") {
             return Err(usage(
                 "cannot read both the context and the Dockerfile from stdin".into(),
             ));
         }
+        // The store stays open with the dir: its session (the dir's parent) lives as long.
         let store = Store::open(&root)?;
         let tmp = store.tmp_dir()?;
-        let dir = crate::copy::context::tar_stdin_context(std::io::stdin(), tmp.path())?;
-        *stdin_ctx = Some(tmp);
+        let dir = crate::copy::context::stdin_context(std::io::stdin(), tmp.path())?;
+        *stdin_ctx = Some((store, tmp));
         dir
     } else {
         let p = PathBuf::from(&a.context);
@@ -197,6 +198,8 @@ fn validate(
         }
         f => {
             let p = match f {
+                // With a stdin context, `-f` names a file inside it (as `docker build -`).
+                Some(f) if a.context == "-" => context.join(f.trim_start_matches('/')),
                 Some(f) => PathBuf::from(f),
                 None => context.join("Dockerfile"),
             };

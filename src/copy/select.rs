@@ -46,7 +46,7 @@ pub(crate) trait Sink {
     fn dir_end(&mut self, meta: &Meta, rel: &str, dest: &[String], apply: bool) -> Result<()>;
     /// A file, symlink or special file.
     fn leaf(&mut self, e: &SrcEntry, dest: &[String]) -> Result<()>;
-    /// A local archive ADD unpacks into directory `dest`.
+    /// A local archive ADD unpacks into directory `dest` (the sink creates it).
     fn archive(&mut self, e: &SrcEntry, dest: &[String]) -> Result<()>;
     /// A heredoc source.
     fn heredoc(&mut self, name: &str, content: &str, dest: &[String]) -> Result<()>;
@@ -577,7 +577,12 @@ fn copy_top<S: Sink>(
     } else if meta.kind != Kind::Dir && !base_name.is_empty() && (dest_dir || sink.is_dir(dest)?) {
         target.push(base_name.clone());
     }
-    if !target.is_empty() {
+    // An archive ADD unpacks into `dest`, which the sink makes itself (ignoring `--chmod`).
+    let unpack = req.add
+        && req.unpack != Some(false)
+        && meta.kind == Kind::File
+        && add::is_archive(&found).map_err(io_err(w.root_path.join(rel)))?;
+    if !target.is_empty() && !unpack {
         sink.mkdir_all(&target[..target.len() - 1])?;
     }
     Walker::flush(sink, &mut pending)?;
@@ -599,9 +604,7 @@ fn copy_top<S: Sink>(
             meta,
             rel: &canon_rel,
         };
-        let unpack = req.add && req.unpack != Some(false) && meta.kind == Kind::File;
-        if unpack && add::is_archive(&found).map_err(io_err(w.root_path.join(rel)))? {
-            sink.mkdir_all(dest)?;
+        if unpack {
             sink.archive(&e, dest)?;
         } else {
             sink.leaf(&e, &target)?;

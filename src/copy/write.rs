@@ -1,7 +1,8 @@
 //! Writes selected sources into the empty layer directory `out`, with BuildKit's metadata
 //! rules: `--chown` (or 0:0 from the context, kept from a rootfs), `--chmod`, modes and
 //! mtimes kept, hardlinks kept, symlinks copied as links, parent directories mirrored from
-//! the image (same mode/owner) or created 0755. All writes are fd-based and in-root.
+//! the image (same mode/owner) or created 0755 (an octal `--chmod`'s mode when given, as
+//! BuildKit). All writes are fd-based and in-root.
 
 use super::chmod::Chmod;
 use super::fsops::{self, Kind, Meta};
@@ -285,6 +286,16 @@ impl Writer {
         }
     }
 
+    /// The mode of a directory created for the destination: an octal `--chmod` (its
+    /// permission bits) as BuildKit's copy gives its MkdirAll, else 0755 (a symbolic
+    /// `--chmod` applies to the copied entries only).
+    fn created_dir_mode(&self) -> u32 {
+        match &self.chmod {
+            Some(Chmod::Octal(m)) => m & 0o777,
+            _ => 0o755,
+        }
+    }
+
     /// Makes directory `comps` in `out` with the given metadata unless it is there.
     fn mkdir_with(
         &mut self,
@@ -310,10 +321,10 @@ impl Writer {
 
     /// Creates the parents an archive entry needs (0755 root, or mirrored from the image).
     pub(crate) fn mkdir_all_plain(&mut self, comps: &[String]) -> Result<()> {
-        let saved = self.chown;
+        let saved = (self.chown, self.chmod.take());
         self.chown = None;
         let r = self.mkdir_all(comps);
-        self.chown = saved;
+        (self.chown, self.chmod) = saved;
         r
     }
 
@@ -530,7 +541,7 @@ impl Sink for Writer {
                 None => {
                     let owner = self.chown.unwrap_or((0, 0));
                     let t = self.epoch.map(|e| (e, 0)).unwrap_or_else(now);
-                    self.mkdir_with(comps, owner, 0o755, t)?;
+                    self.mkdir_with(comps, owner, self.created_dir_mode(), t)?;
                 }
             }
         }
@@ -674,6 +685,11 @@ impl Sink for Writer {
     }
 
     fn archive(&mut self, e: &SrcEntry, dest: &[String]) -> Result<()> {
+        // BuildKit unpacks into a 0755 directory (owned per `--chown`), whatever `--chmod`.
+        let chmod = self.chmod.take();
+        let made = self.mkdir_all(dest);
+        self.chmod = chmod;
+        made?;
         let src = fsops::open_read_at(e.dir, e.name).map_err(io_err(e.rel))?;
         add::extract_archive(std::fs::File::from(src), e.rel, self, dest)
     }

@@ -208,6 +208,10 @@ pub struct StageResult {
     pub config: ImageConfig,
     pub layers: Vec<Layer>,
     pub key: Digest,
+    /// Its ARGs in order: a stage built `FROM` this one starts with them.
+    pub args: Vec<(String, Option<String>)>,
+    /// The ARG values that shadow its env (see `State::arg_env`), inherited the same way.
+    pub arg_env: Vec<(String, String)>,
 }
 
 /// Runs a whole build: every stage the target needs, independent ones concurrently.

@@ -14,7 +14,9 @@ pub const MAX_DB_SIZE: u64 = 10 << 20;
 pub struct ResolvedUser {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups (from /etc/group member lists), unless a group was given.
+    /// The process's groups: the primary gid first (unless the list already holds it), then
+    /// the supplementary groups from /etc/group member lists when no group was given; as
+    /// BuildKit/runc set them, so `id` as root prints `groups=0(root)`.
     pub additional_gids: Vec<u32>,
     /// Home directory from /etc/passwd, when the user has an entry.
     pub home: Option<String>,
@@ -131,6 +133,10 @@ pub fn resolve_with(
                 }
             }
         }
+    }
+    // BuildKit adds the primary gid in front unless the supplementary list has it.
+    if !additional_gids.contains(&gid) {
+        additional_gids.insert(0, gid);
     }
     Ok(ResolvedUser {
         uid,
@@ -282,36 +288,46 @@ mod tests {
     fn root_by_default() {
         let u = r("").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_deref()), (0, 0, Some("/root")));
-        assert_eq!(u.additional_gids, vec![10]);
+        assert_eq!(u.additional_gids, vec![0, 10]);
     }
 
     #[test]
     fn by_name_with_supplementary_groups() {
         let u = r("app").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 1000));
-        assert_eq!(u.additional_gids, vec![10, 999]);
+        assert_eq!(u.additional_gids, vec![1000, 10, 999]);
         assert_eq!(u.home.as_deref(), Some("/home/app"));
+    }
+
+    /// A user whose primary group also lists it as a member keeps one copy, in /etc/group's
+    /// order (BuildKit only prepends the primary gid when it is missing).
+    #[test]
+    fn primary_gid_listed_once() {
+        let groups = parse_group("wheel:x:10:app\napp:x:1000:app\n");
+        let u = resolve_with("app", &parse_passwd(PASSWD), &groups, Path::new("/r")).unwrap();
+        assert_eq!(u.additional_gids, vec![10, 1000]);
     }
 
     #[test]
     fn by_uid_matches_passwd() {
         let u = r("1000").unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids.len()), (1000, 1000, 2));
+        assert_eq!((u.uid, u.gid, u.additional_gids.len()), (1000, 1000, 3));
     }
 
     #[test]
     fn explicit_group_drops_supplementary() {
         let u = r("app:staff").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 50));
-        assert!(u.additional_gids.is_empty());
+        assert_eq!(u.additional_gids, vec![50]);
         let u = r("1:4242").unwrap();
-        assert_eq!((u.uid, u.gid), (1, 4242));
+        assert_eq!((u.uid, u.gid, u.additional_gids), (1, 4242, vec![4242]));
     }
 
     #[test]
     fn unknown_numeric_uid_allowed_with_gid_0() {
         let u = r("4321").unwrap();
         assert_eq!((u.uid, u.gid, u.home), (4321, 0, None));
+        assert_eq!(u.additional_gids, vec![0]);
         assert_eq!(r("4321:7").unwrap().gid, 7);
     }
 

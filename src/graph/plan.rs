@@ -15,13 +15,16 @@ use std::fmt::Write;
 struct Scope {
     env: BTreeMap<String, String>,
     args: BTreeMap<String, Option<String>>,
+    /// ARG values declared after the last ENV of their name: they win over the env, as in
+    /// BuildKit (the later of ENV and ARG wins).
+    arg_env: BTreeMap<String, String>,
     /// True when the base is an image whose config (env) is unknown here.
     image_env: bool,
 }
 
 impl Scope {
     fn get(&self, k: &str) -> Option<String> {
-        if let Some(v) = self.env.get(k) {
+        if let Some(v) = self.arg_env.get(k).or_else(|| self.env.get(k)) {
             return Some(v.clone());
         }
         match self.args.get(k) {
@@ -140,6 +143,9 @@ fn step(
                 .map(|(k, v)| format!("{k}={v:?}"))
                 .collect::<Vec<_>>()
                 .join(" ");
+            for (k, _) in &vals {
+                scope.arg_env.remove(k);
+            }
             scope.env.extend(vals);
             out
         }
@@ -164,6 +170,11 @@ fn step(
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
+            for (k, v) in &vals {
+                if let Some(v) = v {
+                    scope.arg_env.insert(k.clone(), v.clone());
+                }
+            }
             scope.args.extend(vals);
             out
         }
@@ -213,8 +224,7 @@ pub fn render_with_escape(g: &BuildGraph, escape: char) -> String {
             },
             Source::Scratch => Scope::default(),
         };
-        // ARGs are scoped to their stage; ENV is inherited from a stage base.
-        scope.args.clear();
+        // A stage built on a stage inherits its ENV and its ARGs (BuildKit's state).
         render_stage(&mut s, g, st, &mut scope, escape);
         scopes.insert(i, scope);
     }

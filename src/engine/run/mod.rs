@@ -275,10 +275,13 @@ pub(crate) fn run_step(
                     source,
                 },
             )?;
+            // Close our write handle, keeping the path: exec fails with ETXTBSY while any
+            // process holds the script open for writing.
+            let f = f.into_temp_path();
             mounts.push(Mount {
                 target: target.clone(),
                 kind: MountKind::Bind {
-                    source: f.path().to_path_buf(),
+                    source: f.to_path_buf(),
                     readonly: true,
                 },
             });

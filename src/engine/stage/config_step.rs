@@ -34,7 +34,7 @@ pub(super) fn config_step(ctx: &Ctx, st: &mut State, instruction: &Instruction) 
                 out.push((ex(st, k)?, ex(st, v)?));
             }
             for (k, v) in &out {
-                rc(st).env_set(k, v);
+                st.set_env(k, v);
             }
             let desc = format!(
                 "ENV {}",
@@ -50,7 +50,7 @@ pub(super) fn config_step(ctx: &Ctx, st: &mut State, instruction: &Instruction) 
             for (n, def) in defs {
                 let def = def.as_ref().map(|d| ex(st, d)).transpose()?;
                 let v = crate::graph::args::stage_arg_value(&ctx.req.graph, n, def);
-                st.args.push((n.clone(), v));
+                st.declare_arg(n, v);
             }
             let shown: Vec<String> = st.args[st.args.len() - defs.len()..]
                 .iter()

@@ -37,8 +37,12 @@ pub(crate) struct State {
     pub config: ImageConfig,
     pub layers: Vec<Layer>,
     pub key: Digest,
-    /// ARGs declared in this stage, in order, with their values (None: declared, unset).
+    /// ARGs declared in this stage (and, through `FROM <stage>`, in the stages it is built
+    /// on), in order, with their values (None: declared, unset).
     pub args: Vec<(String, Option<String>)>,
+    /// ARG values that shadow the image env, as in BuildKit's state: an ARG with a value
+    /// sets its variable for expansion and RUN until a later ENV of the same name.
+    pub arg_env: Vec<(String, String)>,
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     pub cmd_set: bool,
     /// `created` of the newest layer, used for config-only history entries so a cached
@@ -49,34 +53,47 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// The variables expansion sees: ARG values, overridden by ENV.
+    /// The variables expansion sees: the image env, with the ARG values declared after
+    /// the last ENV of their name on top (the later of ENV and ARG wins, as in BuildKit).
     pub fn lookup(&self) -> impl Lookup + '_ {
         move |name: &str| -> Option<String> {
-            if let Some(v) = self.config.config.env_get(name) {
-                return Some(v.to_string());
+            if let Some((_, v)) = self.arg_env.iter().rev().find(|(n, _)| n == name) {
+                return Some(v.clone());
             }
-            self.args
-                .iter()
-                .rev()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, v)| v.clone())
+            self.config.config.env_get(name).map(str::to_string)
         }
     }
 
-    /// RUN's environment: the image env plus ARG values not shadowed by ENV.
+    /// RUN's environment: the image env with the ARG values of [`State::arg_env`] over it
+    /// (replacing a variable in place, else appended).
     pub fn run_env(&self) -> Vec<String> {
         let mut env = self.config.config.env.clone().unwrap_or_default();
-        for (n, v) in &self.args {
-            if let Some(v) = v
-                && self.config.config.env_get(n).is_none()
-                && !env
-                    .iter()
-                    .any(|e| e.split_once('=').is_some_and(|(k, _)| k == n))
+        for (n, v) in &self.arg_env {
+            let entry = format!("{n}={v}");
+            match env
+                .iter_mut()
+                .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == n)
             {
-                env.push(format!("{n}={v}"));
+                Some(e) => *e = entry,
+                None => env.push(entry),
             }
         }
         env
+    }
+
+    /// ARG `name` declared with `value`: recorded, and a value shadows the env from here on.
+    pub fn declare_arg(&mut self, name: &str, value: Option<String>) {
+        if let Some(v) = &value {
+            self.arg_env.retain(|(n, _)| n != name);
+            self.arg_env.push((name.to_string(), v.clone()));
+        }
+        self.args.push((name.to_string(), value));
+    }
+
+    /// ENV `name=value`: set in the image config; it now wins over an earlier ARG.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.arg_env.retain(|(n, _)| n != name);
+        self.config.config.env_set(name, value);
     }
 
     /// The snapshot dirs of the stage's layers, lowest first (the overlay lowers).
@@ -157,6 +174,7 @@ pub(crate) fn run_stage(
                 .part("platform", ctx.req.platform.to_string_short())
                 .root(),
             args: vec![],
+            arg_env: vec![],
             cmd_set: false,
             last_created: None,
             stream,
@@ -167,7 +185,9 @@ pub(crate) fn run_stage(
                 config: r.config.clone(),
                 layers: r.layers.clone(),
                 key: r.key.clone(),
-                args: vec![],
+                // A stage built on a stage starts with its ARGs (BuildKit's state carries them).
+                args: r.args.clone(),
+                arg_env: r.arg_env.clone(),
                 cmd_set: false,
                 last_created: r.config.created.clone(),
                 stream,
@@ -200,6 +220,7 @@ pub(crate) fn run_stage(
                 layers: b.layers,
                 key,
                 args: vec![],
+                arg_env: vec![],
                 cmd_set: false,
                 last_created,
                 stream,
@@ -270,6 +291,8 @@ pub(crate) fn run_stage(
         config: st.config,
         layers: st.layers,
         key: st.key,
+        args: st.args,
+        arg_env: st.arg_env,
     })
 }
 
