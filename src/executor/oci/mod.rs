@@ -27,7 +27,8 @@ mod spawn;
 
 use super::pool::default_pool_dir;
 use super::{
-    ExecutorError, Isolation, Result, RunSpec, View, cleanup, env, etc_files, init, prepare, user,
+    ExecutorError, Isolation, Result, RunSpec, Seccomp, View, cleanup, env, etc_files, init,
+    prepare, seccomp, user,
 };
 use bundle::SpecInputs;
 use run_state::RunState;
@@ -147,8 +148,14 @@ impl OciRuntime {
         let root = rootfs::mount(&mut st, spec)?;
         let who = user::resolve(&st.rootfs, &spec.user)?;
         let etc_files = etc_files::write(&st.dir, spec)?;
-        // PID 1 is hoist's init (a memfd on fd 3), which runs the user's argv as its child.
-        let argv = init::wrap_argv(&spec.argv);
+        // The command is PID 1, as in BuildKit; with `--init`, hoist's init (a memfd on fd 3)
+        // is, and runs the command as its child.
+        let argv = if spec.security.init {
+            init::wrap_argv(&spec.argv)
+        } else {
+            spec.argv.clone()
+        };
+        let seccomp = self.seccomp_filter(&spec.security.seccomp, out)?;
         let config = bundle::config(&SpecInputs {
             rootfs: st.rootfs.clone(),
             argv: &argv,
@@ -161,15 +168,53 @@ impl OciRuntime {
             mounts: &spec.mounts,
             limits: spec.limits,
             cgroups_path: format!("/hoist/{}", st.id),
+            no_new_privileges: spec.security.no_new_privileges,
+            seccomp,
         })
         .map_err(ExecutorError::RuntimeConfig)?;
         bundle::write(&st.dir, &config)?;
 
-        let code = spawn::run(self, &mut st, out)?;
+        let code = spawn::run(self, &mut st, spec.security.init, out)?;
 
         st.delete_container()?;
         root.finish(&mut st)?;
         st.remove_dirs()?;
         Ok(code)
+    }
+}
+
+impl OciRuntime {
+    /// The rendered seccomp filter for `mode`. Where the kernel or the runtime cannot apply
+    /// one, the default profile is skipped with a warning in the first run's output (once per
+    /// process), and a profile the user named is an error.
+    fn seccomp_filter(
+        &self,
+        mode: &Seccomp,
+        out: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<oci_spec::runtime::LinuxSeccomp>> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        let Some(filter) = seccomp::filter(mode, &bundle::default_cap_names())? else {
+            return Ok(None);
+        };
+        let Some(why) = seccomp::unsupported(&self.binary) else {
+            return Ok(Some(filter));
+        };
+        match mode {
+            Seccomp::Profile(p) => Err(seccomp::SeccompError::Unsupported {
+                path: p.source().to_path_buf(),
+                reason: why,
+            }
+            .into()),
+            _ => {
+                if !WARNED.swap(true, Ordering::SeqCst) {
+                    out(format!(
+                        "WARNING: {why}: running without Docker's default seccomp profile\n"
+                    )
+                    .as_bytes());
+                }
+                Ok(None)
+            }
+        }
     }
 }
