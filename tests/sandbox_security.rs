@@ -4,7 +4,8 @@
 //! - Docker's default seccomp profile applies (`Seccomp: 2`, `unshare -U` refused), unless
 //!   `--security-opt seccomp=unconfined`; `seccomp=PROFILE.json` applies the user's profile;
 //! - `no_new_privs` is off, so a setuid-root program run as `USER app` runs with euid 0;
-//!   `--security-opt no-new-privileges` turns it on.
+//!   `--security-opt no-new-privileges` turns it on;
+//! - a runtime without seccomp: the build says so once and goes on; a named profile fails.
 
 #![allow(clippy::print_stderr)]
 
@@ -174,5 +175,68 @@ fn security_opts_change_the_sandbox() {
     assert!(
         out.contains("--security-opt \"apparmor=x\"") && !out.contains("RAN"),
         "{out}"
+    );
+}
+
+#[test]
+fn a_runtime_without_seccomp_is_named_once_and_the_build_goes_on() {
+    if !can_run() {
+        return;
+    }
+    // The real runtime behind a wrapper whose `--version` says it was built without
+    // libseccomp, as runc says it then.
+    let real = hoist::executor::OciRuntime::detect().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("runc");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'runc version 1.1.5'; \
+             echo 'spec: 1.0.2-dev'; exit 0; fi\nexec {} \"$@\"\n",
+            real.binary().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let root = tempfile::tempdir().unwrap();
+    let c = context(&format!(
+        "FROM {BASE}\nRUN grep Seccomp: /proc/self/status\nRUN echo second\n"
+    ));
+    let o = common::Hoist::new(root.path())
+        .env("HOIST_RUNTIME", &wrapper)
+        .args(["build", "--progress", "plain", "--no-cache"])
+        .arg(c.path())
+        .output();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let warning = "was built without seccomp support: running without Docker's default seccomp \
+                   profile";
+    assert_eq!(t.matches(warning).count(), 1, "{t}");
+    assert!(
+        t.contains(" Seccomp:\t0\n") && t.contains(" second\n"),
+        "{t}"
+    );
+
+    // A profile asked for by name is not silently dropped.
+    let profile = dir.path().join("p.json");
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+    let o = common::Hoist::new(root.path())
+        .env("HOIST_RUNTIME", &wrapper)
+        .args(["run", "--security-opt"])
+        .arg(format!("seccomp={}", profile.display()))
+        .args([BASE, "echo", "RAN"])
+        .output();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "cannot apply the seccomp profile {}: the OCI runtime {} was built without \
+             seccomp support",
+            profile.display(),
+            wrapper.display()
+        )) && !t.contains("RAN"),
+        "{t}"
     );
 }
