@@ -27,8 +27,8 @@ mod spawn;
 
 use super::pool::default_pool_dir;
 use super::{
-    ExecutorError, Isolation, Result, RunSpec, Seccomp, View, cleanup, env, etc_files, init,
-    prepare, seccomp, user,
+    ExecutorError, Isolation, Result, RunSpec, View, cleanup, env, etc_files, init, prepare,
+    seccomp, user,
 };
 use bundle::SpecInputs;
 use run_state::RunState;
@@ -155,7 +155,12 @@ impl OciRuntime {
         } else {
             spec.argv.clone()
         };
-        let seccomp = self.seccomp_filter(&spec.security.seccomp, out)?;
+        let seccomp = seccomp::for_run(
+            &spec.security.seccomp,
+            &bundle::default_cap_names(),
+            &self.binary,
+            out,
+        )?;
         let config = bundle::config(&SpecInputs {
             rootfs: st.rootfs.clone(),
             argv: &argv,
@@ -180,41 +185,5 @@ impl OciRuntime {
         root.finish(&mut st)?;
         st.remove_dirs()?;
         Ok(code)
-    }
-}
-
-impl OciRuntime {
-    /// The rendered seccomp filter for `mode`. Where the kernel or the runtime cannot apply
-    /// one, the default profile is skipped with a warning in the first run's output (once per
-    /// process), and a profile the user named is an error.
-    fn seccomp_filter(
-        &self,
-        mode: &Seccomp,
-        out: &mut dyn FnMut(&[u8]),
-    ) -> Result<Option<oci_spec::runtime::LinuxSeccomp>> {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        let Some(filter) = seccomp::filter(mode, &bundle::default_cap_names())? else {
-            return Ok(None);
-        };
-        let Some(why) = seccomp::unsupported(&self.binary) else {
-            return Ok(Some(filter));
-        };
-        match mode {
-            Seccomp::Profile(p) => Err(seccomp::SeccompError::Unsupported {
-                path: p.source().to_path_buf(),
-                reason: why,
-            }
-            .into()),
-            _ => {
-                if !WARNED.swap(true, Ordering::SeqCst) {
-                    out(format!(
-                        "WARNING: {why}: running without Docker's default seccomp profile\n"
-                    )
-                    .as_bytes());
-                }
-                Ok(None)
-            }
-        }
     }
 }

@@ -21,6 +21,7 @@ use oci_spec::runtime::{
 };
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Docker's default profile (see this module's doc).
@@ -347,6 +348,40 @@ fn condition_all(profile: &Profile, c: &Condition, caps: &[String], host: &Host)
         None => true,
     };
     Ok(arch && cap && kernel)
+}
+
+/// The filter for one run of a backend whose OCI runtime is `runtime`: [`filter`], unless
+/// the kernel or the runtime cannot apply one ([`unsupported`]). Then the default profile is
+/// skipped with a warning written to `out` (the run's output) once per process, and a profile
+/// the user named is an error.
+pub(crate) fn for_run(
+    mode: &Seccomp,
+    caps: &[String],
+    runtime: &Path,
+    out: &mut dyn FnMut(&[u8]),
+) -> Result<Option<LinuxSeccomp>> {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let Some(f) = filter(mode, caps)? else {
+        return Ok(None);
+    };
+    let Some(why) = unsupported(runtime) else {
+        return Ok(Some(f));
+    };
+    match mode {
+        Seccomp::Profile(p) => Err(SeccompError::Unsupported {
+            path: p.source().to_path_buf(),
+            reason: why,
+        }),
+        Seccomp::Default | Seccomp::Unconfined => {
+            if !WARNED.swap(true, Ordering::SeqCst) {
+                out(
+                    format!("WARNING: {why}: running without Docker's default seccomp profile\n")
+                        .as_bytes(),
+                );
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// Why seccomp filters cannot be applied here (the kernel was built without them, or the
