@@ -1,5 +1,5 @@
 //! Builds `hoist-init` (src/executor/init/main.rs), the static PID 1 that hoist execs from a
-//! memfd in every sandbox, and leaves it in `$OUT_DIR/hoist-init`, where
+//! memfd in a sandbox run with `--init`, and leaves it in `$OUT_DIR/hoist-init`, where
 //! `src/executor/init.rs` embeds it with `include_bytes!`. That is all this script does.
 //!
 //! It is one self-contained file compiled with `$RUSTC` directly (no Cargo, no crates): static

@@ -78,6 +78,7 @@ fn spec(f: &Fixture, script: &str) -> RunSpec {
         network: Network::Host,
         mounts: vec![],
         limits: Limits::default(),
+        security: Default::default(),
     }
 }
 
@@ -160,13 +161,8 @@ fn isolation_pid_hostname_mounts() {
         ),
     );
     assert_eq!(code, 0, "{out}");
-    // PID 1 is hoist's init; the command is its child (as with `docker run --init`): PID 2
-    // with crun, a few more with runc, whose Go threads used the first PIDs.
-    let first = out.lines().next().unwrap_or("");
-    assert!(
-        first.ends_with(" ppid=1") && first != "pid=1 ppid=1",
-        "{out}"
-    );
+    // The command is PID 1, as in a BuildKit RUN.
+    assert_eq!(out.lines().next(), Some("pid=1 ppid=0"), "{out}");
     assert!(out.contains("\nsandbox\nsandbox\n"), "{out}");
     // Only the sandbox's own mounts are visible, none of the host's.
     let expected = [
@@ -187,7 +183,16 @@ fn isolation_pid_hostname_mounts() {
             expected.contains(&point) || point.starts_with("/proc/") || point.starts_with("/sys/"),
             "unexpected mount {l}\n{out}"
         );
+        // Read-only as BuildKit mounts them: the /etc files and the cgroup filesystem(s)
+        // (cgroup v1's tmpfs holding the hierarchies is the runtime's, and stays writable).
+        let opts = l.split(' ').nth(3).unwrap_or("");
+        if point.starts_with("/etc/")
+            || (point.starts_with("/sys/fs/cgroup") && !l.starts_with("tmpfs "))
+        {
+            assert!(opts.split(',').any(|o| o == "ro"), "{l} is writable\n{out}");
+        }
     }
+    assert!(out.contains(" /sys/fs/cgroup"), "no cgroup mount\n{out}");
 }
 
 #[test]
@@ -565,6 +570,12 @@ fn argv_spec(f: &Fixture, argv: &[&str]) -> RunSpec {
     s
 }
 
+/// `s` with hoist's init as PID 1 (`hoist run --init`).
+fn with_init(mut s: RunSpec) -> RunSpec {
+    s.security.init = true;
+    s
+}
+
 /// States of every process in the sandbox, from `cat /proc/[0-9]*/stat` output lines.
 fn proc_states(out: &str) -> Vec<(String, char)> {
     out.lines()
@@ -587,7 +598,7 @@ fn init_reaps_orphans() {
     // `sleep` that never waits. The orphan is re-parented to PID 1: without a reaping init it
     // would stay a zombie until the sandbox ends.
     let script = "(sleep 0.1 &); (sleep 0.6; cat /proc/[0-9]*/stat) & exec sleep 1";
-    let (code, out) = run(&f, &argv_spec(&f, &["/bin/sh", "-c", script]));
+    let (code, out) = run(&f, &with_init(argv_spec(&f, &["/bin/sh", "-c", script])));
     assert_eq!(code, 0, "{out}");
     let states = proc_states(&out);
     assert!(
@@ -606,7 +617,7 @@ fn init_propagates_exit_codes() {
         return;
     }
     let f = fixture();
-    let code = |argv: &[&str]| run(&f, &argv_spec(&f, argv));
+    let code = |argv: &[&str]| run(&f, &with_init(argv_spec(&f, argv)));
     assert_eq!(code(&["/bin/true"]).0, 0);
     assert_eq!(code(&["false"]).0, 1, "PATH lookup");
     assert_eq!(code(&["/bin/sh", "-c", "exit 3"]).0, 3);
@@ -624,6 +635,26 @@ fn init_propagates_exit_codes() {
 }
 
 #[test]
+fn command_as_pid_1_exit_codes() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let code = |argv: &[&str]| run(&f, &argv_spec(&f, argv));
+    assert_eq!(code(&["/bin/true"]).0, 0);
+    assert_eq!(code(&["false"]).0, 1, "PATH lookup");
+    assert_eq!(code(&["/bin/sh", "-c", "exit 3"]).0, 3);
+    // PID 1 of a namespace ignores its own signals that it has no handler for, as in a
+    // BuildKit RUN: the shell goes on.
+    assert_eq!(code(&["/bin/sh", "-c", "kill -TERM $$; exit 4"]).0, 4);
+    // A command that cannot start fails the run with the runtime's message.
+    let (c, out) = code(&["no-such-command", "x"]);
+    assert_ne!(c, 0, "{out}");
+    assert!(out.contains("no-such-command"), "{out}");
+}
+
+#[test]
 fn init_forwards_signals_to_the_command() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !can_run() {
@@ -632,7 +663,7 @@ fn init_forwards_signals_to_the_command() {
     let f = fixture();
     for sig in ["TERM", "INT", "HUP", "QUIT", "USR1", "USR2"] {
         let script = format!("trap 'echo got {sig}; exit 7' {sig}; kill -{sig} 1; sleep 5 & wait");
-        let (code, out) = run(&f, &argv_spec(&f, &["/bin/sh", "-c", &script]));
+        let (code, out) = run(&f, &with_init(argv_spec(&f, &["/bin/sh", "-c", &script])));
         assert_eq!((code, out.as_str()), (7, format!("got {sig}\n").as_str()));
     }
 }
@@ -649,8 +680,8 @@ fn only_stdio_fds_reach_the_command() {
     assert_eq!(code, 0, "{out}");
     let fds: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(fds, ["0", "1", "2", "3"], "{out}");
-    // The init keeps nothing open beyond stdio either.
-    let (code, out) = run(&f, &argv_spec(&f, &["/bin/ls", "/proc/1/fd"]));
+    // With `--init`, the init keeps nothing open beyond stdio either (nor its memfd on 3).
+    let (code, out) = run(&f, &with_init(argv_spec(&f, &["/bin/ls", "/proc/1/fd"])));
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"]);
 }
@@ -664,10 +695,10 @@ fn init_is_no_file_on_disk_and_leaves_no_trace() {
     let f = fixture();
     let (code, out) = run(
         &f,
-        &spec(
+        &with_init(spec(
             &f,
             "readlink /proc/1/exe; cat /proc/1/comm; echo $PPID; echo x > /f",
-        ),
+        )),
     );
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();

@@ -55,6 +55,7 @@ fn child_process() {
         network: Network::Host,
         mounts: vec![],
         limits: Limits::default(),
+        security: Default::default(),
     };
     let _ = rt.run(&spec, &mut |_| {});
     // Not reached when a signal ends the process.

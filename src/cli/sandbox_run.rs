@@ -1,7 +1,9 @@
-//! `hoist run`: run a command in a throwaway sandbox of an image, like `docker run --rm`.
+//! `hoist run`: run a command in a throwaway sandbox of an image, like `docker run --rm`: the
+//! command is PID 1 (`--init` puts hoist's reaping init in front), with Docker's default
+//! seccomp profile and no `no_new_privs` unless `--security-opt` says otherwise.
 
 use super::GlobalArgs;
-use crate::executor::{self, Isolation, Limits, Network, OciRuntime, RunSpec};
+use crate::executor::{self, Isolation, Limits, Network, OciRuntime, RunSpec, Seccomp, Security};
 use crate::oci::RunConfig;
 use clap::Args;
 use std::io::Write;
@@ -36,6 +38,13 @@ pub struct RunArgs {
     /// Override the image's entrypoint
     #[arg(long)]
     pub entrypoint: Option<String>,
+    /// Run an init inside the sandbox that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Security options: no-new-privileges[=true|false], seccomp=unconfined|PROFILE.json
+    /// (repeatable)
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
     #[command(flatten)]
     pub timeouts: super::RegistryTimeoutArgs,
     /// Image to run
@@ -51,6 +60,8 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
     let network = parse_network(&a.network)?;
     let memory = a.memory.as_deref().map(parse_memory).transpose()?;
     let cpus = a.cpus.as_deref().map(parse_cpus).transpose()?;
+    let mut security = parse_security_opts(&a.security_opt)?;
+    security.init = a.init;
     if let Some(w) = &a.workdir
         && !w.starts_with('/')
     {
@@ -121,6 +132,7 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
             cpus,
             pids: a.pids_limit,
         },
+        security,
     };
     let mut stdout = std::io::stdout();
     let code = runtime.run(&spec, &mut |b| {
@@ -169,6 +181,35 @@ pub fn parse_network(s: &str) -> crate::Result<Network> {
             "--network {s:?}: expected host or none"
         ))),
     }
+}
+
+/// `--security-opt` values, as `docker run` takes them: `no-new-privileges` (alone, or with
+/// `=`/`:` and `true`/`false`), `seccomp=unconfined` or `seccomp=PROFILE.json` (a profile in
+/// Docker's format, read now). Later options override earlier ones.
+pub fn parse_security_opts(opts: &[String]) -> crate::Result<Security> {
+    let mut s = Security::default();
+    for o in opts {
+        let (key, value) = match o.split_once(['=', ':']) {
+            Some((k, v)) => (k, Some(v)),
+            None => (o.as_str(), None),
+        };
+        match (key, value) {
+            ("no-new-privileges", None | Some("true")) => s.no_new_privileges = true,
+            ("no-new-privileges", Some("false")) => s.no_new_privileges = false,
+            ("seccomp", Some("unconfined")) => s.seccomp = Seccomp::Unconfined,
+            ("seccomp", Some(path)) if !path.is_empty() => {
+                s.seccomp = Seccomp::from_file(std::path::Path::new(path))
+                    .map_err(executor::ExecutorError::from)?
+            }
+            _ => {
+                return Err(crate::Error::Usage(format!(
+                    "--security-opt {o:?}: expected no-new-privileges[=true|false], \
+                     seccomp=unconfined or seccomp=PROFILE.json"
+                )));
+            }
+        }
+    }
+    Ok(s)
 }
 
 /// `--memory`: bytes with an optional `b`, `k`, `m`, `g` or `t` suffix (binary units, as
@@ -285,6 +326,45 @@ mod tests {
         assert_eq!(parse_network("none").unwrap(), Network::None);
         assert_eq!(parse_network("host").unwrap(), Network::Host);
         assert!(parse_network("bridge").is_err());
+    }
+
+    #[test]
+    fn security_opts() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let d = parse_security_opts(&[]).unwrap();
+        assert_eq!(d, Security::default());
+        assert!(!d.no_new_privileges && !d.init && d.seccomp == Seccomp::Default);
+        for on in [
+            "no-new-privileges",
+            "no-new-privileges=true",
+            "no-new-privileges:true",
+        ] {
+            assert!(
+                parse_security_opts(&v(&[on])).unwrap().no_new_privileges,
+                "{on}"
+            );
+        }
+        let off = parse_security_opts(&v(&["no-new-privileges", "no-new-privileges=false"]));
+        assert!(!off.unwrap().no_new_privileges);
+        let u = parse_security_opts(&v(&["seccomp=unconfined"])).unwrap();
+        assert_eq!(u.seccomp, Seccomp::Unconfined);
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("p.json");
+        std::fs::write(&f, r#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+        let p = parse_security_opts(&[format!("seccomp={}", f.display())]).unwrap();
+        assert!(matches!(p.seccomp, Seccomp::Profile(_)));
+        for bad in [
+            "apparmor=x",
+            "seccomp",
+            "seccomp=",
+            "no-new-privileges=maybe",
+        ] {
+            let e = parse_security_opts(&v(&[bad])).unwrap_err().to_string();
+            assert!(e.contains(&format!("--security-opt {bad:?}")), "{e}");
+        }
+        std::fs::write(&f, "{").unwrap();
+        let e = parse_security_opts(&[format!("seccomp={}", f.display())]).unwrap_err();
+        assert!(e.to_string().contains("not a seccomp profile"), "{e}");
     }
 
     #[test]

@@ -94,6 +94,7 @@ mod tests {
             network: Network::None,
             mounts: vec![],
             limits: Default::default(),
+            security: Default::default(),
         };
         let files = write(tmp.path(), &spec).unwrap();
         let dests: Vec<&str> = files.iter().map(|(d, _)| d.as_str()).collect();

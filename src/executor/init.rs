@@ -1,4 +1,5 @@
-//! The sandbox's PID 1: `hoist-init`, embedded in hoist and exec'd from a sealed memfd that
+//! `hoist run --init`'s PID 1 (`RunSpec::security.init`; by default the command itself is PID
+//! 1, as in BuildKit): `hoist-init`, embedded in hoist and exec'd from a sealed memfd that
 //! the OCI runtime passes to the container as fd 3 (`--preserve-fds 1`, process args
 //! `["/proc/self/fd/3", argv…]`). The init reaps orphans, forwards signals, closes fd 3 (and
 //! anything else >= 3) before exec'ing the user's command, and exits with its code. Nothing of it is ever in the rootfs: `/proc/1/exe` of a sandbox

@@ -14,10 +14,13 @@
 //! undoing it (`prepare`: symlink swap, stubs for mount targets), the `/etc` files
 //! (`etc_files`), the process environment (`env`), USER resolution ([`user`]), the
 //! upper-dir fixup that makes a diff hold exactly the changes BuildKit would record
-//! (`fixup`), in-root file operations (`fsutil`), and PID 1 of every sandbox: hoist's own
-//! static init (`init`, built by `build.rs`, like `docker run --init`), which reaps orphans,
-//! forwards signals and passes on the command's exit code. Live sandboxes and views are kept
-//! in a registry so a SIGINT/SIGTERM kills and unmounts them (`cleanup`).
+//! (`fixup`), in-root file operations (`fsutil`), the seccomp filter ([`seccomp`]: Docker's
+//! default profile, evaluated for the sandbox), and hoist's own static init (`init`, built by
+//! `build.rs`), which `docker run --init` puts in front of the command to reap orphans and
+//! forward signals. By default the sandbox is set up as BuildKit sets up a RUN ([`Security`]):
+//! the command is PID 1, `no_new_privs` is off, the default seccomp profile applies. Live
+//! sandboxes and views are kept in a registry so a SIGINT/SIGTERM kills and unmounts them
+//! (`cleanup`): the runtime's kill of the whole container, not PID 1, ends a run.
 
 mod cleanup;
 mod env;
@@ -29,12 +32,14 @@ mod oci;
 mod overlay;
 mod pool;
 mod prepare;
+pub mod seccomp;
 pub mod user;
 mod view;
 
 pub use cleanup::{cleanup_stale, install_signal_handlers, shutdown_requested};
 pub use oci::OciRuntime;
 pub use pool::default_pool_dir;
+pub use seccomp::Seccomp;
 pub use user::ResolvedUser;
 pub use view::View;
 
@@ -78,6 +83,21 @@ pub struct Limits {
     pub pids: Option<i64>,
 }
 
+/// How a sandbox is confined beyond its namespaces and capabilities. The default is what
+/// BuildKit gives a RUN (and `docker run` a container): the command is PID 1, `no_new_privs`
+/// is off (setuid programs such as `sudo` work), Docker's default seccomp profile applies.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Security {
+    /// hoist's init as PID 1, reaping orphans and forwarding signals to the command
+    /// (`docker run --init`).
+    pub init: bool,
+    /// Sets `no_new_privs`: setuid and file capabilities no longer raise privileges
+    /// (`--security-opt no-new-privileges`).
+    pub no_new_privileges: bool,
+    /// The seccomp filter (`--security-opt seccomp=…`).
+    pub seccomp: Seccomp,
+}
+
 /// One process to run in a sandbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSpec {
@@ -96,6 +116,8 @@ pub struct RunSpec {
     pub network: Network,
     pub mounts: Vec<Mount>,
     pub limits: Limits,
+    /// PID 1, `no_new_privs` and seccomp.
+    pub security: Security,
 }
 
 /// An isolation backend: it owns the whole life of a build's root filesystems, so that the
@@ -177,6 +199,9 @@ pub enum ExecutorError {
          most 10 MiB (replace it in an earlier step)"
     )]
     BadUserDb { path: PathBuf, reason: String },
+    /// A seccomp profile is unusable, or cannot be applied here.
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
     /// hoist is shutting down after SIGINT/SIGTERM.
     #[error("interrupted: hoist is shutting down")]
     Interrupted,

@@ -305,6 +305,7 @@ pub(crate) fn run_step(
             network: net,
             mounts,
             limits: Limits::default(),
+            security: Default::default(),
         };
         let mut tail: Vec<u8> = Vec::new();
         let reporter = ctx.reporter;

@@ -1,4 +1,5 @@
-//! hoist-init: PID 1 of every hoist sandbox, in the spirit of `docker run --init` (tini).
+//! hoist-init: PID 1 of a hoist sandbox run with `--init`, in the spirit of `docker run --init`
+//! (tini). Without it the command is PID 1, as in BuildKit.
 //!
 //! Not a module of the hoist crate: the top-level `build.rs` compiles this one file on its
 //! own into `$OUT_DIR/hoist-init`, which `src/executor/init.rs` embeds.

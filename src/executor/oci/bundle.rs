@@ -1,6 +1,7 @@
 //! The OCI runtime `config.json` of one run, as youki's typed [`Spec`] (`oci-spec`): Docker's
-//! default hardening (capabilities, `noNewPrivileges`, masked and read-only /proc paths,
-//! device rules), the namespaces, the standard mounts plus the `/etc` files and the run's
+//! default hardening (capabilities, the seccomp filter, masked and read-only /proc paths,
+//! device rules; `noNewPrivileges` only when asked, as BuildKit), the namespaces, BuildKit's
+//! standard mounts (`/sys/fs/cgroup` read-only) plus the read-only `/etc` files and the run's
 //! extra mounts, and cgroup limits. [`config`] is pure (tested without root) and returns the
 //! typed value, so a rootless backend can transform it (user namespace, id mappings) before
 //! [`write`] puts it in the bundle.
@@ -15,8 +16,8 @@ use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
     LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder,
     LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxResourcesBuilder, LinuxSeccomp, MountBuilder, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
 use std::path::{Path, PathBuf};
 
@@ -87,10 +88,31 @@ pub struct SpecInputs<'a> {
     pub limits: Limits,
     /// e.g. `/hoist/<id>`.
     pub cgroups_path: String,
+    /// Sets `no_new_privs` (off by default, as in BuildKit and `docker run`).
+    pub no_new_privileges: bool,
+    /// The rendered seccomp filter ([`crate::executor::seccomp::filter`]); `None`: none.
+    pub seccomp: Option<LinuxSeccomp>,
+}
+
+/// [`DEFAULT_CAPS`] by their names (`CAP_CHOWN`, …), as seccomp profiles' conditions name them.
+pub fn default_cap_names() -> Vec<String> {
+    DEFAULT_CAPS
+        .iter()
+        .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(String::from))
+        .collect()
 }
 
 /// Builds the runtime config.
 pub fn config(i: &SpecInputs) -> std::result::Result<Spec, OciSpecError> {
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces(i.network)?)
+        .cgroups_path(&i.cgroups_path)
+        .resources(resources(i.limits)?)
+        .masked_paths(MASKED_PATHS.map(String::from).to_vec())
+        .readonly_paths(READONLY_PATHS.map(String::from).to_vec())
+        .rootfs_propagation("rprivate")
+        .build()?;
+    linux.set_seccomp(i.seccomp.clone());
     let mut spec = SpecBuilder::default()
         .version(OCI_VERSION)
         .process(process(i)?)
@@ -102,16 +124,7 @@ pub fn config(i: &SpecInputs) -> std::result::Result<Spec, OciSpecError> {
         )
         .hostname(i.hostname)
         .mounts(mounts(i)?)
-        .linux(
-            LinuxBuilder::default()
-                .namespaces(namespaces(i.network)?)
-                .cgroups_path(&i.cgroups_path)
-                .resources(resources(i.limits)?)
-                .masked_paths(MASKED_PATHS.map(String::from).to_vec())
-                .readonly_paths(READONLY_PATHS.map(String::from).to_vec())
-                .rootfs_propagation("rprivate")
-                .build()?,
-        )
+        .linux(linux)
         .build()?;
     spec.set_annotations(None);
     Ok(spec)
@@ -148,7 +161,7 @@ fn process(i: &SpecInputs) -> std::result::Result<oci_spec::runtime::Process, Oc
         .env(i.env.clone())
         .cwd(i.cwd)
         .capabilities(capabilities)
-        .no_new_privileges(true)
+        .no_new_privileges(i.no_new_privileges)
         .build()?;
     p.set_rlimits(None);
     Ok(p)
@@ -207,13 +220,21 @@ fn mounts(i: &SpecInputs) -> std::result::Result<Vec<oci_spec::runtime::Mount>, 
             Path::new("sysfs"),
             &["nosuid", "noexec", "nodev", "ro"],
         )?,
+        // Read-only, as BuildKit mounts it: a step cannot move itself out of its cgroup.
+        m(
+            "/sys/fs/cgroup",
+            "cgroup",
+            Path::new("cgroup"),
+            &["ro", "nosuid", "noexec", "nodev"],
+        )?,
     ];
+    // Read-only like BuildKit's: `RUN echo … >> /etc/hosts` fails there too.
     for (dest, src) in &i.etc_files {
         out.push(m(
             dest,
             "bind",
             src,
-            &["rbind", "rprivate", "nosuid", "nodev", "noexec"],
+            &["nosuid", "noexec", "nodev", "rbind", "ro"],
         )?);
     }
     for mount in i.mounts {
@@ -347,6 +368,8 @@ mod tests {
                 pids: Some(64),
             },
             cgroups_path: "/hoist/x".into(),
+            no_new_privileges: false,
+            seccomp: None,
         }
     }
 
@@ -382,10 +405,12 @@ mod tests {
                    "options": ["nosuid", "noexec", "nodev"]}),
             json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
                    "options": ["nosuid", "noexec", "nodev", "ro"]}),
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                   "options": ["ro", "nosuid", "noexec", "nodev"]}),
         ];
         for (dest, src) in &i.etc_files {
             mounts.push(json!({"destination": dest, "type": "bind", "source": src,
-                               "options": ["rbind", "rprivate", "nosuid", "nodev", "noexec"]}));
+                               "options": ["nosuid", "noexec", "nodev", "rbind", "ro"]}));
         }
         for m in i.mounts {
             mounts.push(match &m.kind {
@@ -474,7 +499,7 @@ mod tests {
                 "env": i.env,
                 "cwd": i.cwd,
                 "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-                "noNewPrivileges": true
+                "noNewPrivileges": i.no_new_privileges
             },
             "root": {"path": i.rootfs, "readonly": false},
             "hostname": i.hostname,
@@ -579,7 +604,9 @@ mod tests {
             c["process"]["user"],
             json!({"uid": 5, "gid": 6, "additionalGids": [7]})
         );
-        assert_eq!(c["process"]["noNewPrivileges"], json!(true));
+        // Off, as BuildKit and `docker run` leave it: setuid programs work.
+        assert_eq!(c["process"]["noNewPrivileges"], json!(false));
+        assert!(c["linux"].get("seccomp").is_none());
         assert_eq!(
             c["process"]["capabilities"]["bounding"]
                 .as_array()
@@ -615,17 +642,48 @@ mod tests {
                 "/dev/shm",
                 "/dev/mqueue",
                 "/sys",
+                "/sys/fs/cgroup",
                 "/etc/hosts",
                 "/c",
                 "/b"
             ]
         );
-        assert_eq!(m[7]["options"][3], json!("size=4096"));
-        assert!(m[8]["options"].as_array().unwrap().contains(&json!("ro")));
-        assert!(
-            m[5]["options"].as_array().unwrap().contains(&json!("ro")),
-            "/sys must be read-only"
-        );
+        assert_eq!(m[8]["options"][3], json!("size=4096"));
+        assert!(m[9]["options"].as_array().unwrap().contains(&json!("ro")));
+        for (i, what) in [(5, "/sys"), (6, "/sys/fs/cgroup"), (7, "/etc/hosts")] {
+            assert!(
+                m[i]["options"].as_array().unwrap().contains(&json!("ro")),
+                "{what} must be read-only"
+            );
+        }
+    }
+
+    #[test]
+    fn security_options_reach_the_config() {
+        let argv = vec!["sh".to_string()];
+        let user = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            home: None,
+        };
+        let mut i = inputs(&argv, &user, &[]);
+        i.no_new_privileges = true;
+        i.seccomp = crate::executor::seccomp::filter(
+            &crate::executor::Seccomp::Default,
+            &default_cap_names(),
+        )
+        .unwrap();
+        let c = json_of(&i);
+        assert_eq!(c["process"]["noNewPrivileges"], json!(true));
+        let s = &c["linux"]["seccomp"];
+        assert_eq!(s["defaultAction"], json!("SCMP_ACT_ERRNO"));
+        assert_eq!(s["defaultErrnoRet"], json!(1));
+        // Rendered for Docker's caps: CAP_SYS_CHROOT's chroot is in, CAP_SYS_ADMIN's unshare out.
+        let text = s.to_string();
+        assert!(text.contains("\"chroot\"") && !text.contains("\"unshare\""));
+        assert_eq!(default_cap_names().len(), 14);
+        assert!(default_cap_names().contains(&"CAP_SYS_CHROOT".to_string()));
     }
 
     #[test]

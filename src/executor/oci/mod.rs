@@ -27,7 +27,8 @@ mod spawn;
 
 use super::pool::default_pool_dir;
 use super::{
-    ExecutorError, Isolation, Result, RunSpec, View, cleanup, env, etc_files, init, prepare, user,
+    ExecutorError, Isolation, Result, RunSpec, View, cleanup, env, etc_files, init, prepare,
+    seccomp, user,
 };
 use bundle::SpecInputs;
 use run_state::RunState;
@@ -147,8 +148,19 @@ impl OciRuntime {
         let root = rootfs::mount(&mut st, spec)?;
         let who = user::resolve(&st.rootfs, &spec.user)?;
         let etc_files = etc_files::write(&st.dir, spec)?;
-        // PID 1 is hoist's init (a memfd on fd 3), which runs the user's argv as its child.
-        let argv = init::wrap_argv(&spec.argv);
+        // The command is PID 1, as in BuildKit; with `--init`, hoist's init (a memfd on fd 3)
+        // is, and runs the command as its child.
+        let argv = if spec.security.init {
+            init::wrap_argv(&spec.argv)
+        } else {
+            spec.argv.clone()
+        };
+        let seccomp = seccomp::for_run(
+            &spec.security.seccomp,
+            &bundle::default_cap_names(),
+            &self.binary,
+            out,
+        )?;
         let config = bundle::config(&SpecInputs {
             rootfs: st.rootfs.clone(),
             argv: &argv,
@@ -161,11 +173,13 @@ impl OciRuntime {
             mounts: &spec.mounts,
             limits: spec.limits,
             cgroups_path: format!("/hoist/{}", st.id),
+            no_new_privileges: spec.security.no_new_privileges,
+            seccomp,
         })
         .map_err(ExecutorError::RuntimeConfig)?;
         bundle::write(&st.dir, &config)?;
 
-        let code = spawn::run(self, &mut st, out)?;
+        let code = spawn::run(self, &mut st, spec.security.init, out)?;
 
         st.delete_container()?;
         root.finish(&mut st)?;

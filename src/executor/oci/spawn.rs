@@ -1,6 +1,7 @@
-//! Running the container: `<runtime> --root <state> run --preserve-fds 1 --bundle <dir> <id>`
-//! in the foreground, in its own process group, with the init's memfd on fd 3; its stdout and
-//! stderr (one pipe, interleaved) streamed to the caller until it exits.
+//! Running the container: `<runtime> --root <state> run --bundle <dir> <id>` in the
+//! foreground, in its own process group (with `--init`, also `--preserve-fds 1` and the init's
+//! memfd on fd 3); its stdout and stderr (one pipe, interleaved) streamed to the caller until
+//! it exits.
 
 use super::OciRuntime;
 use super::run_state::RunState;
@@ -10,14 +11,23 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 
 /// Runs the bundle of `st` and streams its output to `out`; returns the exit code
-/// (128+signal when killed).
-pub(super) fn run(rt: &OciRuntime, st: &mut RunState, out: &mut dyn FnMut(&[u8])) -> Result<i32> {
+/// (128+signal when killed). `with_init`: the bundle's process starts with hoist's init, whose
+/// memfd goes on fd 3.
+pub(super) fn run(
+    rt: &OciRuntime,
+    st: &mut RunState,
+    with_init: bool,
+    out: &mut dyn FnMut(&[u8]),
+) -> Result<i32> {
     let (mut reader, writer) = std::io::pipe().map_err(io_err("pipe"))?;
     let writer2 = writer.try_clone().map_err(io_err("pipe"))?;
     let mut cmd = Command::new(&rt.binary);
-    cmd.arg("--root")
-        .arg(&st.state)
-        .args(["run", "--preserve-fds", "1", "--bundle"])
+    cmd.arg("--root").arg(&st.state).arg("run");
+    if with_init {
+        cmd.args(["--preserve-fds", "1"]);
+        init::pass_init_fd(&mut cmd)?;
+    }
+    cmd.arg("--bundle")
         .arg(&st.dir)
         .arg(&st.id)
         .stdin(Stdio::null())
@@ -25,7 +35,6 @@ pub(super) fn run(rt: &OciRuntime, st: &mut RunState, out: &mut dyn FnMut(&[u8])
         .stderr(writer2)
         // Own process group: a terminal's Ctrl-C reaches hoist, which kills the sandbox.
         .process_group(0);
-    init::pass_init_fd(&mut cmd)?;
     st.started = true;
     let mut child = cmd.spawn().map_err(|e| ExecutorError::Runtime {
         runtime: rt.name(),
