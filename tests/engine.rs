@@ -145,6 +145,7 @@ impl Lab {
             source_date_epoch: None,
             platform: Platform::host(),
             stream_push: None,
+            shared: Default::default(),
         }
     }
 
