@@ -428,8 +428,9 @@ fn independent_stages_run_concurrently() {
     let lab = Lab::new();
     let sb = FakeSandbox::default();
     // Each RUN sleeps 1 s in the fake. Concurrency is shown by overlap, not by a time limit:
-    // every run starts before any run ends.
-    let df = "FROM scratch AS a\nRUN sleep 10\nFROM scratch AS b\nRUN sleep 10\nFROM scratch AS c\nRUN sleep 10\nFROM scratch\nCOPY --from=a / /a\nCOPY --from=b / /b\nCOPY --from=c / /c\n";
+    // every run starts before any run ends. The RUNs differ: identical steps (equal keys) are
+    // computed once per build, as BuildKit merges identical vertices.
+    let df = "FROM scratch AS a\nRUN sleep 10\nFROM scratch AS b\nRUN sleep 11\nFROM scratch AS c\nRUN sleep 12\nFROM scratch\nCOPY --from=a / /a\nCOPY --from=b / /b\nCOPY --from=c / /c\n";
     let ev = Events::default();
     lab.build_req(&lab.request(df, &[], None), &sb, &ev)
         .unwrap();

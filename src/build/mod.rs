@@ -382,6 +382,34 @@ mod tests {
     }
 
     #[test]
+    fn each_platform_gets_its_target_args_and_build_platform_stages_keep_theirs() {
+        let df = crate::parser::parse(
+            "FROM --platform=$BUILDPLATFORM busybox AS tools\nRUN make\n\
+             FROM busybox:$TARGETARCH\nCOPY --from=tools /x /x\nRUN test\n",
+        )
+        .unwrap();
+        let arm = Platform::parse("linux/arm/v7").unwrap();
+        let p = PlatformPlan::resolve(&df, &GraphOptions::default(), arm.clone()).unwrap();
+        let args = &p.graph.build_args;
+        assert_eq!(args["TARGETPLATFORM"], "linux/arm/v7");
+        assert_eq!(args["TARGETARCH"], "arm");
+        assert_eq!(args["TARGETVARIANT"], "v7");
+        let host = Platform::host();
+        assert_eq!(args["BUILDPLATFORM"], host.to_string_short());
+        assert_eq!(args["BUILDARCH"], host.architecture);
+        // In FROM lines they need no ARG: the base names the target arch, the tools stage
+        // the build platform.
+        assert_eq!(
+            p.graph.stages[1].base,
+            crate::graph::Source::Image("busybox:arm".into())
+        );
+        let runs = p.run_platforms();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].1, host);
+        assert_eq!(runs[1].1, arm);
+    }
+
+    #[test]
     fn one_platform_is_a_manifest_several_an_index() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

@@ -119,7 +119,11 @@ impl Platform {
                 ("i386" | "i686" | "386", _) => ("386", None),
                 ("aarch64" | "arm64", v) => (
                     "arm64",
-                    v.filter(|v| !matches!(v.as_str(), "" | "8" | "v8" | "v8.0")),
+                    match v.as_deref() {
+                        None | Some("" | "8" | "v8" | "v8.0") => None,
+                        Some("9" | "9.0" | "v9.0") => Some("v9".into()),
+                        Some(_) => v,
+                    },
                 ),
                 ("armhf", _) => ("arm", Some("v7".into())),
                 ("armel", _) => ("arm", Some("v6".into())),

@@ -10,6 +10,7 @@ fn p(s: &str) -> Platform {
 fn parse_normalises_as_containerd() {
     assert_eq!(p("linux/arm64/v8"), p("linux/arm64"));
     assert_eq!(p("linux/arm64").to_string_short(), "linux/arm64");
+    assert_eq!(p("linux/arm64/9.0").to_string_short(), "linux/arm64/v9");
     assert_eq!(p("linux/aarch64").to_string_short(), "linux/arm64");
     assert_eq!(p("linux/arm").to_string_short(), "linux/arm/v7");
     assert_eq!(p("linux/arm/7").to_string_short(), "linux/arm/v7");
