@@ -127,18 +127,27 @@ pub(super) fn write_all(
     }
     if let Some(f) = &plan.metadata_file {
         let names: Vec<String> = plan.tags.iter().map(|t| t.to_string()).collect();
-        let mut meta = serde_json::json!({
-            "containerimage.digest": descriptor.digest.to_string(),
-            "containerimage.descriptor": {
+        // Keys in BuildKit's (sorted) order; a multi-platform image has no one config.
+        let mut meta = serde_json::Map::new();
+        if let Assembled::Manifest(o) = image {
+            meta.insert(
+                "containerimage.config.digest".into(),
+                o.config_digest.to_string().into(),
+            );
+        }
+        meta.insert(
+            "containerimage.descriptor".into(),
+            serde_json::json!({
                 "mediaType": descriptor.media_type,
                 "digest": descriptor.digest.to_string(),
                 "size": descriptor.size,
-            },
-            "image.name": names.join(","),
-        });
-        if let Assembled::Manifest(o) = image {
-            meta["containerimage.config.digest"] = o.config_digest.to_string().into();
-        }
+            }),
+        );
+        meta.insert(
+            "containerimage.digest".into(),
+            descriptor.digest.to_string().into(),
+        );
+        meta.insert("image.name".into(), names.join(",").into());
         std::fs::write(f, serde_json::to_vec_pretty(&meta).unwrap_or_default()).map_err(
             |source| crate::Error::Io {
                 path: f.clone(),
