@@ -220,3 +220,35 @@ fn a_docker_archive_of_two_platforms_is_refused_before_building() {
     assert!(!out.contains("ran-tools"), "nothing may run: {out}");
     assert!(!Path::new(&dest).exists());
 }
+
+#[test]
+fn a_failing_platform_fails_the_build_with_its_own_error() {
+    if !multi_lab() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {MULTI_BASE}\nRUN test \"$(uname -m)\" = x86_64\nRUN echo after\n"),
+    )
+    .unwrap();
+    let o = hoist(
+        root.path(),
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: Dockerfile:2: [linux/arm64] RUN") && last.contains("exit code: 1"),
+        "the arm64 RUN's failure, not a cancellation: {out}"
+    );
+}

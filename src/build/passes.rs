@@ -79,6 +79,23 @@ impl Reporter for PassReporter<'_> {
     }
 }
 
+/// A failed step's error names the platform whose pass failed, as BuildKit's
+/// `[linux/arm64 2/3] RUN …`: `Dockerfile:2: [linux/arm64] RUN …: …`.
+fn name_platform(e: crate::Error, platform: &Platform) -> crate::Error {
+    match e {
+        crate::Error::Engine(crate::engine::EngineError::Step {
+            location,
+            instruction,
+            error,
+        }) => crate::Error::Engine(crate::engine::EngineError::Step {
+            location,
+            instruction: format!("[{}] {instruction}", platform.to_string_short()),
+            error,
+        }),
+        other => other,
+    }
+}
+
 /// Everything a pass needs besides its platform.
 pub(super) struct Passes<'a> {
     pub plan: &'a BuildPlan,
@@ -90,7 +107,8 @@ pub(super) struct Passes<'a> {
 
 impl Passes<'_> {
     /// Runs every platform's pass, at most `available_parallelism` at once, reporting to
-    /// `reporter`. Results in `plan.platforms` order; the first error (in that order) wins.
+    /// `reporter`. Results in `plan.platforms` order. A failed pass stops the others at their
+    /// next step; its error (the first in that order) is returned.
     pub fn run(&self, reporter: &dyn Reporter) -> crate::Result<Vec<(Platform, BuildOutcome)>> {
         let plans = &self.plan.platforms;
         let shared = Arc::new(SharedSteps::default());
@@ -115,7 +133,17 @@ impl Passes<'_> {
                             pass: i,
                             ids: &ids,
                         };
-                        let out = self.one(p, shared.clone(), &r);
+                        let out = self.one(p, shared.clone(), &r).map_err(|e| {
+                            if several {
+                                name_platform(e, &p.platform)
+                            } else {
+                                e
+                            }
+                        });
+                        if out.is_err() {
+                            // The build fails anyway: the other passes stop between steps.
+                            shared.cancel();
+                        }
                         results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(out);
                     }
                 });
@@ -123,11 +151,21 @@ impl Passes<'_> {
         });
         let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::with_capacity(plans.len());
+        let mut cancelled = None;
         for (p, r) in plans.iter().zip(results) {
-            let r = r.ok_or(crate::engine::EngineError::Cancelled)?;
-            out.push((p.platform.clone(), r?));
+            match r {
+                Some(Ok(o)) => out.push((p.platform.clone(), o)),
+                // A pass stopped because another failed: report the failure, not the stop.
+                Some(Err(crate::Error::Engine(crate::engine::EngineError::Cancelled))) | None => {
+                    cancelled = Some(crate::engine::EngineError::Cancelled.into())
+                }
+                Some(Err(e)) => return Err(e),
+            }
         }
-        Ok(out)
+        match cancelled {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     fn one(

@@ -268,7 +268,7 @@ pub fn build(
                     }
                 };
                 match stage::run_stage(ctx, stage, &deps, &|| {
-                    failed.lock().map(|f| f.is_some()).unwrap_or(true)
+                    req.shared.is_cancelled() || failed.lock().map(|f| f.is_some()).unwrap_or(true)
                 }) {
                     Ok(res) => {
                         results

@@ -13,6 +13,7 @@
 use super::Layer;
 use crate::oci::Digest;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What a step produced: a layer (with its `created` time), or nothing (a config-only
@@ -30,6 +31,8 @@ pub(crate) type Slot = Arc<Mutex<Option<Produced>>>;
 #[derive(Debug, Default)]
 pub struct SharedSteps {
     slots: Mutex<HashMap<Digest, Slot>>,
+    /// Another pass failed: this one stops between steps, as stages of one pass do.
+    cancelled: AtomicBool,
 }
 
 impl SharedSteps {
@@ -41,5 +44,15 @@ impl SharedSteps {
             .entry(key.clone())
             .or_default()
             .clone()
+    }
+
+    /// Stops every pass sharing this memo at its next step boundary.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`SharedSteps::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
     }
 }

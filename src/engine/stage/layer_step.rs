@@ -55,6 +55,14 @@ pub(crate) fn layer_step_with(
     // waits here and reuses it (see `engine::shared`).
     let slot = ctx.req.shared.slot(&key);
     let mut memo = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if memo.is_none() && ctx.req.shared.is_cancelled() {
+        // The pass that held the slot failed and stopped the build: do not start it again.
+        ctx.reporter.event(BuildEvent::Failed {
+            id,
+            message: EngineError::Cancelled.to_string(),
+        });
+        return Err(EngineError::Cancelled);
+    }
     if let Some(done) = memo.clone() {
         ctx.reporter.event(BuildEvent::Cached { id });
         st.key = key;
