@@ -14,9 +14,10 @@
 //! ```
 
 pub mod archive;
+mod index;
 pub mod maintenance;
 
-use crate::oci::{Digest, Digester, ImageConfig, Index, Manifest};
+use crate::oci::{Digest, Digester, ImageConfig, Manifest};
 use rustix::fs::FlockOperation;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -500,28 +501,6 @@ impl Store {
     /// Removes a name; true if it existed. Blobs stay until `prune`.
     pub fn remove_image(&self, name: &str) -> Result<bool> {
         self.update_images(|m| m.remove(name).is_some())
-    }
-
-    /// The image index (or Docker manifest list) stored as `digest`, or None when that blob
-    /// is a single image's manifest.
-    pub fn load_index(&self, digest: &Digest) -> Result<Option<Index>> {
-        let bytes = self.read_blob_limited(digest, "manifest", MAX_MANIFEST_SIZE)?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
-                path: self.blob_path(digest),
-                what: "manifest",
-                source,
-            })?;
-        if v.get("manifests").is_none() {
-            return Ok(None);
-        }
-        serde_json::from_value(v)
-            .map(Some)
-            .map_err(|source| StoreError::Json {
-                path: self.blob_path(digest),
-                what: "image index",
-                source,
-            })
     }
 
     /// Reads and parses an image manifest and its config (both verified, size-limited).
