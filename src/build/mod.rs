@@ -1,8 +1,10 @@
 //! Build orchestration: a validated [`BuildPlan`] → the graph and one engine pass per
 //! platform → one assembled result → tags, cache export, push and `--output`s.
 //!
-//! The CLI turns flags into a `BuildPlan` and renders what [`execute`] reports through an
-//! [`Observer`]; nothing here prints. Below this module nothing branches on "several
+//! The passes run in parallel and share a memo of steps (`passes`); one platform gives a
+//! plain manifest, several an OCI image index (`index`), which tags, pushes and outputs then
+//! carry. The CLI turns flags into a `BuildPlan` and renders what [`execute`] reports through
+//! an [`Observer`]; nothing here prints. Below this module nothing branches on "several
 //! platforms": each platform is one ordinary engine pass, as with BuildKit's per-platform
 //! build functions joined at export.
 

@@ -31,6 +31,10 @@ struct PassReporter<'a> {
 
 impl PassReporter<'_> {
     fn id(&self, id: usize) -> usize {
+        // A single pass keeps the engine's ids as they are.
+        if self.label.is_none() {
+            return id;
+        }
         let mut g = self.ids.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = g.1.get(&(self.pass, id)) {
             return *i;

@@ -34,8 +34,8 @@ pub struct BuildArgs {
     /// Stage to build
     #[arg(long)]
     pub target: Option<String>,
-    /// Target platforms, comma-separated: os/arch[/variant][,…] (default
-    /// `$DOCKER_DEFAULT_PLATFORM`, else the host's). Several give one image index.
+    /// Target platforms os/arch[/variant], comma-separated (default
+    /// `$DOCKER_DEFAULT_PLATFORM`, else the host's); several give one image index
     #[arg(long)]
     pub platform: Option<String>,
     /// Do not use the build cache
