@@ -252,3 +252,43 @@ fn a_failing_platform_fails_the_build_with_its_own_error() {
         "the arm64 RUN's failure, not a cancellation: {out}"
     );
 }
+
+#[test]
+fn docker_default_platform_is_the_default_and_bad_platforms_are_named() {
+    // Planning only: no root, registry or emulator needed.
+    let root = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), DOCKERFILE).unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let o = common::Hoist::new(root.path())
+        .args(["build", "--dry-run", dir])
+        .env("DOCKER_DEFAULT_PLATFORM", "linux/arm64/v8,linux/amd64")
+        .output();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let a = out.find("# platform linux/arm64\n").expect(&out);
+    let b = out.find("# platform linux/amd64\n").expect(&out);
+    assert!(a < b, "in the order given: {out}");
+    // --platform wins over the variable.
+    let o = common::Hoist::new(root.path())
+        .args(["build", "--dry-run", "--platform", "linux/amd64", dir])
+        .env("DOCKER_DEFAULT_PLATFORM", "linux/arm64,linux/amd64")
+        .output();
+    assert!(!text(&o).contains("# platform"), "{}", text(&o));
+    let o = hoist(
+        root.path(),
+        &[
+            "build",
+            "--dry-run",
+            "--platform",
+            "linux/amd64,linux/",
+            dir,
+        ],
+    );
+    let out = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        out.contains("--platform \"linux/\": expected os/arch[/variant]"),
+        "{out}"
+    );
+}
