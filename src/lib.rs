@@ -14,6 +14,7 @@ pub mod graph;
 pub mod layers;
 pub mod oci;
 pub mod parser;
+pub mod platform;
 pub mod registry;
 pub mod store;
 
@@ -40,6 +41,8 @@ pub enum Error {
     Copy(#[from] copy::CopyError),
     #[error(transparent)]
     Build(#[from] build::BuildError),
+    #[error(transparent)]
+    Platform(#[from] platform::PlatformError),
     /// An image archive (`hoist load`) that is not what it claims: names the file.
     #[error("{path}: {source}")]
     Archive {

@@ -145,6 +145,7 @@ impl Lab {
             source_date_epoch: None,
             platform: Platform::host(),
             stream_push: None,
+            shared: Default::default(),
         }
     }
 
@@ -469,8 +470,9 @@ fn independent_stages_run_concurrently() {
     let lab = Lab::new();
     let sb = FakeSandbox::default();
     // Each RUN sleeps 1 s in the fake. Concurrency is shown by overlap, not by a time limit:
-    // every run starts before any run ends.
-    let df = "FROM scratch AS a\nRUN sleep 10\nFROM scratch AS b\nRUN sleep 10\nFROM scratch AS c\nRUN sleep 10\nFROM scratch\nCOPY --from=a / /a\nCOPY --from=b / /b\nCOPY --from=c / /c\n";
+    // every run starts before any run ends. The RUNs differ: identical steps (equal keys) are
+    // computed once per build, as BuildKit merges identical vertices.
+    let df = "FROM scratch AS a\nRUN sleep 10\nFROM scratch AS b\nRUN sleep 11\nFROM scratch AS c\nRUN sleep 12\nFROM scratch\nCOPY --from=a / /a\nCOPY --from=b / /b\nCOPY --from=c / /c\n";
     let ev = Events::default();
     lab.build_req(&lab.request(df, &[], None), &sb, &ev)
         .unwrap();
@@ -686,4 +688,54 @@ fn copy_link_makes_a_base_independent_layer() {
         1,
         "only WORKDIR: the plain COPY follows the new RUN"
     );
+}
+
+/// Two platforms' passes of one build share a memo of steps: a stage pinned to one platform
+/// (`FROM --platform=…`, the `$BUILDPLATFORM` pattern) is computed once even with
+/// `--no-cache` and run at the same time; steps reading `TARGETARCH` run per platform.
+#[test]
+fn passes_sharing_a_memo_compute_equal_steps_once() {
+    if !is_root() {
+        return;
+    }
+    let lab = Lab::new();
+    let sb = FakeSandbox::default();
+    let df = "FROM --platform=linux/amd64 scratch AS tools\nRUN sleep 5\nARG TARGETARCH\nRUN echo $TARGETARCH\nFROM scratch\nCOPY --from=tools / /\n";
+    let shared = std::sync::Arc::new(hoist::engine::SharedSteps::default());
+    let for_platform = |p: &str| {
+        let mut req = lab.request(df, &[], None);
+        let df = hoist::parser::parse(df).unwrap();
+        req.graph_options.platform = Some(p.into());
+        req.graph = hoist::graph::build(&df, &req.graph_options).unwrap();
+        req.platform = Platform::parse(p).unwrap();
+        req.no_cache = true;
+        req.shared = shared.clone();
+        req
+    };
+    let (amd, arm) = (for_platform("linux/amd64"), for_platform("linux/arm64"));
+    let (ev1, ev2) = (Events::default(), Events::default());
+    std::thread::scope(|s| {
+        let a = s.spawn(|| lab.build_req(&amd, &sb, &ev1));
+        let b = s.spawn(|| lab.build_req(&arm, &sb, &ev2));
+        a.join().unwrap().unwrap();
+        b.join().unwrap().unwrap();
+    });
+    let scripts: Vec<String> = sb
+        .runs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.argv.last().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        scripts.iter().filter(|s| s.as_str() == "sleep 5").count(),
+        1,
+        "{scripts:?}"
+    );
+    assert_eq!(
+        scripts.len(),
+        3,
+        "one shared RUN, one RUN per TARGETARCH: {scripts:?}"
+    );
+    assert_eq!(ev1.cached() + ev2.cached(), 1);
 }

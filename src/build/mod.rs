@@ -1,25 +1,27 @@
 //! Build orchestration: a validated [`BuildPlan`] → the graph and one engine pass per
 //! platform → one assembled result → tags, cache export, push and `--output`s.
 //!
-//! The CLI turns flags into a `BuildPlan` and renders what [`execute`] reports through an
-//! [`Observer`]; nothing here prints. Below this module nothing branches on "several
+//! The passes run in parallel and share a memo of steps (`passes`); one platform gives a
+//! plain manifest, several an OCI image index (`index`), which tags, pushes and outputs then
+//! carry. The CLI turns flags into a `BuildPlan` and renders what [`execute`] reports through
+//! an [`Observer`]; nothing here prints. Below this module nothing branches on "several
 //! platforms": each platform is one ordinary engine pass, as with BuildKit's per-platform
 //! build functions joined at export.
 
 mod cache_io;
-mod emulation;
+pub mod index;
 pub mod outputs;
+mod passes;
 mod publish;
 
 pub use cache_io::describe;
-pub use emulation::can_run;
 pub use outputs::{Output, OutputKind};
 
 use cache_io::CacheTransfer;
 
 use crate::cache::CacheIndex;
 use crate::cache::transfer::CacheLocation;
-use crate::engine::{self, BuildOutcome, BuildRequest, Reporter, Secret};
+use crate::engine::{BuildOutcome, BuildRequest, Reporter, Secret, SharedSteps};
 use crate::executor::Network;
 use crate::graph::{BuildGraph, GraphError, GraphOptions};
 use crate::layers::Compression;
@@ -28,8 +30,10 @@ use crate::parser::Dockerfile;
 use crate::parser::dockerignore::Matcher;
 use crate::registry::{Client, ImageRef, RegistryOptions, TimeLimit};
 use crate::store::Store;
+use index::IndexImage;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Errors of the orchestration itself (the modules it calls keep their own).
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +49,18 @@ pub enum BuildError {
         reference: String,
         error: Box<crate::Error>,
     },
-    /// Several platforms need an image index, which is not assembled yet.
-    #[error("building for {count} platforms at once is not supported yet; give one --platform")]
-    MultiPlatform { count: usize },
+    /// A Docker archive holds one image per name: several platforms cannot go there.
+    #[error(
+        "--output type=docker cannot hold a multi-platform image ({platforms}): docker load \
+         takes one image per name; use type=oci, or build one --platform"
+    )]
+    DockerMultiPlatform { platforms: String },
+    /// A stage whose RUN steps need a platform this machine cannot run.
+    #[error("{stage}: {error}")]
+    CannotRun {
+        stage: String,
+        error: crate::platform::PlatformError,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -84,6 +97,33 @@ impl PlatformPlan {
             graph,
             graph_options,
         })
+    }
+
+    /// The platform each built stage with RUN steps runs them for (its `FROM --platform`,
+    /// else this plan's), with the stage's name for errors.
+    pub fn run_platforms(&self) -> Vec<(String, Platform)> {
+        let g = &self.graph;
+        g.order
+            .iter()
+            .filter_map(|&i| g.stages.get(i))
+            .filter(|s| {
+                s.steps
+                    .iter()
+                    .any(|st| matches!(st.node.instruction, crate::parser::Instruction::Run { .. }))
+            })
+            .map(|s| {
+                let p = s
+                    .platform
+                    .as_deref()
+                    .and_then(Platform::parse)
+                    .unwrap_or_else(|| self.platform.clone());
+                let name = s
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("stage {}", s.index));
+                (format!("{name} (FROM line {})", s.from_node.span.start), p)
+            })
+            .collect()
     }
 }
 
@@ -170,21 +210,18 @@ pub trait Observer {
 #[derive(Debug, Clone)]
 pub enum Assembled {
     /// One platform: a plain image manifest.
-    Manifest(BuildOutcome),
-    // Several platforms: an image index over the per-platform manifests belongs here.
+    Manifest(Box<BuildOutcome>),
+    /// Several platforms: an image index over their manifests (in `BuildResult::platforms`).
+    Index(IndexImage),
 }
 
 impl Assembled {
-    /// The one image (manifest) of a single-platform build.
-    pub fn image(&self) -> &BuildOutcome {
-        match self {
-            Assembled::Manifest(o) => o,
-        }
-    }
-
-    /// The digest names and pushes refer to.
+    /// The digest names and pushes refer to (the manifest's, or the index's).
     pub fn digest(&self) -> &Digest {
-        &self.image().manifest_digest
+        match self {
+            Assembled::Manifest(o) => &o.manifest_digest,
+            Assembled::Index(i) => &i.digest,
+        }
     }
 }
 
@@ -197,27 +234,41 @@ pub struct BuildResult {
     pub image: Assembled,
 }
 
-/// Joins the per-platform results into one image. One platform is a plain manifest; several
-/// need an index, which is the next step (an error until then).
-fn assemble(outcomes: &[(Platform, BuildOutcome)]) -> Result<Assembled> {
+/// Joins the per-platform results into one image: one platform is a plain manifest, several
+/// an index stored in `store`.
+fn assemble(store: &Store, outcomes: &[(Platform, BuildOutcome)]) -> Result<Assembled> {
     match outcomes {
-        [(_, one)] => Ok(Assembled::Manifest(one.clone())),
-        several => Err(BuildError::MultiPlatform {
-            count: several.len(),
-        }),
+        [(_, one)] => Ok(Assembled::Manifest(Box::new(one.clone()))),
+        several => Ok(Assembled::Index(index::store_index(store, several)?)),
     }
+}
+
+/// Refuses, before any work, what cannot succeed: a Docker archive of several platforms, and
+/// RUN steps for a platform this machine cannot run (naming the package that would).
+fn precheck(plan: &BuildPlan) -> Result<()> {
+    if plan.platforms.len() > 1 && plan.outputs.iter().any(|o| o.kind == OutputKind::Docker) {
+        return Err(BuildError::DockerMultiPlatform {
+            platforms: plan
+                .platforms
+                .iter()
+                .map(|p| p.platform.to_string_short())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    for p in &plan.platforms {
+        for (stage, platform) in p.run_platforms() {
+            crate::platform::check_runnable(std::slice::from_ref(&platform))
+                .map_err(|error| BuildError::CannotRun { stage, error })?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `plan`: imports cache, builds every platform, assembles the image, names it, exports
 /// cache, pushes and writes the outputs. Progress and notices go to `observer`.
 pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<BuildResult> {
-    // Fail before any work when the results could not be assembled (see `assemble`).
-    if plan.platforms.len() != 1 {
-        return Err(BuildError::MultiPlatform {
-            count: plan.platforms.len(),
-        }
-        .into());
-    }
+    precheck(plan)?;
     let ignore = crate::copy::context::load_ignore(&plan.context, &plan.dockerfile_path)?;
     let store = Store::open(&plan.root)?;
     let pool = store.sandbox_pool();
@@ -239,15 +290,19 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
     // Held until the image is named, pushed and exported: the engine's own hold ends when it
     // returns, and a `prune` in that gap removed the new (still unnamed) image's blobs.
     let _gc = store.gc_shared_lock()?;
-    let mut outcomes = Vec::with_capacity(plan.platforms.len());
-    for p in &plan.platforms {
-        let req = request(plan, p, ignore.clone());
+    let passes = passes::Passes {
+        plan,
+        store: &store,
+        registry: &registry,
+        isolation: &sandbox,
+        ignore: &ignore,
+    };
+    let outcomes = {
+        // Dropped when the passes end, so a live view is finished before later notices.
         let reporter = observer.engine_reporter();
-        let outcome = engine::build(&req, &store, Some(&registry), &sandbox, reporter.as_ref())?;
-        drop(reporter);
-        outcomes.push((p.platform.clone(), outcome));
-    }
-    let image = assemble(&outcomes)?;
+        passes.run(reporter.as_ref())?
+    };
+    let image = assemble(&store, &outcomes)?;
     for t in &plan.tags {
         store.set_image(&t.to_string(), image.digest())?;
     }
@@ -266,7 +321,7 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
             observer,
         )?;
     }
-    outputs::write_all(&store, &sandbox, plan, image.image())?;
+    outputs::write_all(&store, &sandbox, plan, &image, &outcomes)?;
     Ok(BuildResult {
         platforms: outcomes,
         image,
@@ -274,7 +329,12 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
 }
 
 /// The engine's request for one platform of `plan`.
-fn request(plan: &BuildPlan, p: &PlatformPlan, ignore: Matcher) -> BuildRequest {
+fn request(
+    plan: &BuildPlan,
+    p: &PlatformPlan,
+    ignore: Matcher,
+    shared: Arc<SharedSteps>,
+) -> BuildRequest {
     BuildRequest {
         dockerfile_name: plan.dockerfile_name.clone(),
         dockerfile_text: plan.dockerfile_text.clone(),
@@ -297,6 +357,7 @@ fn request(plan: &BuildPlan, p: &PlatformPlan, ignore: Matcher) -> BuildRequest 
         } else {
             None
         },
+        shared,
     }
 }
 
@@ -323,15 +384,52 @@ mod tests {
     }
 
     #[test]
-    fn one_platform_is_a_manifest_several_are_not_assembled_yet() {
+    fn each_platform_gets_its_target_args_and_build_platform_stages_keep_theirs() {
+        let df = crate::parser::parse(
+            "FROM --platform=$BUILDPLATFORM busybox AS tools\nRUN make\n\
+             FROM busybox:$TARGETARCH\nCOPY --from=tools /x /x\nRUN test\n",
+        )
+        .unwrap();
+        let arm = Platform::parse("linux/arm/v7").unwrap();
+        let p = PlatformPlan::resolve(&df, &GraphOptions::default(), arm.clone()).unwrap();
+        let args = &p.graph.build_args;
+        assert_eq!(args["TARGETPLATFORM"], "linux/arm/v7");
+        assert_eq!(args["TARGETARCH"], "arm");
+        assert_eq!(args["TARGETVARIANT"], "v7");
+        let host = Platform::host();
+        assert_eq!(args["BUILDPLATFORM"], host.to_string_short());
+        assert_eq!(args["BUILDARCH"], host.architecture);
+        // In FROM lines they need no ARG: the base names the target arch, the tools stage
+        // the build platform.
+        assert_eq!(
+            p.graph.stages[1].base,
+            crate::graph::Source::Image("busybox:arm".into())
+        );
+        let runs = p.run_platforms();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].1, host);
+        assert_eq!(runs[1].1, arm);
+    }
+
+    #[test]
+    fn one_platform_is_a_manifest_several_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
         let one = vec![(Platform::host(), outcome(1))];
-        let a = assemble(&one).unwrap();
+        let a = assemble(&store, &one).unwrap();
+        assert!(matches!(a, Assembled::Manifest(_)));
         assert_eq!(a.digest(), &Digest::of(&[1]));
         let two = vec![
             (Platform::parse("linux/amd64").unwrap(), outcome(1)),
             (Platform::parse("linux/arm64").unwrap(), outcome(2)),
         ];
-        let e = assemble(&two).unwrap_err();
-        assert!(matches!(e, BuildError::MultiPlatform { count: 2 }), "{e}");
+        let a = assemble(&store, &two).unwrap();
+        let Assembled::Index(i) = &a else {
+            panic!("not an index: {a:?}")
+        };
+        let stored: crate::oci::Index =
+            serde_json::from_slice(&store.read_blob(a.digest()).unwrap()).unwrap();
+        assert_eq!(stored, i.index);
+        assert_eq!(stored.manifests.len(), 2);
     }
 }

@@ -1,11 +1,14 @@
 //! What a build writes besides the store: `--output` exporters (the image's filesystem as a
 //! directory (`local`) or a tar (`tar`), the image as an OCI layout tar (`oci`) or a Docker
-//! archive (`docker`, loadable by `docker load`)), `--iidfile` and `--metadata-file`.
+//! archive (`docker`, loadable by `docker load`)), `--iidfile` and `--metadata-file`. A
+//! multi-platform image goes out as BuildKit writes it: a directory per platform, or an OCI
+//! layout holding the index.
 
-use super::{BuildError, BuildPlan, Result};
+use super::index::IndexImage;
+use super::{Assembled, BuildError, BuildPlan, Result};
 use crate::engine::BuildOutcome;
 use crate::oci::layout::{ArchiveFormat, ArchiveImage, ArchiveName};
-use crate::oci::{Descriptor, media};
+use crate::oci::{Descriptor, Platform, media};
 use crate::registry::ImageRef;
 use crate::store::Store;
 use crate::store::archive::ArchiveError;
@@ -71,43 +74,80 @@ fn open_dest(dest: &Path) -> Result<Box<dyn Write>> {
     Ok(Box::new(std::io::BufWriter::with_capacity(1 << 20, f)))
 }
 
-/// Writes every `--output` of `plan`, then `--iidfile` and `--metadata-file`.
+/// Writes every `--output` of `plan`, then `--iidfile` and `--metadata-file`. `image` is
+/// the assembled result, `platforms` each platform's image.
 pub(super) fn write_all(
     store: &Store,
     isolation: &dyn crate::executor::Isolation,
     plan: &BuildPlan,
-    outcome: &BuildOutcome,
+    image: &Assembled,
+    platforms: &[(Platform, BuildOutcome)],
 ) -> crate::Result<()> {
     for o in &plan.outputs {
-        write_output(
-            store,
-            isolation,
-            outcome,
-            o,
-            &plan.tags,
-            plan.source_date_epoch,
-        )?;
+        match image {
+            Assembled::Manifest(outcome) => write_output(
+                store,
+                isolation,
+                outcome,
+                o,
+                &plan.tags,
+                plan.source_date_epoch,
+            )?,
+            Assembled::Index(index) => write_index_output(
+                store,
+                isolation,
+                index,
+                platforms,
+                o,
+                &plan.tags,
+                plan.source_date_epoch,
+            )?,
+        }
     }
+    // BuildKit's image ID of a multi-platform image is the index digest.
+    let (id, descriptor) = match image {
+        Assembled::Manifest(o) => (
+            o.config_digest.clone(),
+            Descriptor::new(
+                media::OCI_MANIFEST,
+                o.manifest_digest.clone(),
+                o.manifest_size,
+            ),
+        ),
+        Assembled::Index(i) => (
+            i.digest.clone(),
+            Descriptor::new(media::OCI_INDEX, i.digest.clone(), i.size),
+        ),
+    };
     if let Some(f) = &plan.iidfile {
-        std::fs::write(f, outcome.config_digest.to_string()).map_err(|source| {
-            crate::Error::Io {
-                path: f.clone(),
-                source,
-            }
+        std::fs::write(f, id.to_string()).map_err(|source| crate::Error::Io {
+            path: f.clone(),
+            source,
         })?;
     }
     if let Some(f) = &plan.metadata_file {
         let names: Vec<String> = plan.tags.iter().map(|t| t.to_string()).collect();
-        let meta = serde_json::json!({
-            "containerimage.digest": outcome.manifest_digest.to_string(),
-            "containerimage.config.digest": outcome.config_digest.to_string(),
-            "containerimage.descriptor": {
-                "mediaType": crate::oci::media::OCI_MANIFEST,
-                "digest": outcome.manifest_digest.to_string(),
-                "size": outcome.manifest_size,
-            },
-            "image.name": names.join(","),
-        });
+        // Keys in BuildKit's (sorted) order; a multi-platform image has no one config.
+        let mut meta = serde_json::Map::new();
+        if let Assembled::Manifest(o) = image {
+            meta.insert(
+                "containerimage.config.digest".into(),
+                o.config_digest.to_string().into(),
+            );
+        }
+        meta.insert(
+            "containerimage.descriptor".into(),
+            serde_json::json!({
+                "mediaType": descriptor.media_type,
+                "digest": descriptor.digest.to_string(),
+                "size": descriptor.size,
+            }),
+        );
+        meta.insert(
+            "containerimage.digest".into(),
+            descriptor.digest.to_string().into(),
+        );
+        meta.insert("image.name".into(), names.join(",").into());
         std::fs::write(f, serde_json::to_vec_pretty(&meta).unwrap_or_default()).map_err(
             |source| crate::Error::Io {
                 path: f.clone(),
@@ -116,6 +156,74 @@ pub(super) fn write_all(
         )?;
     }
     Ok(())
+}
+
+/// Writes a multi-platform image to `output` as BuildKit does: `local` gets one
+/// `os_arch[_variant]` directory per platform, `tar` the same as one tar, `oci` a layout whose
+/// `index.json` names the image index. `docker` was refused before the build.
+fn write_index_output(
+    store: &Store,
+    isolation: &dyn crate::executor::Isolation,
+    index: &IndexImage,
+    platforms: &[(Platform, BuildOutcome)],
+    output: &Output,
+    names: &[ImageRef],
+    source_date_epoch: Option<i64>,
+) -> Result<()> {
+    let dest = output.dest.as_path();
+    match output.kind {
+        OutputKind::Local => {
+            for (p, o) in platforms {
+                let sub = Output {
+                    kind: OutputKind::Local,
+                    dest: dest.join(p.dir_name()),
+                };
+                write_output(store, isolation, o, &sub, names, source_date_epoch)?;
+            }
+            Ok(())
+        }
+        OutputKind::Tar => {
+            let tmp = store.tmp_dir()?;
+            for (p, o) in platforms {
+                let sub = Output {
+                    kind: OutputKind::Local,
+                    dest: tmp.path().join(p.dir_name()),
+                };
+                write_output(store, isolation, o, &sub, names, source_date_epoch)?;
+            }
+            let mut out = open_dest(dest)?;
+            let opts = crate::layers::LayerOptions {
+                compression: crate::layers::Compression::Uncompressed,
+                source_date_epoch,
+            };
+            crate::layers::write_layer(tmp.path(), &opts, &mut out)?;
+            out.flush().map_err(io(dest))
+        }
+        OutputKind::Oci | OutputKind::Docker => {
+            let desc = Descriptor::new(media::OCI_INDEX, index.digest.clone(), index.size);
+            let names: Vec<ArchiveName> = names.iter().map(archive_name).collect();
+            let mtime = source_date_epoch.unwrap_or(0).max(0) as u64;
+            let mut out = open_dest(dest)?;
+            crate::store::archive::write_index_archive(store, &desc, &names, mtime, &mut out)
+                .map_err(archive_error(dest))?;
+            out.flush().map_err(io(dest))
+        }
+    }
+}
+
+/// An archive writer's error as this module's, naming `dest`.
+fn archive_error(dest: &Path) -> impl FnOnce(ArchiveError) -> BuildError + '_ {
+    move |e| match e {
+        ArchiveError::Store(e) => BuildError::Store(e),
+        ArchiveError::Io(source) => BuildError::Io {
+            path: dest.to_path_buf(),
+            source,
+        },
+        other => BuildError::Io {
+            path: dest.to_path_buf(),
+            source: std::io::Error::other(other),
+        },
+    }
 }
 
 /// Writes `outcome` to `output.dest` as `output.kind`. `names` are the image's names (the
@@ -192,17 +300,7 @@ pub fn write_output(
             let mtime = source_date_epoch.unwrap_or(0).max(0) as u64;
             let mut out = open_dest(dest)?;
             crate::store::archive::write_archive(store, &[image], format, mtime, &mut out)
-                .map_err(|e| match e {
-                    ArchiveError::Store(e) => BuildError::Store(e),
-                    ArchiveError::Io(source) => BuildError::Io {
-                        path: dest.to_path_buf(),
-                        source,
-                    },
-                    other => BuildError::Io {
-                        path: dest.to_path_buf(),
-                        source: std::io::Error::other(other),
-                    },
-                })?;
+                .map_err(archive_error(dest))?;
             out.flush().map_err(io(dest))
         }
     }

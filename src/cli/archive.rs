@@ -47,8 +47,21 @@ pub fn save(g: &GlobalArgs, a: SaveArgs) -> crate::Result<ExitCode> {
     };
     let store = open_store(g)?;
     let mut images = Vec::new();
+    let mut index = None;
     for img in &a.images {
         let (name, d) = find_image(&store, img)?;
+        if store.load_index(&d)?.is_some() {
+            // A multi-platform image: an OCI layout holding its index, alone.
+            if format != ArchiveFormat::Oci || a.images.len() != 1 {
+                return Err(Error::Usage(format!(
+                    "{img} is a multi-platform image (an index): save it alone with --format oci"
+                )));
+            }
+            let desc = Descriptor::new(media::OCI_INDEX, d.clone(), store.blob_size(&d)?);
+            let names = ImageRef::parse(&name).map(|r| vec![archive_name(&r)]);
+            index = Some((desc, names.unwrap_or_default()));
+            continue;
+        }
         let (m, _) = store.load_image(&d)?;
         let media_type = m.media_type.as_deref().unwrap_or(media::OCI_MANIFEST);
         images.push(ArchiveImage {
@@ -84,7 +97,11 @@ pub fn save(g: &GlobalArgs, a: SaveArgs) -> crate::Result<ExitCode> {
         })?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file());
-        archive::write_archive(&store, &images, format, 0, &mut w).map_err(|e| match e {
+        match &index {
+            Some((desc, names)) => archive::write_index_archive(&store, desc, names, 0, &mut w),
+            None => archive::write_archive(&store, &images, format, 0, &mut w),
+        }
+        .map_err(|e| match e {
             ArchiveError::Store(e) => Error::Store(e),
             ArchiveError::Io(e) => io(e),
             other => io(std::io::Error::other(other)),

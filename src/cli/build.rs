@@ -34,7 +34,8 @@ pub struct BuildArgs {
     /// Stage to build
     #[arg(long)]
     pub target: Option<String>,
-    /// Target platform os/arch[/variant]
+    /// Target platforms os/arch[/variant], comma-separated (default
+    /// `$DOCKER_DEFAULT_PLATFORM`, else the host's); several give one image index
     #[arg(long)]
     pub platform: Option<String>,
     /// Do not use the build cache
@@ -121,15 +122,24 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             return Err(e);
         }
     };
-    let image = result.image.image();
-    if a.quiet {
-        outln!("{}", image.config_digest);
-    } else {
-        errln!(
+    match &result.image {
+        crate::build::Assembled::Manifest(image) if a.quiet => {
+            outln!("{}", image.config_digest)
+        }
+        crate::build::Assembled::Manifest(image) => errln!(
             "built {} (manifest {})",
             image.config_digest,
             image.manifest_digest
-        );
+        ),
+        crate::build::Assembled::Index(index) if a.quiet => outln!("{}", index.digest),
+        crate::build::Assembled::Index(index) => {
+            let each: Vec<String> = result
+                .platforms
+                .iter()
+                .map(|(p, o)| format!("{} {}", p.to_string_short(), o.manifest_digest))
+                .collect();
+            errln!("built index {} ({})", index.digest, each.join(", "));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -244,50 +254,57 @@ fn validate(
             }
         }
     }
-    let platform = match &a.platform {
-        Some(p) => {
-            let want = Platform::parse(p)
-                .ok_or_else(|| usage(format!("--platform {p:?}: expected os/arch[/variant]")))?;
-            if !crate::build::can_run(&want) {
-                return Err(usage(format!(
-                    "--platform {p}: this machine is {}; building for another platform needs binfmt_misc with qemu-user-static (apt-get install qemu-user-static binfmt-support)",
-                    Platform::host().to_string_short()
-                )));
-            }
-            want
+    // `--platform`, else `$DOCKER_DEFAULT_PLATFORM` (as docker build), else the host's.
+    let platforms = match (&a.platform, std::env::var("DOCKER_DEFAULT_PLATFORM")) {
+        (Some(p), _) => Platform::parse_list(p, "--platform")?,
+        (None, Ok(p)) if !p.trim().is_empty() => {
+            Platform::parse_list(&p, "DOCKER_DEFAULT_PLATFORM")?
         }
-        None => Platform::host(),
+        _ => vec![Platform::host()],
     };
     let graph_options = GraphOptions {
         build_args,
         target: a.target.clone(),
         platform: None,
     };
-    // One platform today (the flag takes one); the plan holds a list and the build module
-    // loops over it.
-    let platform_plan = match PlatformPlan::resolve(&df, &graph_options, platform) {
-        Ok(p) => p,
-        Err(e) => {
-            let crate::graph::GraphError::Invalid { line, message } = &e;
-            let span = crate::parser::Span {
-                start: *line,
-                end: *line,
-            };
-            if *line > 0 {
-                errln!("{}", redacted_render(&df_name, &text, span, message));
-                return Err(crate::Error::Dockerfile {
-                    location: format!("{df_name}:{line}"),
-                    message: message.clone(),
-                });
+    // One graph per target platform (TARGETPLATFORM and friends differ); the build module
+    // runs one engine pass for each and joins them into an index.
+    let mut platform_plans = Vec::with_capacity(platforms.len());
+    for platform in platforms {
+        match PlatformPlan::resolve(&df, &graph_options, platform) {
+            Ok(p) => platform_plans.push(p),
+            Err(e) => {
+                let crate::graph::GraphError::Invalid { line, message } = &e;
+                let span = crate::parser::Span {
+                    start: *line,
+                    end: *line,
+                };
+                if *line > 0 {
+                    errln!("{}", redacted_render(&df_name, &text, span, message));
+                    return Err(crate::Error::Dockerfile {
+                        location: format!("{df_name}:{line}"),
+                        message: message.clone(),
+                    });
+                }
+                return Err(e.into());
             }
-            return Err(e.into());
         }
-    };
+    }
     if a.dry_run {
-        return Ok(Validated::DryRun(crate::graph::plan::render_with_escape(
-            &platform_plan.graph,
-            df.directives.escape,
-        )));
+        // Each platform's plan, headed by its platform when there are several.
+        let several = platform_plans.len() > 1;
+        let text: Vec<String> = platform_plans
+            .iter()
+            .map(|p| {
+                let plan = crate::graph::plan::render_with_escape(&p.graph, df.directives.escape);
+                if several {
+                    format!("# platform {}\n{plan}", p.platform.to_string_short())
+                } else {
+                    plan
+                }
+            })
+            .collect();
+        return Ok(Validated::DryRun(text.join("\n")));
     }
 
     let tags: Vec<ImageRef> = a
@@ -403,7 +420,7 @@ fn validate(
         dockerfile_path: df_path,
         dockerfile_text: text,
         context,
-        platforms: vec![platform_plan],
+        platforms: platform_plans,
         labels,
         no_cache: a.no_cache,
         no_cache_filter: a.no_cache_filter.clone(),

@@ -94,6 +94,8 @@ pub(super) fn human_size(n: u64) -> String {
 pub fn images(g: &GlobalArgs, a: ImagesArgs) -> crate::Result<ExitCode> {
     let store = open_store(g)?;
     let mut rows = Vec::new();
+    // Platforms of index rows: (row, platform, config digest, created, size).
+    let mut platforms: Vec<(usize, String, Digest, String, String)> = Vec::new();
     for (name, d) in store.list_images()? {
         let (repo, tag) = match ImageRef::parse(&name) {
             Ok(r) => {
@@ -107,6 +109,38 @@ pub fn images(g: &GlobalArgs, a: ImagesArgs) -> crate::Result<ExitCode> {
             }
             Err(_) => (name.clone(), "<none>".into()),
         };
+        // An index (a multi-platform build): its digest as ID, its images' total size, and
+        // one indented line per platform below it.
+        if let Ok(Some(idx)) = store.load_index(&d) {
+            let mut subs = Vec::new();
+            for m in &idx.manifests {
+                let platform = m
+                    .platform
+                    .as_ref()
+                    .map(|p| p.to_string_short())
+                    .unwrap_or_else(|| "unknown".into());
+                match store.load_image(&m.digest) {
+                    Ok((mm, c)) => {
+                        let size: u64 =
+                            mm.layers.iter().map(|l| l.size).sum::<u64>() + mm.config.size;
+                        subs.push((
+                            platform,
+                            mm.config.digest,
+                            c.created.unwrap_or_default(),
+                            size,
+                        ));
+                    }
+                    Err(_) => subs.push((platform, m.digest.clone(), "(missing)".into(), 0)),
+                }
+            }
+            let total: u64 = subs.iter().map(|s| s.3).sum();
+            let created = subs.iter().map(|s| s.2.clone()).max().unwrap_or_default();
+            rows.push((repo, tag, d.clone(), created, human_size(total)));
+            for (platform, id, created, size) in subs {
+                platforms.push((rows.len() - 1, platform, id, created, human_size(size)));
+            }
+            continue;
+        }
         let (id, size, created) = match store.load_image(&d) {
             Ok((m, c)) => {
                 let size: u64 = m.layers.iter().map(|l| l.size).sum::<u64>() + m.config.size;
@@ -140,16 +174,27 @@ pub fn images(g: &GlobalArgs, a: ImagesArgs) -> crate::Result<ExitCode> {
         "IMAGE ID",
         "CREATED"
     );
-    for (repo, tag, id, created, size) in rows {
-        let id = if a.no_trunc {
+    let show = |id: &Digest| {
+        if a.no_trunc {
             id.to_string()
         } else {
             id.short().to_string()
-        };
+        }
+    };
+    for (i, (repo, tag, id, created, size)) in rows.into_iter().enumerate() {
         outln!(
-            "{repo:<40} {tag:<16} {id:<14} {:<22} {size}",
+            "{repo:<40} {tag:<16} {:<14} {:<22} {size}",
+            show(&id),
             created.get(..19).unwrap_or(&created)
         );
+        for (_, platform, id, created, size) in platforms.iter().filter(|p| p.0 == i) {
+            outln!(
+                "  {:<55} {:<14} {:<22} {size}",
+                format!("└ {platform}"),
+                show(id),
+                created.get(..19).unwrap_or(created)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -186,6 +231,31 @@ pub fn rmi(g: &GlobalArgs, a: RmiArgs) -> crate::Result<ExitCode> {
 pub fn inspect(g: &GlobalArgs, a: InspectArgs) -> crate::Result<ExitCode> {
     let store = open_store(g)?;
     let (name, d) = find_image(&store, &a.image)?;
+    if let Some(idx) = store.load_index(&d)? {
+        // A multi-platform image: the index, then each platform's manifest and config.
+        let mut images = Vec::new();
+        for e in &idx.manifests {
+            let (m, c) = store.load_image(&e.digest)?;
+            images.push(serde_json::json!({
+                "Platform": e.platform.as_ref().map(|p| p.to_string_short()),
+                "Id": m.config.digest,
+                "Digest": e.digest,
+                "Manifest": m,
+                "Config": c,
+            }));
+        }
+        let v = serde_json::json!([{
+            "Name": name,
+            "Id": d,
+            "Digest": d,
+            "Index": idx,
+            "Platforms": images,
+        }]);
+        let text = serde_json::to_string_pretty(&v)
+            .map_err(|e| Error::Usage(format!("cannot render JSON: {e}")))?;
+        outln!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let (m, c) = store.load_image(&d)?;
     let v = serde_json::json!([{
         "Name": name,

@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// (repeatable)
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    /// Platform of the image to run, os/arch[/variant] (default: the host's); a foreign one
+    /// runs through binfmt_misc (qemu-user-static)
+    #[arg(long)]
+    pub platform: Option<String>,
     #[command(flatten)]
     pub timeouts: super::RegistryTimeoutArgs,
     /// Image to run
@@ -74,7 +78,17 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
     // Whatever a killed hoist left behind in the pool goes first.
     executor::cleanup_stale(runtime.pool())?;
 
-    let (config, lowers) = image_rootfs(g, &a.timeouts, &a.image)?;
+    let platform = match &a.platform {
+        Some(p) => {
+            let p = crate::oci::Platform::parse(p).ok_or_else(|| {
+                crate::Error::Usage(format!("--platform {p:?}: expected os/arch[/variant]"))
+            })?;
+            crate::platform::check_runnable(std::slice::from_ref(&p))?;
+            p
+        }
+        None => crate::oci::Platform::host(),
+    };
+    let (config, lowers) = image_rootfs(g, &a.timeouts, &a.image, &platform)?;
     let rc = &config.config;
     let argv = command_line(rc, a.entrypoint.as_deref(), &a.command);
     if argv.is_empty() {
@@ -153,6 +167,7 @@ fn image_rootfs(
     g: &GlobalArgs,
     timeouts: &super::RegistryTimeoutArgs,
     image: &str,
+    platform: &crate::oci::Platform,
 ) -> crate::Result<(crate::oci::ImageConfig, Vec<PathBuf>)> {
     let store = crate::store::Store::open(&g.store_root())?;
     let mut registry = crate::registry::Client::new(crate::registry::RegistryOptions {
@@ -165,7 +180,7 @@ fn image_rootfs(
         &store,
         Some(&registry),
         image,
-        &crate::oci::Platform::host(),
+        platform,
         crate::engine::base::Policy::PreferLocal,
         &warn,
     )?;

@@ -43,7 +43,30 @@ pub fn load(
     let name = r.to_string();
     // Serialise concurrent stages on the same base so it is pulled and unpacked once.
     let _lock = store.lock(&format!("base:{name}"), true)?;
-    let local = store.get_image(&name)?.filter(|d| store.has_blob(d));
+    // A name holds one platform's manifest (the last pulled): the local copy serves only
+    // when it is for `platform`, else a multi-platform build would reuse another's.
+    // A name may also hold an index (a multi-platform build): its entry for `platform`.
+    let local = store
+        .get_image(&name)?
+        .filter(|d| store.has_blob(d))
+        .and_then(|d| match store.load_index(&d) {
+            Ok(Some(idx)) => idx
+                .select(platform)
+                .map(|e| e.digest.clone())
+                .filter(|e| store.has_blob(e)),
+            _ => Some(d),
+        })
+        .filter(|d| {
+            store.load_image(d).is_ok_and(|(_, c)| {
+                let have = Platform {
+                    os: c.os,
+                    architecture: c.architecture,
+                    variant: c.variant,
+                    ..Default::default()
+                };
+                platform.rank(&have).is_some()
+            })
+        });
     let manifest_digest = match (registry, local) {
         (_, Some(d)) if (r.digest.is_some() || policy == Policy::PreferLocal) && !always_pull => d,
         (Some(c), Some(d)) if !always_pull => match c.resolve(&r, platform) {

@@ -11,10 +11,12 @@ pub mod config;
 pub mod history;
 mod output;
 mod run;
+pub mod shared;
 mod stage;
 mod stream;
 
 pub use output::BuildOutcome;
+pub use shared::SharedSteps;
 
 use crate::cache::CacheIndex;
 use crate::copy::HashCache;
@@ -130,6 +132,9 @@ pub struct BuildRequest {
     /// Layers of the target stage are then uploaded there while they are compressed; the push
     /// at the end finds them present (and uploads whatever streaming did not manage).
     pub stream_push: Option<ImageRef>,
+    /// Steps already computed by another platform's pass of the same build (see
+    /// [`shared`]); a fresh default for a single pass.
+    pub shared: Arc<SharedSteps>,
 }
 
 /// A progress event; `id` numbers steps in the order they start, like BuildKit's vertices.
@@ -267,7 +272,7 @@ pub fn build(
                     }
                 };
                 match stage::run_stage(ctx, stage, &deps, &|| {
-                    failed.lock().map(|f| f.is_some()).unwrap_or(true)
+                    req.shared.is_cancelled() || failed.lock().map(|f| f.is_some()).unwrap_or(true)
                 }) {
                     Ok(res) => {
                         results

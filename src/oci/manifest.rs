@@ -55,49 +55,7 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-impl Platform {
-    /// The platform hoist runs on (`linux/amd64`, `linux/arm64/v8`, …).
-    pub fn host() -> Platform {
-        let (architecture, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "aarch64" => ("arm64", Some("v8".to_string())),
-            "x86" => ("386", None),
-            "arm" => ("arm", Some("v7".to_string())),
-            "powerpc64" => ("ppc64le", None),
-            "s390x" => ("s390x", None),
-            "riscv64" => ("riscv64", None),
-            other => (other, None),
-        };
-        Platform {
-            architecture: architecture.into(),
-            os: "linux".into(),
-            variant,
-            ..Default::default()
-        }
-    }
-
-    /// Parses `os/arch[/variant]`.
-    pub fn parse(s: &str) -> Option<Platform> {
-        let parts: Vec<&str> = s.split('/').collect();
-        if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-            return None;
-        }
-        Some(Platform {
-            os: parts[0].to_string(),
-            architecture: parts[1].to_string(),
-            variant: parts.get(2).map(|v| v.to_string()),
-            ..Default::default()
-        })
-    }
-
-    /// `os/arch[/variant]`.
-    pub fn to_string_short(&self) -> String {
-        match &self.variant {
-            Some(v) => format!("{}/{}/{}", self.os, self.architecture, v),
-            None => format!("{}/{}", self.os, self.architecture),
-        }
-    }
-}
+// Parsing, normalising and matching platforms live in `crate::platform`.
 
 /// A content descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,18 +112,11 @@ pub struct Index {
 }
 
 impl Index {
-    /// The entry for `want` (os, architecture, and variant when both name one).
+    /// The entry for `want`: the same platform after normalising, else containerd's best
+    /// fallback (`arm/v7` takes `arm/v6`; see [`crate::platform::best_match`]).
     pub fn select(&self, want: &Platform) -> Option<&Descriptor> {
-        let matches = |p: &Platform| {
-            p.os == want.os
-                && p.architecture == want.architecture
-                && match (&p.variant, &want.variant) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                }
-        };
-        self.manifests
-            .iter()
-            .find(|d| d.platform.as_ref().is_some_and(matches))
+        let i =
+            crate::platform::best_match(want, self.manifests.iter().map(|d| d.platform.as_ref()))?;
+        self.manifests.get(i)
     }
 }

@@ -61,14 +61,84 @@ pub fn write_archive(
     mtime: u64,
     out: &mut dyn Write,
 ) -> Result<()> {
+    let docker = if format == ArchiveFormat::Docker {
+        let entries: Vec<DockerManifestEntry> =
+            images.iter().map(ArchiveImage::docker_entry).collect();
+        Some(to_json(&entries)?)
+    } else {
+        None
+    };
+    let blobs: Vec<&Digest> = images.iter().flat_map(ArchiveImage::blobs).collect();
+    write_tar(
+        store,
+        &blobs,
+        &to_json(&layout::index(images))?,
+        docker.as_deref(),
+        mtime,
+        out,
+    )
+}
+
+/// Writes the image index `index` (a descriptor of a stored index) as an OCI layout into
+/// `out`: every blob of every image it lists, the index itself, and an `index.json` whose one
+/// entry is the index, annotated with the first of `names`.
+pub fn write_index_archive(
+    store: &Store,
+    index: &Descriptor,
+    names: &[layout::ArchiveName],
+    mtime: u64,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let bytes = store.read_blob_limited(&index.digest, "index", super::MAX_MANIFEST_SIZE)?;
+    let idx: Index = serde_json::from_slice(&bytes).map_err(|error| ArchiveError::Json {
+        entry: format!("index {}", index.digest),
+        error,
+    })?;
+    let mut blobs: Vec<Digest> = Vec::new();
+    for m in &idx.manifests {
+        let (manifest, _) = store.load_image(&m.digest)?;
+        blobs.push(manifest.config.digest.clone());
+        blobs.extend(manifest.layers.iter().map(|l| l.digest.clone()));
+        blobs.push(m.digest.clone());
+    }
+    blobs.push(index.digest.clone());
+    // Only its `index.json` entry is used (the blobs are listed above), so `config` and
+    // `layers` are placeholders.
+    let top = ArchiveImage {
+        manifest: index.clone(),
+        config: index.digest.clone(),
+        layers: vec![],
+        names: names.to_vec(),
+    };
+    let refs: Vec<&Digest> = blobs.iter().collect();
+    write_tar(
+        store,
+        &refs,
+        &to_json(&layout::index(std::slice::from_ref(&top)))?,
+        None,
+        mtime,
+        out,
+    )
+}
+
+/// The one tar writer of both: `blobs` (each once), `oci-layout`, `index.json`, and the
+/// docker-archive's `manifest.json` when given.
+fn write_tar(
+    store: &Store,
+    blobs: &[&Digest],
+    index_json: &[u8],
+    docker_manifest: Option<&[u8]>,
+    mtime: u64,
+    out: &mut dyn Write,
+) -> Result<()> {
     let mut tb = tar::Builder::new(out);
     for dir in ["blobs/", "blobs/sha256/"] {
         let mut h = file_header(0, 0o755, mtime, tar::EntryType::Directory);
         tb.append_data(&mut h, dir, std::io::empty())?;
     }
     let mut seen = BTreeSet::new();
-    for d in images.iter().flat_map(ArchiveImage::blobs) {
-        if !seen.insert(d.clone()) {
+    for d in blobs {
+        if !seen.insert((*d).clone()) {
             continue;
         }
         let f = store.open_blob(d)?;
@@ -82,11 +152,9 @@ pub fn write_archive(
         tb.append_data(&mut h, path, data)
     };
     file(layout::LAYOUT_FILE, layout::LAYOUT_JSON)?;
-    file(layout::INDEX_FILE, &to_json(&layout::index(images))?)?;
-    if format == ArchiveFormat::Docker {
-        let entries: Vec<DockerManifestEntry> =
-            images.iter().map(ArchiveImage::docker_entry).collect();
-        file(layout::DOCKER_MANIFEST_FILE, &to_json(&entries)?)?;
+    file(layout::INDEX_FILE, index_json)?;
+    if let Some(m) = docker_manifest {
+        file(layout::DOCKER_MANIFEST_FILE, m)?;
     }
     tb.finish()?;
     Ok(())

@@ -278,6 +278,14 @@ impl Store {
         let mut blobs = BTreeSet::new();
         let mut snaps = BTreeSet::new();
         collect(self, d, &mut blobs, &mut snaps, 0).map_err(|e| e.to_string())?;
+        // An index (a multi-platform build) is whole when each of its images is.
+        if let Ok(Some(idx)) = self.load_index(d) {
+            for m in &idx.manifests {
+                self.check_image(&m.digest)
+                    .map_err(|e| format!("image {} of index {d}: {e}", m.digest))?;
+            }
+            return Ok(());
+        }
         if let Ok((m, _)) = self.load_image(d) {
             for l in &m.layers {
                 match self.blob_size(&l.digest) {

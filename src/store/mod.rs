@@ -14,6 +14,7 @@
 //! ```
 
 pub mod archive;
+mod index;
 pub mod maintenance;
 
 use crate::oci::{Digest, Digester, ImageConfig, Manifest};

@@ -333,3 +333,34 @@ fn archives_round_trip_through_the_one_writer_and_reader() {
         }
     }
 }
+
+#[test]
+fn an_index_of_whole_images_passes_fsck_and_keeps_them_from_prune() {
+    let t = tempfile::tempdir().unwrap();
+    let s = Store::open(t.path()).unwrap();
+    let (md, layer, _) = tiny_image(&s);
+    let size = s.blob_size(&md).unwrap();
+    let index = crate::oci::Index {
+        schema_version: 2,
+        media_type: Some(media::OCI_INDEX.into()),
+        manifests: vec![Descriptor::new(media::OCI_MANIFEST, md.clone(), size)],
+        annotations: None,
+    };
+    let id = s.put_blob(&serde_json::to_vec(&index).unwrap()).unwrap();
+    s.set_image("multi:1", &id).unwrap();
+    assert_eq!(s.load_index(&id).unwrap(), Some(index));
+    assert_eq!(s.load_index(&md).unwrap(), None);
+    assert!(s.fsck(false).unwrap().issues.is_empty());
+    s.prune(&ExtraRoots::default()).unwrap();
+    assert!(s.has_blob(&md) && s.has_blob(&layer));
+    // A missing image of the index breaks it.
+    fs::remove_file(s.blob_path(&layer)).unwrap();
+    let r = s.fsck(false).unwrap();
+    assert!(
+        r.issues
+            .iter()
+            .any(|i| matches!(i, FsckIssue::BrokenImage { name, .. } if name == "multi:1")),
+        "{:?}",
+        r.issues
+    );
+}

@@ -1,7 +1,8 @@
 //! The one runner of the `hoist` binary under test.
 //!
 //! Environment rule: a run never inherits the caller's settings that change what hoist does
-//! with a store. [`AMBIENT`] (`SOURCE_DATE_EPOCH`, `HOIST_ROOT` and the registry time limits)
+//! with a store. [`AMBIENT`] (`SOURCE_DATE_EPOCH`, `HOIST_ROOT`, the registry time limits and
+//! `DOCKER_DEFAULT_PLATFORM`)
 //! is removed from every child's environment, so an exported `SOURCE_DATE_EPOCH` in the
 //! shell cannot change a test's digests or timestamps. A test that relies on one sets it
 //! itself: [`Hoist::epoch`] for reproducible builds (the hardening suites), [`Hoist::env`]
@@ -20,6 +21,7 @@ pub const AMBIENT: &[&str] = &[
     "HOIST_ROOT",
     "HOIST_REGISTRY_TIMEOUT",
     "HOIST_REGISTRY_IDLE_TIMEOUT",
+    "DOCKER_DEFAULT_PLATFORM",
 ];
 
 /// A `hoist --root ROOT …` run being set up; stdin is `/dev/null` unless the command is

@@ -4,6 +4,7 @@
 use super::State;
 use super::clock::now_rfc3339;
 use crate::cache::{CacheEntry, CachedLayer, StepKey};
+use crate::engine::shared::Produced;
 use crate::engine::{BuildEvent, Ctx, EngineError, Layer, Result, base, stream};
 use crate::layers::{self, LayerOptions};
 use crate::oci::{Descriptor, Digest};
@@ -50,7 +51,34 @@ pub(crate) fn layer_step_with(
         id,
         name: name.to_string(),
     });
+    // Held until this step's result is known: another platform's pass reaching the same key
+    // waits here and reuses it (see `engine::shared`).
+    let slot = ctx.req.shared.slot(&key);
+    let mut memo = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if memo.is_none() && ctx.req.shared.is_cancelled() {
+        // The pass that held the slot failed and stopped the build: do not start it again.
+        ctx.reporter.event(BuildEvent::Failed {
+            id,
+            message: EngineError::Cancelled.to_string(),
+        });
+        return Err(EngineError::Cancelled);
+    }
+    if let Some(done) = memo.clone() {
+        ctx.reporter.event(BuildEvent::Cached { id });
+        st.key = key;
+        match done {
+            Produced::Layer(layer, created) => {
+                ctx.use_key(&st.key);
+                st.layers.push(*layer);
+                st.last_created = created.clone();
+                st.push_history(created_by, false, created);
+            }
+            Produced::Nothing => st.push_history(created_by, true, None),
+        }
+        return Ok(());
+    }
     if !no_cache && let Some(hit) = cached_layer(ctx, &key) {
+        *memo = Some(Produced::Layer(Box::new(hit.0.clone()), hit.1.clone()));
         ctx.reporter.event(BuildEvent::Cached { id });
         ctx.use_key(&key);
         let created = hit.1.clone();
@@ -78,6 +106,7 @@ pub(crate) fn layer_step_with(
     };
     st.key = key.clone();
     let Some(extra) = produced else {
+        *memo = Some(Produced::Nothing);
         st.push_history(created_by, true, None);
         ctx.reporter.event(BuildEvent::Done {
             id,
@@ -100,6 +129,10 @@ pub(crate) fn layer_step_with(
         },
     )?;
     ctx.use_key(&key);
+    *memo = Some(Produced::Layer(
+        Box::new(layer.clone()),
+        Some(created.clone()),
+    ));
     st.layers.push(layer);
     st.last_created = Some(created.clone());
     st.push_history(created_by, false, Some(created));

@@ -138,8 +138,7 @@ fn at(ctx: &Ctx, node: &Node, e: impl Into<EngineError>) -> EngineError {
     }
 }
 
-fn scratch_config(ctx: &Ctx) -> ImageConfig {
-    let p = &ctx.req.platform;
+fn scratch_config(p: &Platform) -> ImageConfig {
     ImageConfig {
         architecture: p.architecture.clone(),
         os: p.os.clone(),
@@ -168,10 +167,10 @@ pub(crate) fn run_stage(
     let platform = stage_platform(ctx, stage);
     let mut st = match &stage.base {
         Source::Scratch => State {
-            config: scratch_config(ctx),
+            config: scratch_config(&platform),
             layers: vec![],
             key: StepKey::new("scratch")
-                .part("platform", ctx.req.platform.to_string_short())
+                .part("platform", platform.to_string_short())
                 .root(),
             args: vec![],
             arg_env: vec![],
@@ -201,8 +200,10 @@ pub(crate) fn run_stage(
                 Ok(r) => format!("{r}@{}", b.manifest_digest),
                 Err(_) => crate::registry::auth::redact_credentials(reference),
             });
+            // The platform too: a single-platform base serves every platform it is asked for.
             let key = StepKey::new("image")
                 .part("manifest", b.manifest_digest.to_string())
+                .part("platform", platform.to_string_short())
                 .root();
             let mut config = b.config;
             if config
