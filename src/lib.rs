@@ -16,6 +16,7 @@ pub mod oci;
 pub mod parser;
 pub mod registry;
 pub mod store;
+pub mod userns;
 
 /// Any hoist error; each module's error converts into it.
 #[derive(Debug, thiserror::Error)]

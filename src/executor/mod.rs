@@ -33,7 +33,7 @@ pub mod user;
 mod view;
 
 pub use cleanup::{cleanup_stale, install_signal_handlers, shutdown_requested};
-pub use oci::OciRuntime;
+pub use oci::{OciRuntime, limits_note};
 pub use pool::default_pool_dir;
 pub use user::ResolvedUser;
 pub use view::View;
@@ -159,6 +159,23 @@ pub enum ExecutorError {
         target: PathBuf,
         source: std::io::Error,
     },
+    /// The kernel refused an overlay mount in hoist's user namespace (rootless).
+    #[error(
+        "mounting an overlay on {target} in a user namespace: {source}; rootless builds need \
+         Linux 5.11 or newer with overlayfs allowed in user namespaces (`uname -r`), or run \
+         hoist as root"
+    )]
+    RootlessOverlay {
+        target: PathBuf,
+        source: std::io::Error,
+    },
+    /// A RUN as a user other than root when hoist's user namespace maps only the user.
+    #[error(
+        "cannot run as uid {uid} (gid {gid}): rootless hoist maps only your own id (as root); \
+         a USER other than root needs a range for your user in /etc/subuid and /etc/subgid \
+         (and Debian's uidmap package)"
+    )]
+    UnmappedUser { uid: u32, gid: u32 },
     /// `oci-spec` refused to build the runtime config from the run's values.
     #[error("building the OCI runtime config: {0}")]
     RuntimeConfig(oci_spec::OciSpecError),

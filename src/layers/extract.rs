@@ -581,7 +581,7 @@ impl<R: Read> Extractor<'_, R> {
             }
             let pfd =
                 fsops::ensure_dir(self.root.as_fd(), parent).map_err(|x| self.fs_err(parent, x))?;
-            fsops::set_xattr_fd(pfd.as_fd(), "trusted.overlay.opaque", b"y")
+            fsops::set_xattr_fd(pfd.as_fd(), crate::userns::opaque_xattr(), b"y")
                 .map_err(|x| self.fs_err(parent, x))?;
             self.stats.whiteouts += 1;
             return Ok(());
