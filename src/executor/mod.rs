@@ -6,8 +6,9 @@
 //! mounts anything itself. The first backend is [`OciRuntime`] (`oci`): as root, an overlay
 //! of the layers (the kernel's new mount API and `lowerdir+`, so any number of layers fits)
 //! run by an OCI runtime (crun or runc) in the foreground as a child process, from a typed
-//! runtime spec with Docker's default hardening. Rootless (a user-namespace transform of the
-//! same spec) and no-mount backends go beside it.
+//! runtime spec with Docker's default hardening. Rootless runs use the same backend: hoist is
+//! then root of its own user namespace ([`crate::userns`]), the overlays use `userxattr`, and
+//! the spec gets a rootless transform (`oci/rootless.rs`). A no-mount backend goes beside it.
 //!
 //! Design: hoist never forks from its own (multi-threaded) process. What every backend
 //! shares lives here, not in `oci`: the pool dir (`pool`), readying a rootfs for a run and
