@@ -334,3 +334,33 @@ fn rootless_run_with_host_and_no_network() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("limits are not applied"), "{}", text(&o));
 }
+
+#[test]
+fn base_layer_device_nodes_are_left_out_rootless() {
+    if !ready() {
+        return;
+    }
+    // A base image with a device node in a layer (as debian's /dev/console), made as root.
+    let base = format!("localhost:5000/rootless/devbase:{}", std::process::id());
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM localhost:5000/busybox:latest\nRUN mknod /devnode c 1 3 && mkfifo /fifo\n",
+    )
+    .unwrap();
+    let root_store = tempfile::tempdir().unwrap();
+    let o = Hoist::new(root_store.path())
+        .args(["build", "-t", &base, "--push"])
+        .arg(ctx.path())
+        .output();
+    ok(&o, "root build of the base");
+
+    let u = user("hoist-rl", Some((400000, 65536)));
+    let df = format!("FROM {base}\nRUN ls -l /fifo && test ! -e /devnode && echo extracted\n");
+    let h = home(&u, &[("Dockerfile", &df)]);
+    let o = as_user(&u, h.path())
+        .args(["build", "--progress", "plain", "."])
+        .output();
+    ok(&o, "rootless build on a base with a device node");
+    assert!(text(&o).contains("extracted"), "{}", text(&o));
+}

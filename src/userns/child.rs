@@ -69,10 +69,30 @@ fn has_range() -> bool {
 /// How many ids a `/proc/self/{uid,gid}_map` maps (0 when unreadable or empty).
 fn mapped(path: &str) -> u32 {
     std::fs::read_to_string(path)
-        .map(|t| {
-            t.lines()
-                .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u32>().ok())
-                .fold(0u32, u32::saturating_add)
-        })
+        .map(|t| count_mapped(&t))
         .unwrap_or(0)
+}
+
+/// The number of ids an id-map text maps (the sum of its third column).
+fn count_mapped(text: &str) -> u32 {
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u32>().ok())
+        .fold(0u32, u32::saturating_add)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_mapped;
+
+    #[test]
+    fn counts_mapped_ids() {
+        assert_eq!(count_mapped(""), 0);
+        assert_eq!(count_mapped("         0       1001          1\n"), 1);
+        assert_eq!(
+            count_mapped("0 1001 1\n1 100000 65536\n"),
+            65537,
+            "the user plus its range"
+        );
+        assert_eq!(count_mapped("0 0 4294967295\n"), u32::MAX);
+    }
 }

@@ -154,3 +154,17 @@ fn forward_signals(pid: Pid) {
             }
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::status_code;
+
+    #[test]
+    fn exit_status_passes_through() {
+        assert_eq!(status_code(Some(0), None), 0);
+        assert_eq!(status_code(Some(3), None), 3);
+        assert_eq!(status_code(None, Some(15)), 143);
+        assert_eq!(status_code(None, Some(9)), 137);
+        assert_eq!(status_code(None, None), 1);
+    }
+}
