@@ -20,7 +20,8 @@
 //!    command as root of the namespace. If the parent dies, the child gets SIGTERM.
 //!
 //! Files the namespace's root creates belong to the user on the host; ids 1…N land in the
-//! subordinate range. The images are the same as a root build's: layers record the ids as
+//! subordinate range. The kernel never lets a user namespace make device nodes: extraction
+//! leaves a base layer's devices out there (as containerd does), FIFOs are kept. The images are the same as a root build's: layers record the ids as
 //! seen inside the namespace, which are the image's own.
 
 mod child;
