@@ -17,6 +17,7 @@ pub mod parser;
 pub mod platform;
 pub mod registry;
 pub mod store;
+pub mod userns;
 
 /// Any hoist error; each module's error converts into it.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,19 @@
-//! The `hoist` binary: parse arguments, run, map errors to exit codes.
+//! The `hoist` binary: enter a user namespace when run as an ordinary user, parse arguments,
+//! run, map errors to exit codes.
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // First, while single-threaded: an ordinary user's hoist re-runs itself as root of a
+    // user namespace (`hoist::userns`); this process then only waits for it.
+    match hoist::userns::enter() {
+        hoist::userns::Start::Exit(code) => return ExitCode::from(code),
+        hoist::userns::Start::Continue { note: Some(n) } => {
+            hoist::cli::write_stderr(format_args!("{n}\n"))
+        }
+        hoist::userns::Start::Continue { note: None } => {}
+    }
     let cli = hoist::cli::Cli::parse();
     match hoist::cli::run(cli) {
         Ok(code) => code,

@@ -81,7 +81,8 @@ impl GlobalArgs {
             // than hoist's working directory.
             return std::path::absolute(r).unwrap_or_else(|_| r.clone());
         }
-        if rustix::process::geteuid().is_root() {
+        // Root of hoist's own user namespace (rootless) keeps the user's default.
+        if crate::userns::host_root() {
             return PathBuf::from("/var/lib/hoist");
         }
         if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {

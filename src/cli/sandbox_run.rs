@@ -148,6 +148,9 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
         },
         security,
     };
+    if let Some(note) = executor::limits_note(&spec.limits) {
+        errln!("{note}");
+    }
     let mut stdout = std::io::stdout();
     let code = runtime.run(&spec, &mut |b| {
         let _ = stdout.write_all(b);

@@ -142,7 +142,13 @@ pub(crate) fn set_meta_at(
     };
     match kind {
         Kind::Symlink => {
-            rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)?;
+            crate::userns::chown_result(rustix::fs::chownat(
+                dir,
+                name,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            ))?;
         }
         Kind::File | Kind::Dir => {
             let fd = rustix::fs::openat(
@@ -151,13 +157,19 @@ pub(crate) fn set_meta_at(
                 OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
                 Mode::empty(),
             )?;
-            rustix::fs::fchown(&fd, Some(uid), Some(gid))?;
+            crate::userns::chown_result(rustix::fs::fchown(&fd, Some(uid), Some(gid)))?;
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(perm as _))?;
         }
         _ => {
             // FIFOs and devices: never opened (that could block or touch hardware); the
             // entry was just created by us and is not a symlink.
-            rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)?;
+            crate::userns::chown_result(rustix::fs::chownat(
+                dir,
+                name,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            ))?;
             rustix::fs::chmodat(dir, name, Mode::from_raw_mode(perm as _), AtFlags::empty())?;
         }
     }

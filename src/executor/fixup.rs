@@ -109,7 +109,7 @@ pub(crate) fn drop_restored_links(upper: &Path, lowers: &[PathBuf], links: &[Swa
 
 fn is_opaque(p: &Path) -> bool {
     let mut buf = [0u8; 8];
-    matches!(rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf), Ok(n) if n > 0)
+    matches!(rustix::fs::lgetxattr(p, crate::userns::opaque_xattr(), &mut buf), Ok(n) if n > 0)
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 //! mounts anything itself. The first backend is [`OciRuntime`] (`oci`): as root, an overlay
 //! of the layers (the kernel's new mount API and `lowerdir+`, so any number of layers fits)
 //! run by an OCI runtime (crun or runc) in the foreground as a child process, from a typed
-//! runtime spec with Docker's default hardening. Rootless (a user-namespace transform of the
-//! same spec) and no-mount backends go beside it.
+//! runtime spec with Docker's default hardening. Rootless runs use the same backend: hoist is
+//! then root of its own user namespace ([`crate::userns`]), the overlays use `userxattr`, and
+//! the spec gets a rootless transform (`oci/rootless.rs`). A no-mount backend goes beside it.
 //!
 //! Design: hoist never forks from its own (multi-threaded) process. What every backend
 //! shares lives here, not in `oci`: the pool dir (`pool`), readying a rootfs for a run and
@@ -37,7 +38,7 @@ pub mod user;
 mod view;
 
 pub use cleanup::{cleanup_stale, install_signal_handlers, shutdown_requested};
-pub use oci::OciRuntime;
+pub use oci::{OciRuntime, limits_note};
 pub use pool::default_pool_dir;
 pub use seccomp::Seccomp;
 pub use user::ResolvedUser;
@@ -181,6 +182,23 @@ pub enum ExecutorError {
         target: PathBuf,
         source: std::io::Error,
     },
+    /// The kernel refused an overlay mount in hoist's user namespace (rootless).
+    #[error(
+        "mounting an overlay on {target} in a user namespace: {source}; rootless builds need \
+         Linux 5.11 or newer with overlayfs allowed in user namespaces (`uname -r`), or run \
+         hoist as root"
+    )]
+    RootlessOverlay {
+        target: PathBuf,
+        source: std::io::Error,
+    },
+    /// A RUN as a user other than root when hoist's user namespace maps only the user.
+    #[error(
+        "cannot run as uid {uid} (gid {gid}): rootless hoist maps only your own id (as root); \
+         a USER other than root needs a range for your user in /etc/subuid and /etc/subgid \
+         (and Debian's uidmap package)"
+    )]
+    UnmappedUser { uid: u32, gid: u32 },
     /// `oci-spec` refused to build the runtime config from the run's values.
     #[error("building the OCI runtime config: {0}")]
     RuntimeConfig(oci_spec::OciSpecError),

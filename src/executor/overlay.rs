@@ -18,6 +18,23 @@ const FIXED_OPTIONS: [(&str, &str); 3] = [
     ("index", "off"),
 ];
 
+/// In hoist's own user namespace (rootless, [`crate::userns`]) the kernel allows overlay
+/// only with `user.overlay.*` xattrs (`userxattr`, which also refuses redirects to be
+/// followed: `redirect_dir=nofollow` there is what `off` is as root).
+const USERNS_OPTIONS: [(&str, &str); 3] = [
+    ("redirect_dir", "nofollow"),
+    ("metacopy", "off"),
+    ("index", "off"),
+];
+
+fn fixed_options() -> (&'static [(&'static str, &'static str)], bool) {
+    if crate::userns::current().is_some() {
+        (&USERNS_OPTIONS, true)
+    } else {
+        (&FIXED_OPTIONS, false)
+    }
+}
+
 /// Mounts an overlay of `lowers` (bottom first) on `target`. With `rw = Some((upper, work))`
 /// the mount is writable; without it, read-only (needs at least two lowers).
 pub(crate) fn mount_overlay(
@@ -39,10 +56,30 @@ pub(crate) fn mount_overlay(
         Ok(()) => Ok(()),
         // No new mount API or no `lowerdir+`: fall back to the legacy option string.
         Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::INVAL => {
-            mount_legacy(lowers, rw, target).map_err(err)
+            mount_legacy(lowers, rw, target).map_err(|e| userns_hint(e, target, &err))
         }
-        Err(e) => Err(err(e.into())),
+        Err(e) => Err(userns_hint(e.into(), target, &err)),
     }
+}
+
+/// In a user namespace, a refused overlay most likely means a kernel older than 5.11 (or
+/// one built without unprivileged overlay): say so rather than a bare EPERM.
+fn userns_hint(
+    e: std::io::Error,
+    target: &Path,
+    err: &dyn Fn(std::io::Error) -> ExecutorError,
+) -> ExecutorError {
+    let refused = matches!(
+        rustix::io::Errno::from_io_error(&e),
+        Some(rustix::io::Errno::PERM | rustix::io::Errno::INVAL)
+    );
+    if crate::userns::current().is_some() && refused {
+        return ExecutorError::RootlessOverlay {
+            target: target.to_path_buf(),
+            source: e,
+        };
+    }
+    err(e)
 }
 
 fn mount_new_api(
@@ -65,7 +102,11 @@ fn mount_new_api(
         // reboot (`Store::open`). A kernel without the option mounts without it.
         let _ = rustix::mount::fsconfig_set_flag(fs.as_fd(), "volatile");
     }
-    for (k, v) in FIXED_OPTIONS {
+    let (options, userxattr) = fixed_options();
+    if userxattr {
+        rustix::mount::fsconfig_set_flag(fs.as_fd(), "userxattr")?;
+    }
+    for &(k, v) in options {
         rustix::mount::fsconfig_set_string(fs.as_fd(), k, v)?;
     }
     rustix::mount::fsconfig_create(fs.as_fd())?;
@@ -99,7 +140,11 @@ fn mount_legacy(
             escape(work)
         ));
     }
-    for (k, v) in FIXED_OPTIONS {
+    let (options, userxattr) = fixed_options();
+    if userxattr {
+        data.push_str(",userxattr");
+    }
+    for &(k, v) in options {
         data.push_str(&format!(",{k}={v}"));
     }
     if data.len() >= 4000 {

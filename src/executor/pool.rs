@@ -14,14 +14,14 @@ pub fn default_pool_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HOIST_RUN_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(d);
     }
-    let uid = rustix::process::geteuid();
-    if uid.is_root() {
+    if crate::userns::host_root() {
         return PathBuf::from("/run/hoist");
     }
     if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         return PathBuf::from(d).join("hoist");
     }
-    std::env::temp_dir().join(format!("hoist-{}", uid.as_raw()))
+    // Inside hoist's user namespace the euid reads 0: name the dir after the real user.
+    std::env::temp_dir().join(format!("hoist-{}", crate::userns::host_uid()))
 }
 
 /// A new unique name in the pool: `hoist-<pid>-<n>`.

@@ -128,7 +128,13 @@ pub(crate) fn set_meta(
     let uid = Some(rustix::fs::Uid::from_raw(m.uid));
     let gid = Some(rustix::fs::Gid::from_raw(m.gid));
     if symlink {
-        rustix::fs::chownat(dir, os(name), uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
+        crate::userns::chown_result(rustix::fs::chownat(
+            dir,
+            os(name),
+            uid,
+            gid,
+            AtFlags::SYMLINK_NOFOLLOW,
+        ))?;
         let p = proc_child(dir, name);
         for (k, v) in m.xattrs {
             // Symlinks take only trusted.*/security.* xattrs; like containerd, what the
@@ -155,13 +161,13 @@ pub(crate) fn set_meta(
 
 /// Like [`set_meta`], on an `O_PATH` fd of a non-symlink.
 pub(crate) fn set_meta_fd(fd: BorrowedFd<'_>, m: &Meta<'_>) -> Result<(), Errno> {
-    rustix::fs::chownat(
+    crate::userns::chown_result(rustix::fs::chownat(
         fd,
         "",
         Some(rustix::fs::Uid::from_raw(m.uid)),
         Some(rustix::fs::Gid::from_raw(m.gid)),
         AtFlags::EMPTY_PATH,
-    )?;
+    ))?;
     let p = proc_path(fd);
     rustix::fs::chmod(p.as_str(), Mode::from_raw_mode(m.mode & 0o7777))?;
     for (k, v) in m.xattrs {
@@ -182,11 +188,11 @@ pub(crate) fn set_meta_open_file(
     sec: i64,
     nsec: u32,
 ) -> Result<(), Errno> {
-    rustix::fs::fchown(
+    crate::userns::chown_result(rustix::fs::fchown(
         fd,
         Some(rustix::fs::Uid::from_raw(m.uid)),
         Some(rustix::fs::Gid::from_raw(m.gid)),
-    )?;
+    ))?;
     rustix::fs::fchmod(fd, Mode::from_raw_mode(m.mode & 0o7777))?;
     for (k, v) in m.xattrs {
         match rustix::fs::fsetxattr(fd, os(k), v, rustix::fs::XattrFlags::empty()) {

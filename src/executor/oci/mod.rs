@@ -6,7 +6,8 @@
 //!    registered for cleanup before they exist and torn down on `Drop`;
 //! 2. [`rootfs`]: the writable overlay, readied by the shared [`prepare`] (symlink swap,
 //!    stubs); the shared [`etc_files`] and the user ([`user::resolve`]) read or written;
-//! 3. [`bundle`]: the runtime's `config.json` (the typed `oci-spec` runtime spec);
+//! 3. [`bundle`]: the runtime's `config.json` (the typed `oci-spec` runtime spec), changed by
+//!    [`rootless`] when hoist runs in its own user namespace ([`crate::userns`]);
 //! 4. [`spawn`]: `runtime run` in the foreground, its output streamed;
 //! 5. teardown: delete the container, undo the stubs, unmount, tidy the upper dir
 //!    ([`fixup`]), remove the bundle.
@@ -22,6 +23,7 @@
 
 mod bundle;
 mod rootfs;
+mod rootless;
 mod run_state;
 mod spawn;
 
@@ -31,6 +33,7 @@ use super::{
     seccomp, user,
 };
 use bundle::SpecInputs;
+pub use rootless::limits_note;
 use run_state::RunState;
 use std::path::{Path, PathBuf};
 
@@ -177,6 +180,10 @@ impl OciRuntime {
             seccomp,
         })
         .map_err(ExecutorError::RuntimeConfig)?;
+        let mut config = config;
+        if let Some(mapping) = crate::userns::current() {
+            rootless::transform(&mut config, mapping, crate::userns::cgroups_writable())?;
+        }
         bundle::write(&st.dir, &config)?;
 
         let code = spawn::run(self, &mut st, spec.security.init, out)?;

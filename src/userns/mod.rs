@@ -1,0 +1,169 @@
+//! Rootless start-up: an ordinary user's hoist re-executes itself inside a new user namespace
+//! (and mount namespace) in which it is root, so every later step (extraction with the
+//! image's owners, overlay mounts, the OCI runtime) runs unchanged. Nothing below this module
+//! branches on "rootless": inside the namespace hoist *is* root; only the few facts that
+//! differ (where the store lives by default, which overlay xattrs the kernel lets it set,
+//! whether ids other than 0 exist, whether cgroups are writable) are asked of this module.
+//!
+//! How the namespace is entered ([`enter`], the first thing `main` does, while the process
+//! is still single-threaded; `unshare(CLONE_NEWUSER)` refuses a multi-threaded caller):
+//! 1. the parent (the user's `hoist …`) spawns `/proc/self/exe` with the same arguments and
+//!    `HOIST_USERNS_CHILD=<parent pid>`; no fork without exec ever happens in hoist;
+//! 2. the child, at the top of its `main`, calls `unshare(CLONE_NEWUSER | CLONE_NEWNS)` and
+//!    stops itself (`SIGSTOP`);
+//! 3. the parent sees it stopped (`waitpid(WUNTRACED)`) and writes its id maps: with ranges
+//!    in `/etc/subuid` and `/etc/subgid`, through the setuid helpers `newuidmap`/`newgidmap`
+//!    (user → 0, the range → 1…N); without them, itself (user → 0 only, `setgroups` denied);
+//!    then it continues the child (`SIGCONT`), forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT to it,
+//!    and exits with its status;
+//! 4. the child reads its maps back ([`Mapping`]), makes its mounts private, and runs the
+//!    command as root of the namespace. If the parent dies, the child gets SIGTERM.
+//!
+//! Files the namespace's root creates belong to the user on the host; ids 1…N land in the
+//! subordinate range. The kernel never lets a user namespace make device nodes: extraction
+//! leaves a base layer's devices out there (as containerd does), FIFOs are kept. The images are the same as a root build's: layers record the ids as
+//! seen inside the namespace, which are the image's own.
+
+mod child;
+mod parent;
+pub mod subid;
+
+use std::sync::OnceLock;
+
+/// The environment variable that marks the re-executed child (value: the parent's pid).
+pub(crate) const CHILD_ENV: &str = "HOIST_USERNS_CHILD";
+
+/// Set `HOIST_USERNS=0` to never enter a user namespace (hoist then runs as the user, and
+/// anything needing root fails as before).
+pub const DISABLE_ENV: &str = "HOIST_USERNS";
+
+/// The id mapping of the user namespace hoist runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    /// The user is 0 and a subordinate range is 1…N (`uids`/`gids` ids mapped in all).
+    Ranges { uids: u32, gids: u32 },
+    /// Only the user, as 0: every file on disk belongs to root (a chown to another id is
+    /// skipped where hoist extracts or copies, [`chown_result`]) and `USER` other than root
+    /// cannot run. Layer tar headers that hoist writes from a request (`COPY --chown`) keep
+    /// the asked owner.
+    SingleId,
+}
+
+static CURRENT: OnceLock<Mapping> = OnceLock::new();
+
+/// What `main` does after [`enter`].
+#[derive(Debug)]
+pub enum Start {
+    /// Run the command in this process; `note` is to be printed once first.
+    Continue { note: Option<String> },
+    /// This process was the launcher: exit with the child's status.
+    Exit(u8),
+}
+
+/// Enters the user namespace when hoist runs as an ordinary user (see the module doc). Must
+/// be called first in `main`, before any thread exists.
+pub fn enter() -> Start {
+    if let Some(ppid) = std::env::var_os(CHILD_ENV) {
+        let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string());
+        if parent.as_deref().map(std::ffi::OsStr::new) == Some(ppid.as_os_str()) {
+            return child::become_root();
+        }
+    }
+    if rustix::process::geteuid().is_root()
+        || std::env::var(DISABLE_ENV).is_ok_and(|v| v == "0" || v == "off")
+    {
+        return Start::Continue { note: None };
+    }
+    parent::launch()
+}
+
+/// The mapping of the namespace hoist entered, or `None` when it runs with the host's ids
+/// (real root, or `HOIST_USERNS=0`).
+pub fn current() -> Option<Mapping> {
+    CURRENT.get().copied()
+}
+
+/// True when hoist is root on the host (not root of its own user namespace): decides the
+/// store's and the pool's default places.
+pub fn host_root() -> bool {
+    rustix::process::geteuid().is_root() && current().is_none()
+}
+
+/// The user's id on the host: what id 0 of hoist's namespace maps to, else the euid.
+pub fn host_uid() -> u32 {
+    let me = rustix::process::geteuid().as_raw();
+    if current().is_none() {
+        return me;
+    }
+    std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let f: Vec<u32> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                (f.len() == 3 && f[0] <= me && me - f[0] < f[2]).then(|| f[1] + (me - f[0]))
+            })
+        })
+        .unwrap_or(me)
+}
+
+/// True when a chown to an id the namespace does not map should leave the file owned by
+/// root instead of failing: only under [`Mapping::SingleId`], whose note says so once.
+pub fn keep_unmapped_owner() -> bool {
+    current() == Some(Mapping::SingleId)
+}
+
+/// A chown's result, with EINVAL (the kernel's answer for an id the namespace does not map)
+/// turned into success under [`Mapping::SingleId`]: the file stays root's, as the
+/// start-up note says. Under a range mapping an unmapped id stays an error.
+pub fn chown_result(r: rustix::io::Result<()>) -> rustix::io::Result<()> {
+    match r {
+        Err(rustix::io::Errno::INVAL) if keep_unmapped_owner() => Ok(()),
+        r => r,
+    }
+}
+
+/// The xattr overlayfs reads an opaque-dir marker from: `trusted.overlay.opaque` as host
+/// root, `user.overlay.opaque` in a user namespace (which cannot set `trusted.*`; its
+/// overlays are mounted with `userxattr`).
+pub fn opaque_xattr() -> &'static str {
+    if current().is_some() {
+        "user.overlay.opaque"
+    } else {
+        "trusted.overlay.opaque"
+    }
+}
+
+/// True when cgroup limits can be applied: as host root, or in a namespace whose user owns
+/// a delegated cgroup v2 subtree (not detected yet: treated as absent).
+pub fn cgroups_writable() -> bool {
+    current().is_none()
+}
+
+/// The note printed once when only the single-id mapping is available.
+fn single_id_note(reason: &str) -> String {
+    format!(
+        "note: rootless with a single id ({reason}): inside the build every file is root's \
+         (a base layer's other owners are not kept; chown to another id in a RUN fails), and \
+         USER other than root cannot run; a range for your user in /etc/subuid and /etc/subgid \
+         lifts this (e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \
+         USER`, with Debian's uidmap package)"
+    )
+}
+
+/// Errors of entering the namespace (reported as notes: hoist then runs without it).
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    #[error("starting {what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Map {
+        path: String,
+        source: std::io::Error,
+    },
+}
