@@ -84,20 +84,13 @@ fn home(u: &User, files: &[(&str, &str)]) -> tempfile::TempDir {
 
 /// `hoist --root <home>/store …` run as `u` with `HOME` and `XDG_*` in `home`.
 fn as_user(u: &User, home: &Path) -> Hoist {
-    let bin = Path::new(common::run::BIN);
-    assert!(
-        bin.ancestors()
-            .skip(1)
-            .all(|d| d.as_os_str().is_empty() || world_searchable(d)),
-        "{} must be reachable by other users for this test (build in a dir they can enter)",
-        bin.display()
-    );
+    let bin = reachable_bin();
     let mut w = Command::new("setpriv");
     w.arg(format!("--reuid={}", u.uid))
         .arg(format!("--regid={}", u.gid))
         .args(["--clear-groups", "--"])
         .current_dir(home.join("ctx"));
-    Hoist::under(w, &home.join("store"))
+    Hoist::under_bin(w, bin, &home.join("store"))
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("data"))
         .env("XDG_CONFIG_HOME", home.join("config"))
@@ -105,6 +98,36 @@ fn as_user(u: &User, home: &Path) -> Hoist {
         .env("USER", u.name)
         .arg("--insecure-registry")
         .arg("localhost:5000")
+}
+
+/// The hoist binary at a path the test users can reach: the build's own when every directory
+/// above it is searchable by others, else a copy in a world-searchable temp dir (a CI checkout
+/// under `/root` is not). The copy is self-contained: the sandbox init is embedded in it.
+fn reachable_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = Path::new(common::run::BIN);
+        if bin
+            .ancestors()
+            .skip(1)
+            .all(|d| d.as_os_str().is_empty() || world_searchable(d))
+        {
+            return bin.to_path_buf();
+        }
+        let dir = std::env::temp_dir().join(format!("hoist-rootless-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("hoist");
+        std::fs::copy(bin, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(
+            copy.ancestors().skip(1).all(world_searchable),
+            "{} must be reachable by other users",
+            copy.display()
+        );
+        copy
+    })
 }
 
 fn world_searchable(d: &Path) -> bool {

@@ -38,8 +38,13 @@ impl Hoist {
 
     /// `WRAPPER… hoist --root ROOT`: hoist run by another program (`strace -f … --`), which
     /// passes the environment on.
-    pub fn under(mut wrapper: Command, root: &Path) -> Hoist {
-        wrapper.arg(BIN);
+    pub fn under(wrapper: Command, root: &Path) -> Hoist {
+        Hoist::under_bin(wrapper, Path::new(BIN), root)
+    }
+
+    /// [`Hoist::under`] with another copy of the binary (one other users can reach).
+    pub fn under_bin(mut wrapper: Command, bin: &Path, root: &Path) -> Hoist {
+        wrapper.arg(bin);
         Hoist::wrap(wrapper, root)
     }
 
