@@ -61,9 +61,13 @@ pub(super) enum When {
 /// none: any), and when the rule applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Rule {
+    /// The syscalls (sorted).
     pub names: &'static [&'static str],
+    /// What happens to a matching call.
     pub action: Action,
+    /// Tests every one of which the call's arguments must pass.
     pub args: &'static [ArgCond],
+    /// When the rule is part of the filter.
     pub when: When,
 }
 
@@ -77,10 +81,10 @@ const fn allow(names: &'static [&'static str], when: When) -> Rule {
     }
 }
 
-/// A rule allowing the call `name` when its arguments pass `args`.
-const fn allow_args(name: &'static [&'static str], args: &'static [ArgCond]) -> Rule {
+/// A rule allowing `names` whenever their arguments pass `args`.
+const fn allow_args(names: &'static [&'static str], args: &'static [ArgCond]) -> Rule {
     Rule {
-        names: name,
+        names,
         action: Action::Allow,
         args,
         when: When::Always,
