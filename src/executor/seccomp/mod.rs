@@ -2,15 +2,16 @@
 //! (an allow-list: every syscall not listed fails with `EPERM`), or `--security-opt
 //! seccomp=unconfined|PROFILE.json`.
 //!
-//! A profile is in Docker's format, which extends the runtime spec's `linux.seccomp` with
-//! conditions: `archMap` (the host's architecture and its sub-architectures) and rules that
+//! A user's profile is in Docker's format, which extends the runtime spec's `linux.seccomp`
+//! with conditions: `archMap` (the host's architecture and its sub-architectures) and rules that
 //! apply only `includes`/`excludes` some capabilities, architectures or a minimum kernel.
 //! [`render`] evaluates those conditions for the sandbox's capabilities and the host and
 //! returns the plain `oci-spec` value the runtime config carries (pure, tested without root).
 //!
-//! The default profile is data, not code: `default.json` in this directory is Docker's
-//! published profile (its `comment` field names the upstream file, release and commit), read
-//! with the same parser as a user's `PROFILE.json`.
+//! The default profile is hoist's own typed table of the same facts ([`table`]: the calls
+//! always allowed, and the rules gated on kernel, arguments, architecture and capabilities),
+//! rendered by the same conditions. Docker's JSON format is only an input format here, for a
+//! user's `PROFILE.json`.
 //!
 //! Where the kernel or the OCI runtime has no seccomp, [`unsupported`] says why; the backend
 //! then runs without the default filter (and says so once), but refuses a profile the user
@@ -24,12 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// Docker's default profile (see this module's doc).
-const DEFAULT_PROFILE: &str = include_str!("default.json");
-
-/// What names the built-in profile in errors.
-const DEFAULT_NAME: &str =
-    "hoist's built-in default seccomp profile (src/executor/seccomp/default.json)";
+mod table;
 
 /// Errors from this module.
 #[derive(Debug, thiserror::Error)]
@@ -162,17 +158,7 @@ impl Profile {
         Ok(p)
     }
 
-    /// Docker's default profile, parsed once.
-    pub fn docker_default() -> &'static Profile {
-        static P: OnceLock<Profile> = OnceLock::new();
-        P.get_or_init(|| {
-            // The file is part of hoist's source; `default_profile_parses` tests it.
-            Profile::parse(DEFAULT_PROFILE, Path::new(DEFAULT_NAME))
-                .unwrap_or_else(|e| panic!("{e}"))
-        })
-    }
-
-    /// The file the profile was read from (or the built-in profile's name).
+    /// The file the profile was read from.
     pub fn source(&self) -> &Path {
         &self.source
     }
@@ -246,7 +232,7 @@ pub fn filter(mode: &Seccomp, caps: &[String]) -> Result<Option<LinuxSeccomp>> {
     let host = Host::current();
     match mode {
         Seccomp::Unconfined => Ok(None),
-        Seccomp::Default => render(Profile::docker_default(), caps, &host),
+        Seccomp::Default => Ok(Some(table::render(caps, &host))),
         Seccomp::Profile(p) => render(p, caps, &host),
     }
 }
