@@ -220,6 +220,38 @@ def bk(name):
     return "-" if v is None else f"{v:.2f} s"
 
 
+class BuildKit:
+    """A local BuildKit (`buildkitd` built by hand from its public source, never part of this
+    repo; `--buildkit ADDR`, `BUILDCTL` names the client). Cold runs start from a pruned cache
+    holding only the base image (an untimed build of `FROM base` pulls it), like the others."""
+    name = "buildkit"
+
+    def __init__(self, tag, addr):
+        self.addr, self.platforms = addr, PLATFORMS.get(tag)
+        self.buildctl = os.environ.get("BUILDCTL", "buildctl")
+
+    def cmd(self, *a):
+        return [self.buildctl, "--addr", self.addr, *a]
+
+    def plat(self):
+        return ["--opt", f"platform={self.platforms}"] if self.platforms else []
+
+    def reset(self):
+        subprocess.run(self.cmd("prune", "--all"), capture_output=True)
+        d = f"{WORK}/buildkit-base"
+        os.makedirs(d, exist_ok=True)
+        with open(f"{d}/Dockerfile", "w") as f:
+            f.write(f"FROM {MULTI_BASE if self.platforms else BASE}\n")
+        timed(self.cmd("build", "--frontend", "dockerfile.v0", "--local", f"context={d}", "--local",
+                       f"dockerfile={d}", *self.plat()))
+
+    def build(self, ctx, repo):
+        settle()
+        return timed(self.cmd("build", "--frontend", "dockerfile.v0", "--local", f"context={ctx}", "--local",
+                              f"dockerfile={ctx}", *self.plat(), "--output",
+                              f"type=image,name={REG}/{repo}:latest,push=true,registry.insecure=true"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -227,6 +259,7 @@ def main():
     ap.add_argument("--no-buildah", action="store_true")
     ap.add_argument("--no-hoist", action="store_true", help="measure buildah only")
     ap.add_argument("--baseline", help="another hoist binary to measure beside this one")
+    ap.add_argument("--buildkit", metavar="ADDR", help="also measure a local buildkitd at ADDR (unix:///run/…)")
     a = ap.parse_args()
     only = [s for s in a.only.split(",") if s]
     results = {}
@@ -240,6 +273,8 @@ def main():
         tools = ([] if a.no_hoist else [Hoist(scen)]) + ([] if a.no_buildah else [Buildah(scen)])
         if a.baseline:
             tools.append(Hoist(scen, a.baseline, "baseline"))
+        if a.buildkit:
+            tools.append(BuildKit(scen, a.buildkit))
         for run in range(a.runs):
             for tool in tools:  # interleaved
                 if shutil.disk_usage(WORK).free < 15 << 30:
@@ -254,7 +289,7 @@ def main():
                     try:
                         secs, rss = tool.build(ctx, repo)
                     except SystemExit as e:
-                        if tool.name != "buildah":
+                        if tool.name not in ("buildah", "buildkit"):
                             raise
                         # A peer's own failure loses that sample, not the whole benchmark.
                         print(f"  {scen:8} {kind:5} {tool.name:7} run {run}: FAILED {str(e)[-200:]}", file=sys.stderr)
@@ -262,9 +297,9 @@ def main():
                     results.setdefault((f"{scen} {kind}", tool.name), []).append((secs, rss))
                     print(f"  {scen:8} {kind:5} {tool.name:7} run {run}: {secs:6.2f}s  rss {rss:6.1f} MiB", file=sys.stderr)
     empty_trash()
-    base_col = " baseline | hoist/baseline |" if a.baseline else ""
+    base_col = (" baseline | hoist/baseline |" if a.baseline else "") + (" BuildKit here | hoist/BuildKit |" if a.buildkit else "")
     print(f"\n| scenario | BuildKit (issue) | buildah | hoist | hoist/buildah | target | hoist peak RSS |{base_col}")
-    print("|---|---|---|---|---|---|---|" + ("---|---|" if a.baseline else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|---|" if a.baseline else "") + ("---|---|" if a.buildkit else ""))
     for name in BUILDKIT_MEDIANS:
         h = results.get((name, "hoist"))
         b = results.get((name, "buildah"))
@@ -280,6 +315,9 @@ def main():
         old = results.get((name, "baseline"))
         om = statistics.median(s for s, _ in old) if old else None
         extra = f" {om:.2f} s | {hm / om:.2f}x |" if om else (" - | - |" if a.baseline else "")
+        kit = results.get((name, "buildkit"))
+        km = statistics.median(s for s, _ in kit) if kit else None
+        extra += f" {km:.2f} s | {hm / km:.2f}x |" if km else (" - | - |" if a.buildkit else "")
         print(f"| {name} | {bk(name)} | {f'{bm:.2f} s' if bm else '-'} | {hm:.2f} s | {ratio} | "
               f"{target(name)} | {max(r for _, r in h):.0f} MiB |{extra}")
 
