@@ -12,10 +12,11 @@
 #                   Dockerfile's, debian:bookworm-slim)
 #   --insecure-registry HOST   a plain-HTTP registry (repeatable), for a lab registry
 # Environment: HOIST (the hoist that runs the build; default: the static one just built),
-# HOIST_STATIC_TARGET_DIR (default: target/static), CARGO (default: cargo).
+# HOIST_STATIC_TARGET_DIR (default: target/static), CARGO (default: cargo), HOIST_ROOT (the
+# store the build uses; hoist's default otherwise).
 set -eu
 
-usage() { sed -n "s/^# \{0,1\}//;8,15p" "$0" >&2; exit "${1:-2}"; }
+usage() { sed -n "s/^# \{0,1\}//;8,16p" "$0" >&2; exit "${1:-2}"; }
 
 push=""
 target=""
