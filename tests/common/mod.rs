@@ -10,6 +10,8 @@
 
 pub mod lab;
 pub mod proxy;
+pub mod rawtar;
+pub mod rootless;
 pub mod run;
 
 pub use lab::{Need, ready};
