@@ -183,3 +183,94 @@ fn an_unknown_isolation_is_named() {
         text(&o)
     );
 }
+
+/// Mode 2 end to end: hoist itself runs inside a container that `hoist run` makes with
+/// Docker's default capabilities (no CAP_SYS_ADMIN) and seccomp profile, detects that it can
+/// neither mount nor make namespaces, builds with the chroot isolation and pushes. The image
+/// equals the default backend's build on the host, layer for layer, except that where the
+/// container's overlay rootfs refuses whiteout devices the deletions layer lists its `.wh.`
+/// entries in another order (same entries).
+#[test]
+fn inside_a_default_privilege_container_hoist_detects_chroot_and_pushes() {
+    if !ready() {
+        return;
+    }
+    let ctx = context();
+    let outer = tempfile::tempdir().unwrap();
+    let img = tempfile::tempdir().unwrap();
+    std::fs::copy(common::run::BIN, img.path().join("hoist")).unwrap();
+    std::fs::write(
+        img.path().join("Dockerfile"),
+        "FROM localhost:5000/debian:bookworm\nCOPY hoist /usr/local/bin/hoist\n\
+         COPY ctx /ctx\nCOPY tok /tok\n",
+    )
+    .unwrap();
+    let cp = Command::new("cp")
+        .arg("-r")
+        .arg(ctx.path().join("ctx"))
+        .arg(ctx.path().join("tok"))
+        .arg(img.path())
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let o = Hoist::new(outer.path())
+        .args(["build", "-t", "mode2-inner:1"])
+        .arg(img.path())
+        .output();
+    ok(&o, "building the image with hoist in it");
+
+    let tag = format!("localhost:5000/mode2/app:{}", std::process::id());
+    let o = Hoist::new(outer.path())
+        .args([
+            "run",
+            "-e",
+            &format!("SOURCE_DATE_EPOCH={EPOCH}"),
+            "mode2-inner:1",
+        ])
+        .args(["sh", "-c"])
+        .arg(format!(
+            "grep -E '^(CapEff|Seccomp):' /proc/self/status; hoist --root /var/lib/hoist \
+             build --progress plain --secret id=tok,src=/tok -t {tag} --push /ctx"
+        ))
+        .output();
+    ok(&o, "hoist inside the container");
+    let out = text(&o);
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(
+        out.contains("CapEff:\t00000000a80425fb"),
+        "Docker's default caps: {out}"
+    );
+    assert_eq!(out.matches("note: isolation: chroot").count(), 1, "{out}");
+    assert!(out.contains(&format!("pushed {tag}@")), "{out}");
+
+    // The default backend on the host, same inputs and epoch.
+    let host = tempfile::tempdir().unwrap();
+    ok(&build(host.path(), ctx.path(), "oci", &[]), "host build");
+    let want = manifest(host.path());
+    let o = Hoist::new(host.path()).args(["pull", &tag]).output();
+    ok(&o, "pull");
+    let o = Hoist::new(host.path()).args(["inspect", &tag]).output();
+    ok(&o, "inspect");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = match v {
+        serde_json::Value::Array(mut a) if !a.is_empty() => a.swap_remove(0),
+        v => v,
+    };
+    let got = v["Manifest"].clone();
+    let (gb, wb) = (
+        layer_blobs(host.path(), &got),
+        layer_blobs(host.path(), &want),
+    );
+    assert_eq!(gb.len(), wb.len());
+    for (i, (g, w)) in gb.iter().zip(&wb).enumerate() {
+        if g == w {
+            continue;
+        }
+        assert_eq!(i, 3, "only the deletions layer may differ");
+        let (mut gn, mut wn) = (names(g), names(w));
+        assert_ne!(gn, wn, "differs only in order");
+        gn.sort();
+        wn.sort();
+        assert_eq!(gn, wn);
+    }
+}

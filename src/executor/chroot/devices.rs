@@ -2,7 +2,7 @@
 //! tmpfs has (`null`, `zero`, `full`, `random`, `urandom`, `tty`, the `fd`/`stdio` links to
 //! `/proc/self/fd`, `ptmx`, `pts/`, `shm/`), made where the image has none before the run
 //! (`mknod` needs `CAP_MKNOD`, in Docker's default set; a pod's device cgroup lets these few
-//! be opened) and removed after it, so no layer records them, as BuildKit's tmpfs leaves none.
+//! be opened; where a node cannot be made, an empty file stands in) and removed after it, so no layer records them, as BuildKit's tmpfs leaves none.
 //! `/proc` and `/sys` stay empty: they cannot be had without mounting.
 
 use crate::executor::{ExecutorError, Result};
@@ -55,14 +55,27 @@ pub(super) fn populate(rfd: &OwnedFd) -> Result<Populated> {
         |fd: &OwnedFd, n: &str| rustix::fs::statat(fd, n, AtFlags::SYMLINK_NOFOLLOW).is_ok();
     for (name, major, minor) in NODES {
         if !exists(&p.dev, name) {
-            rustix::fs::mknodat(
+            let made = rustix::fs::mknodat(
                 &p.dev,
                 name,
                 FileType::CharacterDevice,
                 Mode::from_raw_mode(0o666),
                 rustix::fs::makedev(major, minor),
-            )
-            .map_err(|e| err(name, e))?;
+            );
+            if made.is_err() {
+                // Refused (a device cgroup, a filesystem without device nodes): an empty file
+                // in its place, so that writes to it are removed with it rather than leaving
+                // a regular `/dev/null` for the layer.
+                rustix::fs::openat(
+                    &p.dev,
+                    name,
+                    rustix::fs::OFlags::CREATE
+                        | rustix::fs::OFlags::EXCL
+                        | rustix::fs::OFlags::WRONLY,
+                    Mode::from_raw_mode(0o666),
+                )
+                .map_err(|e| err(name, e))?;
+            }
             // mknod honours the umask.
             rustix::fs::chmodat(&p.dev, name, Mode::from_raw_mode(0o666), AtFlags::empty())
                 .map_err(|e| err(name, e))?;

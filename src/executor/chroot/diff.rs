@@ -4,7 +4,7 @@
 //!
 //! - an entry only after, or of another type: copied into the upper (a whole new subtree);
 //! - an entry only before: a whiteout (character device 0/0; `mknod` needs `CAP_MKNOD`, which
-//!   Docker's default set has);
+//!   Docker's default set has; where the filesystem refuses it, an empty `.wh.NAME` file);
 //! - a non-dir in both: recorded when its type, mode, owner, size, modification time, link
 //!   target, device number or xattrs differ, or, for a regular file whose inode changed
 //!   (ctime) since the copy was made, when its bytes differ: a rewrite that keeps size and
@@ -203,24 +203,46 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// An overlay whiteout at `p`.
+/// An overlay whiteout at `p`: a character device 0/0, or, where the kernel refuses one
+/// (overlayfs, the usual rootfs of a container, refuses to make whiteouts through mknod; so
+/// does a device cgroup without Docker's `c *:* m`), an empty file `.wh.NAME` of mode 0 owned
+/// by root, which the layer writer puts in the tar as the same OCI whiteout entry.
 fn whiteout(p: &Path) -> io::Result<()> {
-    rustix::fs::mknodat(
+    let r = rustix::fs::mknodat(
         rustix::fs::CWD,
         p,
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         0,
-    )
-    .map_err(|e| {
-        io::Error::new(
+    );
+    match r {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::PERM | rustix::io::Errno::INVAL | rustix::io::Errno::NOTSUP) => {
+            let mut name = std::ffi::OsString::from(".wh.");
+            name.push(p.file_name().unwrap_or_default());
+            let marker = p.with_file_name(name);
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o000)
+                .open(&marker)
+                .and_then(|_| std::os::unix::fs::lchown(&marker, Some(0), Some(0)))
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "making the whiteout {} of a deleted file: {e}",
+                            marker.display()
+                        ),
+                    )
+                })
+        }
+        Err(e) => Err(io::Error::new(
             io::Error::from(e).kind(),
-            format!(
-                "making a whiteout (character device 0/0) for a deleted file: {e}; the chroot \
-                 isolation needs CAP_MKNOD (in Docker's default capability set)"
-            ),
-        )
-    })
+            format!("making a whiteout (character device 0/0) for a deleted file: {e}"),
+        )),
+    }
 }
 
 #[cfg(test)]
