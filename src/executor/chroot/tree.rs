@@ -36,16 +36,22 @@ pub(super) fn is_opaque(p: &Path) -> bool {
 
 /// The xattrs of `p` (not following a symlink), overlay's own left out, sorted by name.
 pub(super) fn xattrs(p: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    // The kernel bounds both a name list and a value at 64 KiB.
-    let mut list = vec![0u8; 65536];
-    let n = match rustix::fs::llistxattr(p, &mut list[..]) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+    // Most files have none or a few: a small buffer first, the kernel's 64 KiB bound if not.
+    let mut small = [0u8; 1024];
+    let mut big = Vec::new();
+    let list: &[u8] = match rustix::fs::llistxattr(p, &mut small[..]) {
+        Ok(0) | Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+        Ok(n) => &small[..n],
+        Err(rustix::io::Errno::RANGE) => {
+            big.resize(65536, 0);
+            let n = rustix::fs::llistxattr(p, &mut big[..])?;
+            &big[..n]
+        }
         Err(e) => return Err(e.into()),
     };
     let mut out = Vec::new();
     let mut value = vec![0u8; 65536];
-    for name in list[..n].split(|b| *b == 0).filter(|s| !s.is_empty()) {
+    for name in list.split(|b| *b == 0).filter(|s| !s.is_empty()) {
         if is_overlay_xattr(name) {
             continue;
         }
