@@ -274,3 +274,46 @@ fn inside_a_default_privilege_container_hoist_detects_chroot_and_pushes() {
         assert_eq!(gn, wn);
     }
 }
+
+/// Bind sources and cache sub-dirs reach the chroot as pinned `/proc/self/fd/N` links: they
+/// must be copied as the dirs they name (a regression: the link was copied as a symlink and
+/// the copy wrote through it, truncating the context's file), and the context never changes.
+#[test]
+fn bind_and_cache_sources_are_copied_in_and_the_context_stays_intact() {
+    if !ready() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let ctx = d.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("sub")).unwrap();
+    std::fs::write(ctx.join("sub/f"), "from-sub\n").unwrap();
+    std::fs::write(ctx.join("top.txt"), "top\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM localhost:5000/busybox:latest
+RUN --mount=type=bind,source=sub,target=/m --mount=type=bind,source=top.txt,target=/t.txt \
+    sh -c 'cat /m/f /t.txt > /copied'
+RUN --mount=type=cache,id=c1,target=/c sh -c 'mkdir -p /c/s && echo in-cache > /c/s/x'
+RUN --mount=type=cache,id=c1,target=/c2,source=s sh -c 'cat /c2/x > /from-cache'
+",
+    )
+    .unwrap();
+    let mut manifests = Vec::new();
+    for iso in ["chroot", "oci"] {
+        let store = tempfile::tempdir().unwrap();
+        let o = Hoist::new(store.path())
+            .epoch(EPOCH)
+            .env("HOIST_ISOLATION", iso)
+            .args(["build", "--progress", "plain", "-t", "chroot-test:1"])
+            .arg(&ctx)
+            .output();
+        ok(&o, iso);
+        manifests.push(manifest(store.path()));
+        assert_eq!(
+            std::fs::read_to_string(ctx.join("sub/f")).unwrap(),
+            "from-sub\n",
+            "{iso}: the context is unchanged"
+        );
+    }
+    assert_eq!(manifests[0], manifests[1]);
+}

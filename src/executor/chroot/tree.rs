@@ -163,6 +163,9 @@ pub(super) fn make_entry(
 
 /// Copies the tree `src` to `dst` (which must not exist), keeping everything a layer records.
 pub(super) fn copy_tree(src: &Path, dst: &Path, links: &mut Links) -> io::Result<()> {
+    // `src/.`: a source given as a link to a dir (a pinned object's `/proc/self/fd/N`) is
+    // that dir, never a symlink to copy; nothing below it is followed.
+    let src = &src.join(".");
     let mut dirs = Vec::new();
     for e in walkdir::WalkDir::new(src).follow_links(false) {
         let e = e.map_err(io::Error::from)?;
