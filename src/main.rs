@@ -5,6 +5,10 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The chroot isolation's helpers are hoist re-executed: they do their one job and exit.
+    if let Some(code) = hoist::executor::helper_entry() {
+        return ExitCode::from(code);
+    }
     // First, while single-threaded: an ordinary user's hoist re-runs itself as root of a
     // user namespace (`hoist::userns`); this process then only waits for it.
     match hoist::userns::enter() {

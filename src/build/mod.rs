@@ -195,6 +195,8 @@ pub enum Notice {
         uploaded: usize,
         existing: usize,
     },
+    /// The isolation chosen at start-up is weaker than the default: what it does not protect.
+    Isolation { note: String },
 }
 
 /// Receives what a build reports (the CLI renders it; tests record it).
@@ -277,7 +279,11 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
     let mut registry = Client::new(plan.registry.options.clone())?;
     registry.set_timeouts(plan.registry.operation_timeout, plan.registry.idle_timeout);
     let counter = publish::PushCounter::install(&mut registry);
-    let sandbox = crate::executor::OciRuntime::detect()?.with_pool(pool);
+    let selected = crate::executor::select(pool)?;
+    if let Some(note) = selected.note {
+        observer.notice(Notice::Isolation { note });
+    }
+    let sandbox = selected.isolation;
     let cache_index = CacheIndex::open(&store.root().join("cache"))?;
     let caches = CacheTransfer {
         index: &cache_index,
@@ -294,7 +300,7 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
         plan,
         store: &store,
         registry: &registry,
-        isolation: &sandbox,
+        isolation: &*sandbox,
         ignore: &ignore,
     };
     let outcomes = {
@@ -321,7 +327,7 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
             observer,
         )?;
     }
-    outputs::write_all(&store, &sandbox, plan, &image, &outcomes)?;
+    outputs::write_all(&store, &*sandbox, plan, &image, &outcomes)?;
     Ok(BuildResult {
         platforms: outcomes,
         image,

@@ -482,6 +482,8 @@ impl crate::build::Observer for Console {
             } if self.mode != progress::Mode::Quiet => errln!(
                 "pushed {reference}@{digest} ({uploaded} blobs uploaded, {existing} already in the registry)"
             ),
+            // What the isolation does not protect is said even with --quiet.
+            Notice::Isolation { note } => errln!("{note}"),
             _ => {}
         }
     }

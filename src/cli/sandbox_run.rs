@@ -3,7 +3,7 @@
 //! seccomp profile and no `no_new_privs` unless `--security-opt` says otherwise.
 
 use super::GlobalArgs;
-use crate::executor::{self, Isolation, Limits, Network, OciRuntime, RunSpec, Seccomp, Security};
+use crate::executor::{self, Limits, Network, RunSpec, Seccomp, Security};
 use crate::oci::RunConfig;
 use clap::Args;
 use std::io::Write;
@@ -73,10 +73,16 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
             "--workdir {w:?}: the working directory must be an absolute path"
         )));
     }
-    let runtime = OciRuntime::detect()?;
+    // The same isolation a build would pick (`HOIST_ISOLATION`, else a mount probe).
+    let pool = executor::default_pool_dir();
+    let selected = executor::select(pool.clone())?;
+    if let Some(note) = &selected.note {
+        errln!("{note}");
+    }
+    let runtime = selected.isolation;
     executor::install_signal_handlers(Duration::from_secs(10), on_signal)?;
     // Whatever a killed hoist left behind in the pool goes first.
-    executor::cleanup_stale(runtime.pool())?;
+    executor::cleanup_stale(&pool)?;
 
     let platform = match &a.platform {
         Some(p) => {

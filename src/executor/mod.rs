@@ -8,7 +8,10 @@
 //! run by an OCI runtime (crun or runc) in the foreground as a child process, from a typed
 //! runtime spec with Docker's default hardening. Rootless runs use the same backend: hoist is
 //! then root of its own user namespace ([`crate::userns`]), the overlays use `userxattr`, and
-//! the spec gets a rootless transform (`oci/rootless.rs`). A no-mount backend goes beside it.
+//! the spec gets a rootless transform (`oci/rootless.rs`). Where hoist can neither mount nor
+//! make namespaces (a pod with Docker's default privileges), [`Chroot`] (`chroot`) copies
+//! trees, runs the command chrooted and diffs by comparing trees. `select` picks one at
+//! start-up (`HOIST_ISOLATION=oci|chroot` overrides the probe).
 //!
 //! Design: hoist never forks from its own (multi-threaded) process. What every backend
 //! shares lives here, not in `oci`: the pool dir (`pool`), readying a rootfs for a run and
@@ -23,6 +26,7 @@
 //! sandboxes and views are kept in a registry so a SIGINT/SIGTERM kills and unmounts them
 //! (`cleanup`): the runtime's kill of the whole container, not PID 1, ends a run.
 
+mod chroot;
 mod cleanup;
 mod env;
 mod etc_files;
@@ -34,13 +38,16 @@ mod overlay;
 mod pool;
 mod prepare;
 pub mod seccomp;
+mod select;
 pub mod user;
 mod view;
 
+pub use chroot::{Chroot, helper_entry};
 pub use cleanup::{cleanup_stale, install_signal_handlers, shutdown_requested};
 pub use oci::{OciRuntime, limits_note};
 pub use pool::default_pool_dir;
 pub use seccomp::Seccomp;
+pub use select::{CHROOT_NOTE, ISOLATION_ENV, IsolationKind, Selected, select};
 pub use user::ResolvedUser;
 pub use view::View;
 

@@ -17,6 +17,12 @@ pub struct View {
 }
 
 impl View {
+    /// A view of a path some other owner keeps (a backend's cached tree, a pinned object's
+    /// own path): nothing to remove when it drops.
+    pub(crate) fn borrowed(path: PathBuf) -> View {
+        View { path, owned: None }
+    }
+
     /// The merged root.
     pub fn path(&self) -> &Path {
         &self.path

@@ -22,6 +22,7 @@ pub const AMBIENT: &[&str] = &[
     "HOIST_REGISTRY_TIMEOUT",
     "HOIST_REGISTRY_IDLE_TIMEOUT",
     "DOCKER_DEFAULT_PLATFORM",
+    "HOIST_ISOLATION",
 ];
 
 /// A `hoist --root ROOT …` run being set up; stdin is `/dev/null` unless the command is
