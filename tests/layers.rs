@@ -246,6 +246,61 @@ fn layer_entries_follow_the_buildkit_layout() {
     );
 }
 
+/// The chroot isolation's whiteout marker (an empty root-owned `.wh.NAME` of mode 0, written
+/// where the filesystem refuses a 0/0 device) gives the same layer bytes as the device: same
+/// entry, same place in the order (under NAME, not under `.wh.NAME`).
+#[test]
+fn whiteout_marker_files_write_the_same_layer_as_whiteout_devices() {
+    use std::os::unix::fs::PermissionsExt;
+    let layer = |marker: bool| {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir(d.join("dir")).unwrap();
+        for n in ["a", "m", "z"] {
+            fs::write(d.join("dir").join(n), n).unwrap();
+        }
+        let gone = if marker {
+            let p = d.join("dir/.wh.k");
+            fs::write(&p, "").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
+            p
+        } else {
+            let p = d.join("dir/k");
+            mknod(&p, rustix::fs::FileType::CharacterDevice, 0, 0);
+            p
+        };
+        set_mtime(&gone, 1_700_000_000);
+        for p in ["dir/a", "dir/m", "dir/z", "dir"] {
+            set_mtime(&d.join(p), 1_700_000_000);
+        }
+        let mut blob = Vec::new();
+        layers::write_layer(
+            d,
+            &LayerOptions {
+                compression: Compression::Uncompressed,
+                source_date_epoch: None,
+            },
+            &mut blob,
+        )
+        .unwrap();
+        blob
+    };
+    let (device, marker) = (layer(false), layer(true));
+    let names = |blob: &[u8]| -> Vec<String> {
+        tar::Archive::new(blob)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&device),
+        ["dir/", "dir/a", "dir/.wh.k", "dir/m", "dir/z"]
+    );
+    assert_eq!(names(&marker), names(&device));
+    assert!(marker == device, "the two layers differ in their bytes");
+}
+
 fn write_tree(root: &Path, mtime: i64, reverse: bool) {
     let mut names: Vec<String> = (0..40).map(|i| format!("f{i:02}")).collect();
     if reverse {

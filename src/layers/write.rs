@@ -3,7 +3,10 @@
 //!
 //! Order: depth first, each directory's names sorted bytewise (Go's `filepath.Walk` order, as
 //! BuildKit). Names are relative with no leading `/`, directories end in `/`. Overlay
-//! whiteouts (char device 0/0) become empty `.wh.NAME` files; opaque directories
+//! whiteouts (char device 0/0) become empty `.wh.NAME` files, and so does a whiteout marker file
+//! (an empty root-owned `.wh.NAME` of mode 0, what the chroot isolation writes where the
+//! filesystem refuses to make a 0/0 device), sorted where NAME sorts as the device would be;
+//! opaque directories
 //! (`trusted.overlay.opaque=y` or `user.overlay.opaque=y`) get a `DIR/.wh..wh..opq` entry right
 //! after their own. Hardlinked files (same dev+inode) after the first become tar links.
 //! `overlay.*` xattrs are never written; a `redirect`/`metacopy` one is an error because the
@@ -169,7 +172,15 @@ fn walk<'a>(
             names.push((name.to_os_string(), Some(*f)));
         }
     }
-    names.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    // A whiteout marker file sorts under the name it deletes, as the 0/0 device it stands for.
+    let key = |n: &OsStr| -> Vec<u8> {
+        let b = n.as_bytes();
+        match b.strip_prefix(WHITEOUT_PREFIX) {
+            Some(rest) if b != OPAQUE_MARKER && is_whiteout_marker(&dir.join(n)) => rest.to_vec(),
+            _ => b.to_vec(),
+        }
+    };
+    names.sort_by_cached_key(|(n, _)| (key(n), n.as_bytes().to_vec()));
     for (name, extra_file) in names {
         let path = dir.join(&name);
         let mut child_rel = rel.to_vec();
@@ -224,6 +235,23 @@ fn get_xattr(path: &Path, name: &OsStr) -> Result<Option<Vec<u8>>> {
             }
         }
     }
+}
+
+/// An empty regular file of mode 0 owned by root named `.wh.NAME`: the whiteout marker the
+/// chroot isolation writes where a 0/0 device cannot be made (`executor::chroot`).
+fn is_whiteout_marker(path: &Path) -> bool {
+    let is_marker_name = path.file_name().is_some_and(|n| {
+        let b = n.as_bytes();
+        b.starts_with(WHITEOUT_PREFIX) && b != OPAQUE_MARKER && b.len() > WHITEOUT_PREFIX.len()
+    });
+    is_marker_name
+        && fs::symlink_metadata(path).is_ok_and(|m| {
+            m.file_type().is_file()
+                && m.len() == 0
+                && m.mode() & 0o7777 == 0
+                && m.uid() == 0
+                && m.gid() == 0
+        })
 }
 
 fn is_opaque(path: &Path) -> Result<bool> {
@@ -308,12 +336,18 @@ fn write_items(items: &[Item], sde: Option<i64>, w: &mut dyn Write) -> Result<()
         };
         let ft = m.file_type();
         let mtime = clamp(m.mtime(), sde);
-        if ft.is_char_device() && m.rdev() == 0 {
-            // Overlay whiteout → `.wh.NAME`.
-            let (dir, base) = split_rel(&item.rel);
-            let mut name = dir.to_vec();
-            name.extend_from_slice(WHITEOUT_PREFIX);
-            name.extend_from_slice(base);
+        let marker = ft.is_file() && m.len() == 0 && is_whiteout_marker(&item.path);
+        if (ft.is_char_device() && m.rdev() == 0) || marker {
+            // Overlay whiteout → `.wh.NAME` (a marker file already has that name).
+            let name = if marker {
+                item.rel.clone()
+            } else {
+                let (dir, base) = split_rel(&item.rel);
+                let mut name = dir.to_vec();
+                name.extend_from_slice(WHITEOUT_PREFIX);
+                name.extend_from_slice(base);
+                name
+            };
             let mut e = Entry::new(name, Kind::Regular);
             e.mtime = mtime;
             tarfmt::write_header(w, &e).map_err(out_err)?;
