@@ -57,6 +57,29 @@ pub fn prune(g: &GlobalArgs, a: PruneArgs) -> crate::Result<ExitCode> {
         })?),
         None => None,
     };
+    if keep.is_none() && !a.all {
+        let config = g.gc_config()?;
+        if config.enabled {
+            // Without flags: the configured policies (`builder.gc`), then unreferenced data.
+            let o = crate::gc::collect_garbage(
+                &store,
+                &config,
+                &crate::gc::Protect::default(),
+                crate::gc::When::Always,
+            )?
+            .unwrap_or_default();
+            outln!(
+                "Deleted {} blobs and {} snapshots ({} build cache entries, {} cache mounts, {} images); total reclaimed space: {}",
+                o.blobs,
+                o.snapshots,
+                o.cache_entries,
+                o.cache_mounts,
+                o.images,
+                human_size(o.freed())
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let extra = trim_build_cache_and_collect_roots(&store, keep, a.all)?;
     let r = store.prune(&extra)?;
     outln!(

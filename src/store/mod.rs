@@ -418,6 +418,35 @@ impl Store {
         lock_file(&self.lock_path(name), exclusive)
     }
 
+    /// Takes the named lock without waiting: `None` when another holder has it.
+    pub fn try_lock(&self, name: &str, exclusive: bool) -> Result<Option<LockGuard>> {
+        let path = self.lock_path(name);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| StoreError::Lock {
+                path: path.clone(),
+                source,
+            })?;
+        let op = if exclusive {
+            FlockOperation::NonBlockingLockExclusive
+        } else {
+            FlockOperation::NonBlockingLockShared
+        };
+        match rustix::fs::flock(&file, op) {
+            Ok(()) => Ok(Some(LockGuard { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(StoreError::Lock {
+                path,
+                source: e.into(),
+            }),
+        }
+    }
+
     /// Shared "in use" lock that a build holds while it relies on blobs and snapshots; `prune`
     /// takes it exclusively, so it never removes what a running build uses.
     pub fn gc_shared_lock(&self) -> Result<LockGuard> {
