@@ -215,9 +215,14 @@ impl Store {
                 if fs::remove_file(e.path()).is_ok() {
                     report.blobs_removed += 1;
                     report.bytes_freed += size;
+                    if let Ok(d) = Digest::from_hex(&name) {
+                        self.forget_blob_sources(&d);
+                    }
                 }
             }
         }
+        // The store-wide sources map of earlier versions (now one record per blob).
+        let _ = fs::remove_file(self.root.join("meta").join("sources.json"));
         let sdir = self.root.join("snapshots");
         for e in fs::read_dir(&sdir).map_err(io_err(&sdir))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();

@@ -6,7 +6,7 @@
 //! ```text
 //! <root>/blobs/sha256/<hex>        read-only, content-verified blobs
 //! <root>/meta/images.json          image name → manifest digest (replaced atomically)
-//! <root>/meta/sources.json         blob → repositories it is known to exist in (for mounts)
+//! <root>/meta/sources/<hex>         repositories a blob is known to exist in (for mounts)
 //! <root>/snapshots/<diff-id hex>   unpacked layers (overlay lower dirs)
 //! <root>/cache-mounts/<sha256(id)> RUN --mount=type=cache directories
 //! <root>/tmp/<session>/            scratch; one dir per process, removed when stale
@@ -601,8 +601,10 @@ impl Store {
         Ok(p)
     }
 
-    fn sources_path(&self) -> PathBuf {
-        self.root.join("meta").join("sources.json")
+    /// The record of the repositories known to hold one blob: one small file per blob, so
+    /// a push or pull reads and writes what it touches, never a store-wide map.
+    fn sources_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("meta").join("sources").join(digest.hex())
     }
 
     /// Remembers that `digest` exists in `registry/repository` (for cross-repository mounts).
@@ -623,41 +625,47 @@ impl Store {
         digests: &[Digest],
     ) -> Result<()> {
         let _g = self.lock("sources", true)?;
-        let path = self.sources_path();
-        let mut map: BTreeMap<String, Vec<String>> = Self::read_json_map(&path, "blob sources")?;
         let entry = format!("{registry}/{repository}");
-        let mut changed = false;
         for d in digests {
-            let v = map.entry(d.to_string()).or_default();
-            if !v.contains(&entry) {
-                v.push(entry.clone());
-                // Keep the record small: the most recent few repositories.
-                if v.len() > 8 {
-                    v.remove(0);
-                }
-                changed = true;
+            let path = self.sources_path(d);
+            let mut v = Self::read_sources(&path);
+            if v.contains(&entry) {
+                continue;
             }
-        }
-        if changed {
-            Self::write_json(&path, "blob sources", &map)?;
+            v.push(entry.clone());
+            // Keep the record small: the most recent few repositories.
+            if v.len() > 8 {
+                v.remove(0);
+            }
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(io_err(dir))?;
+            }
+            Self::write_json(&path, "blob sources", &v)?;
         }
         Ok(())
+    }
+
+    /// One blob's sources; a missing or unreadable record is empty (it is only a hint).
+    fn read_sources(path: &Path) -> Vec<String> {
+        fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
     }
 
     /// Repositories of `registry` where `digest` is known to exist (most recent last).
     pub fn blob_sources(&self, registry: &str, digest: &Digest) -> Result<Vec<String>> {
         let _g = self.lock("sources", false)?;
-        let map: BTreeMap<String, Vec<String>> =
-            Self::read_json_map(&self.sources_path(), "blob sources")?;
         let prefix = format!("{registry}/");
-        Ok(map
-            .get(&digest.to_string())
-            .map(|v| {
-                v.iter()
-                    .filter_map(|s| s.strip_prefix(&prefix).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(Self::read_sources(&self.sources_path(digest))
+            .iter()
+            .filter_map(|s| s.strip_prefix(&prefix).map(str::to_string))
+            .collect())
+    }
+
+    /// Forgets the sources of a blob that is gone.
+    pub(crate) fn forget_blob_sources(&self, digest: &Digest) {
+        let _ = fs::remove_file(self.sources_path(digest));
     }
 }
 
