@@ -231,7 +231,7 @@ impl HashCache {
 
     /// Checks every record under `dir` (the directory given to [`HashCache::open`]): returns
     /// those that do not parse or sit under the wrong name, removing them with `repair`.
-    /// Stray temp files of killed builds count as bad records too.
+    /// Temp files (`.tmp-*`, a running save's or a killed one's) are not records.
     pub fn fsck(dir: &Path, repair: bool) -> Vec<PathBuf> {
         let records = dir.join(RECORDS);
         let mut bad = Vec::new();
@@ -260,7 +260,9 @@ fn walk_records(records: &Path) -> Vec<PathBuf> {
             .flatten()
             .flatten()
         {
-            out.push(f.path());
+            if !f.file_name().to_string_lossy().starts_with(".tmp-") {
+                out.push(f.path());
+            }
         }
     }
     out.sort();
@@ -351,6 +353,9 @@ mod tests {
         assert!(rec.exists(), "fsck without repair changes nothing");
         assert_eq!(HashCache::fsck(t.path(), true), vec![rec.clone()]);
         assert!(!rec.exists());
+        assert!(HashCache::fsck(t.path(), false).is_empty());
+        // A killed save's temp file is not a record.
+        std::fs::write(rec.with_file_name(".tmp-x"), b"{").unwrap();
         assert!(HashCache::fsck(t.path(), false).is_empty());
     }
 
