@@ -7,6 +7,7 @@ hoist/buildah ratio and hoist's peak RSS.
     scripts/lab-setup.sh            # once: registry on localhost:5000 with busybox:latest
     cargo build --release
     scripts/bench.py [--runs 3] [--only app,stages] [--no-buildah] [--baseline OLD_HOIST]
+    scripts/bench.py --only aged [--runs 5]     # warm app on an aged store vs a fresh one
 
 `--baseline` adds another hoist binary (e.g. one built from the previous commit), interleaved
 with the others, so a change that must not move the figures is measured on the same machine
@@ -15,6 +16,11 @@ minute as the code before it.
 Cold runs start from an empty store that already holds the base image (pulled untimed), as
 BuildKit's and buildah's cold figures do; warm runs rebuild with nothing changed; touch runs
 change one source file first. Every run pushes to a fresh repository so blobs are really sent.
+
+The `aged` scenario (issue 19; hoist only) ages one store with cold builds of every other
+scenario's context, then times warm builds of the app on it against warm builds on a fresh
+store (cold app build untimed), interleaved: per-build state must cost what the build reads,
+not what the store remembers (target ≤ 1.1x the fresh store's median).
 """
 import argparse, os, random, shutil, statistics, subprocess, sys, time
 
@@ -252,6 +258,36 @@ class BuildKit:
                               f"type=image,name={REG}/{repo}:latest,push=true,registry.insecure=true"))
 
 
+def run_aged(a, tools):
+    """The aged-store scenario (see the module doc); prints its own table."""
+    ctxs = {}
+    for scen, (gen, _) in SCENARIOS.items():
+        ctxs[scen] = f"{WORK}/ctx-{scen}"
+        if not os.path.exists(f"{ctxs[scen]}/Dockerfile"):
+            gen(ctxs[scen])
+    rows = []
+    for tool in tools:
+        aged, fresh = Hoist("aged", tool.binary, tool.name), Hoist("fresh", tool.binary, tool.name)
+        aged.reset()
+        for scen in ["bigctx", "biglayer", "stages", "app"]:
+            secs, _ = aged.build(ctxs[scen], f"bench/aged-{scen}-{tool.name}-{int(time.time()*1000)}")
+            print(f"  aged     cold  {tool.name:7} {scen:8}: {secs:6.2f}s (untimed ageing)", file=sys.stderr)
+        fresh.reset()
+        fresh.build(ctxs["app"], f"bench/fresh-app-{tool.name}-{int(time.time()*1000)}")
+        times = {"aged": [], "fresh": []}
+        for run in range(a.runs):
+            for label, h in (("aged", aged), ("fresh", fresh)):  # interleaved
+                secs, _ = h.build(ctxs["app"], f"bench/{label}-warm-{tool.name}-{run}-{int(time.time()*1000)}")
+                times[label].append(secs)
+                print(f"  app warm {label:5} {tool.name:7} run {run}: {secs:6.3f}s", file=sys.stderr)
+        am, fm = statistics.median(times["aged"]), statistics.median(times["fresh"])
+        rows.append(f"| app warm, aged store | {tool.name} | {am:.3f} s | {fm:.3f} s | {am / fm:.2f}x | ≤ 1.1x |")
+    print("\n| scenario | binary | aged store | fresh store | aged/fresh | target |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(r)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -262,6 +298,13 @@ def main():
     ap.add_argument("--buildkit", metavar="ADDR", help="also measure a local buildkitd at ADDR (unix:///run/…)")
     a = ap.parse_args()
     only = [s for s in a.only.split(",") if s]
+    if "aged" in only:
+        tools = [Hoist("aged")] + ([Hoist("aged", a.baseline, "baseline")] if a.baseline else [])
+        run_aged(a, tools)
+        only.remove("aged")
+        if not only:
+            empty_trash()
+            return
     results = {}
     for scen, (gen, kinds) in SCENARIOS.items():
         if only and scen not in only:

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod engine;
 pub mod executor;
 pub mod fsroot;
+pub mod gc;
 pub mod graph;
 pub mod layers;
 pub mod oci;
@@ -44,6 +45,8 @@ pub enum Error {
     Build(#[from] build::BuildError),
     #[error(transparent)]
     Platform(#[from] platform::PlatformError),
+    #[error(transparent)]
+    Gc(#[from] gc::GcError),
     /// An image archive (`hoist load`) that is not what it claims: names the file.
     #[error("{path}: {source}")]
     Archive {

@@ -173,11 +173,17 @@ pub struct BuildPlan {
     /// `--metadata-file`: gets BuildKit's metadata JSON.
     pub metadata_file: Option<PathBuf>,
     pub registry: RegistrySettings,
+    /// Automatic garbage collection after the build (`builder.gc`); `None` = off.
+    pub gc: Option<crate::gc::GcConfig>,
 }
 
 /// Something done besides the build steps, for the CLI to tell the user.
 #[derive(Debug, Clone)]
 pub enum Notice {
+    /// The after-build garbage collection removed something.
+    GarbageCollected(crate::gc::Outcome),
+    /// The after-build garbage collection failed (the build itself succeeded).
+    GarbageCollectionFailed(String),
     /// `--cache-from` imported.
     CacheImported {
         from: CacheLocation,
@@ -328,6 +334,19 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
         )?;
     }
     outputs::write_all(&store, &*sandbox, plan, &image, &outcomes)?;
+    drop(_gc);
+    if let Some(config) = &plan.gc {
+        let protect = crate::gc::Protect {
+            keys: keys.iter().cloned().collect(),
+            images: vec![image.digest().clone()],
+        };
+        // The image is built and named: a failed collection is reported, never fatal.
+        match crate::gc::collect_garbage(&store, config, &protect, crate::gc::When::AfterBuild) {
+            Ok(Some(o)) => observer.notice(Notice::GarbageCollected(o)),
+            Ok(None) => {}
+            Err(e) => observer.notice(Notice::GarbageCollectionFailed(e.to_string())),
+        }
+    }
     Ok(BuildResult {
         platforms: outcomes,
         image,

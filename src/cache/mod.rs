@@ -133,6 +133,34 @@ impl CacheIndex {
             .collect())
     }
 
+    /// Every readable entry with its key and last use (the file's mtime), for GC.
+    pub fn entries_with_use(&self) -> Result<Vec<(Digest, CacheEntry, std::time::SystemTime)>> {
+        let rd = fs::read_dir(&self.dir).map_err(|source| CacheError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        Ok(rd
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let key = Digest::from_hex(name.strip_suffix(".json")?).ok()?;
+                let used = e.metadata().ok()?.modified().ok()?;
+                let entry = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
+                Some((key, entry, used))
+            })
+            .collect())
+    }
+
+    /// Drops the entry for `key` (its blobs are left to the store's prune).
+    pub fn remove(&self, key: &Digest) -> Result<()> {
+        let p = self.path(key);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CacheError::Io { path: p, source }),
+        }
+    }
+
     /// Removes least-recently-used entries until the layers they name total at most
     /// `keep_bytes`; returns how many entries went. Blobs are left to the store's prune.
     pub fn trim(&self, keep_bytes: u64) -> Result<usize> {

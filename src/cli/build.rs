@@ -437,6 +437,13 @@ fn validate(
         cache_to,
         iidfile: a.iidfile.clone(),
         metadata_file: a.metadata_file.clone(),
+        gc: match g.gc_config() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errln!("WARNING: {e}; automatic garbage collection is off for this build");
+                None
+            }
+        },
         registry: RegistrySettings {
             options: RegistryOptions {
                 insecure: g.insecure_registries(),
@@ -484,6 +491,22 @@ impl crate::build::Observer for Console {
             ),
             // What the isolation does not protect is said even with --quiet.
             Notice::Isolation { note } => errln!("{note}"),
+            Notice::GarbageCollected(o) if summaries => errln!(
+                "garbage collection: removed {} build cache entries, {} cache mounts, {} images \
+                 ({} blobs, {} snapshots); freed {} (store {} -> {}, limit {})",
+                o.cache_entries,
+                o.cache_mounts,
+                o.images,
+                o.blobs,
+                o.snapshots,
+                super::images::human_size(o.freed()),
+                super::images::human_size(o.before),
+                super::images::human_size(o.after),
+                super::images::human_size(o.limit)
+            ),
+            Notice::GarbageCollectionFailed(e) => {
+                errln!("WARNING: garbage collection after the build failed: {e}")
+            }
             _ => {}
         }
     }

@@ -29,6 +29,7 @@ pub mod maintenance;
 pub mod progress;
 pub mod pull_push;
 pub mod sandbox_run;
+pub mod system;
 
 use crate::registry::{Client, TimeLimit};
 use clap::{Args, Parser, Subcommand};
@@ -72,6 +73,22 @@ impl GlobalArgs {
             }
         }
         out
+    }
+
+    /// The `builder.gc` settings of hoist's config file (the first that exists, as for
+    /// `insecure-registries`); defaults when there is none.
+    pub fn gc_config(&self) -> crate::Result<crate::gc::GcConfig> {
+        for p in config_paths() {
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
+            let origin = p.display().to_string();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                crate::Error::Usage(format!("{origin}: not valid JSON ({e}); fix or remove it"))
+            })?;
+            return Ok(crate::gc::GcConfig::from_config(&v, &origin)?);
+        }
+        Ok(crate::gc::GcConfig::default())
     }
 
     /// The store root after defaults.
@@ -155,6 +172,8 @@ pub enum Command {
     Prune(maintenance::PruneArgs),
     /// Check the store and repair what can be repaired
     Fsck(maintenance::FsckArgs),
+    /// Store-wide information (`system df`: disk usage)
+    System(system::SystemArgs),
     /// Log in to a registry (shares Docker's config.json)
     Login(login::LoginArgs),
     /// Log out of a registry
@@ -284,6 +303,7 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
         Command::Load(a) => archive::load(g, a),
         Command::Prune(a) => maintenance::prune(g, a),
         Command::Fsck(a) => maintenance::fsck(g, a),
+        Command::System(a) => system::run(g, a),
         Command::Login(a) => login::login(g, a),
         Command::Logout(a) => login::logout(g, a),
     }

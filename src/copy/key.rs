@@ -1,135 +1,23 @@
 //! `content_key`: a digest of exactly what a COPY/ADD reads and what reaches its layer
 //! (destination path, type, mode and owner as they will land, symlink target, content hash),
 //! after `.dockerignore`/`--exclude`, so a change to an ignored or unrelated file never
-//! changes it; and [`HashCache`], which remembers content hashes by
-//! (path, size, mtime, ctime, inode, device) so a warm build reads no unchanged file.
+//! changes it. File hashes come from [`HashCache`] (`hash_cache.rs`) when a file's stat is
+//! unchanged, so a warm build reads no unchanged file.
 
 use super::chmod::Chmod;
 use super::fsops::{self, Kind, Meta};
+use super::hash_cache::HashCache;
 use super::select::{self, Sink, SrcEntry};
 use super::{CopyError, CopyRequest, CopySource, Result, io_err};
 use crate::fsroot;
 use crate::oci::Digest;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const KEY_VERSION: &str = "hoist-copy-key-v1";
-const CACHE_FILE: &str = "content-hashes-v1.json";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Stamp {
-    size: u64,
-    mtime: i64,
-    mtime_nsec: u32,
-    ctime: i64,
-    ctime_nsec: u32,
-    ino: u64,
-    dev: u64,
-}
-
-impl Stamp {
-    fn of(m: &Meta) -> Stamp {
-        Stamp {
-            size: m.size,
-            mtime: m.mtime,
-            mtime_nsec: m.mtime_nsec,
-            ctime: m.ctime,
-            ctime_nsec: m.ctime_nsec,
-            ino: m.ino,
-            dev: m.dev,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Cached {
-    stamp: Stamp,
-    sha256: String,
-}
-
-/// Content hashes of files keyed by path and stat, persisted in one JSON file under a
-/// directory. Thread-safe; call [`HashCache::save`] after a build.
-#[derive(Debug, Default)]
-pub struct HashCache {
-    file: Option<PathBuf>,
-    map: Mutex<HashMap<String, Cached>>,
-    reads: AtomicU64,
-}
-
-impl HashCache {
-    /// A cache that is never persisted.
-    pub fn in_memory() -> HashCache {
-        HashCache::default()
-    }
-
-    /// Opens (or starts) the cache kept in `dir`; an unreadable or corrupt file is a miss,
-    /// not an error.
-    pub fn open(dir: &Path) -> Result<HashCache> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let file = dir.join(CACHE_FILE);
-        let map = std::fs::read(&file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<HashMap<String, Cached>>(&b).ok())
-            .unwrap_or_default();
-        Ok(HashCache {
-            file: Some(file),
-            map: Mutex::new(map),
-            reads: AtomicU64::new(0),
-        })
-    }
-
-    /// Writes the cache back (temp file + rename); a no-op for an in-memory cache.
-    pub fn save(&self) -> Result<()> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        let map = self.map.lock().map_err(|_| CopyError::HashCache {
-            path: file.clone(),
-            reason: "lock poisoned".into(),
-        })?;
-        let bytes = serde_json::to_vec(&*map).map_err(|e| CopyError::HashCache {
-            path: file.clone(),
-            reason: e.to_string(),
-        })?;
-        let dir = file.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
-        tmp.write_all(&bytes)
-            .map_err(io_err(tmp.path().to_path_buf()))?;
-        tmp.persist(file)
-            .map_err(|e| io_err(file.clone())(e.error))?;
-        Ok(())
-    }
-
-    /// How many files had to be read (cache misses) since this cache was opened.
-    pub fn reads(&self) -> u64 {
-        self.reads.load(Ordering::Relaxed)
-    }
-
-    fn lookup(&self, key: &str, m: &Meta) -> Option<String> {
-        let map = self.map.lock().ok()?;
-        map.get(key)
-            .filter(|c| c.stamp == Stamp::of(m))
-            .map(|c| c.sha256.clone())
-    }
-
-    fn remember(&self, key: String, m: &Meta, sha256: String) {
-        if let Ok(mut map) = self.map.lock() {
-            map.insert(
-                key,
-                Cached {
-                    stamp: Stamp::of(m),
-                    sha256,
-                },
-            );
-        }
-    }
-}
-
 fn sha256_reader(r: &mut dyn Read) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -199,7 +87,7 @@ impl<'scope, 'env> Pool<'scope, 'env> {
                             path,
                             remember,
                         } = job;
-                        cache.reads.fetch_add(1, Ordering::Relaxed);
+                        cache.count_read();
                         let h = sha256_reader(&mut file).map_err(io_err(&path));
                         if let (Ok(h), Some((key, meta))) = (&h, remember) {
                             cache.remember(key, &meta, h.clone());

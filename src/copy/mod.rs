@@ -27,6 +27,7 @@ mod add;
 pub mod chmod;
 pub mod context;
 mod fsops;
+mod hash_cache;
 mod key;
 mod select;
 mod write;
@@ -34,7 +35,8 @@ mod write;
 use crate::parser::dockerignore::{IgnoreError, Matcher};
 use std::path::{Path, PathBuf};
 
-pub use key::{HashCache, content_key};
+pub use hash_cache::HashCache;
+pub use key::content_key;
 
 /// The host path of `rel` inside `root`, every symlink resolved in-root (`..` and absolute
 /// links clamped at the root) by the same fd walk COPY uses; `None` when it does not exist.

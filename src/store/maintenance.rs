@@ -26,6 +26,8 @@ pub struct PruneReport {
     pub snapshots_removed: usize,
     /// Bytes of blobs removed.
     pub bytes_freed: u64,
+    /// Bytes of snapshots removed (file sizes).
+    pub snapshot_bytes_freed: u64,
 }
 
 /// One problem `fsck` found.
@@ -127,6 +129,14 @@ impl Store {
         Ok((blobs, snaps))
     }
 
+    /// The blobs and snapshots one image (or index) uses; a broken image gives what it has.
+    pub fn image_closure(&self, d: &Digest) -> (BTreeSet<Digest>, BTreeSet<Digest>) {
+        let mut blobs = BTreeSet::new();
+        let mut snaps = BTreeSet::new();
+        let _ = collect(self, d, &mut blobs, &mut snaps, 0);
+        (blobs, snaps)
+    }
+
     /// Removes one snapshot dir, renamed into this session's scratch first so a half-removed
     /// snapshot is never mistaken for a whole one.
     fn remove_snapshot_dir(&self, path: &std::path::Path, name: &str) -> io::Result<()> {
@@ -184,6 +194,12 @@ impl Store {
     /// GC lock exclusively so it never races a build holding [`Store::gc_shared_lock`].
     pub fn prune(&self, extra: &ExtraRoots) -> Result<PruneReport> {
         let _g = self.lock("gc", true)?;
+        self.prune_locked(extra)
+    }
+
+    /// [`Store::prune`] for a caller that already holds the GC lock exclusively (taking it
+    /// again on another descriptor would wait for itself).
+    pub fn prune_locked(&self, extra: &ExtraRoots) -> Result<PruneReport> {
         let (mut blobs, mut snaps) = self.referenced()?;
         blobs.extend(extra.blobs.iter().cloned());
         snaps.extend(extra.snapshots.iter().cloned());
@@ -199,17 +215,26 @@ impl Store {
                 if fs::remove_file(e.path()).is_ok() {
                     report.blobs_removed += 1;
                     report.bytes_freed += size;
+                    if let Ok(d) = Digest::from_hex(&name) {
+                        self.forget_blob_sources(&d);
+                    }
                 }
             }
         }
+        // The store-wide sources map of earlier versions (now one record per blob).
+        let _ = fs::remove_file(self.root.join("meta").join("sources.json"));
         let sdir = self.root.join("snapshots");
         for e in fs::read_dir(&sdir).map_err(io_err(&sdir))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let keep = Digest::from_hex(&name)
                 .map(|d| snaps.contains(&d))
                 .unwrap_or(false);
-            if !keep && self.remove_snapshot_dir(&e.path(), &name).is_ok() {
-                report.snapshots_removed += 1;
+            if !keep {
+                let size = tree_size(&e.path());
+                if self.remove_snapshot_dir(&e.path(), &name).is_ok() {
+                    report.snapshots_removed += 1;
+                    report.snapshot_bytes_freed += size;
+                }
             }
         }
         Ok(report)
@@ -306,7 +331,19 @@ impl Store {
     }
 }
 
-fn remove_tree(p: &std::path::Path) -> io::Result<()> {
+/// Bytes of the regular files under `p` (links not followed; what `du --apparent-size` says).
+pub fn tree_size(p: &std::path::Path) -> u64 {
+    walkdir::WalkDir::new(p)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Removes a file or a whole tree, making read-only dirs writable first.
+pub fn remove_tree(p: &std::path::Path) -> io::Result<()> {
     match fs::symlink_metadata(p) {
         Ok(m) if m.is_dir() => {
             // Snapshots can hold read-only dirs; make them writable before removal.

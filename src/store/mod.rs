@@ -6,7 +6,7 @@
 //! ```text
 //! <root>/blobs/sha256/<hex>        read-only, content-verified blobs
 //! <root>/meta/images.json          image name → manifest digest (replaced atomically)
-//! <root>/meta/sources.json         blob → repositories it is known to exist in (for mounts)
+//! <root>/meta/sources/<hex>         repositories a blob is known to exist in (for mounts)
 //! <root>/snapshots/<diff-id hex>   unpacked layers (overlay lower dirs)
 //! <root>/cache-mounts/<sha256(id)> RUN --mount=type=cache directories
 //! <root>/tmp/<session>/            scratch; one dir per process, removed when stale
@@ -16,6 +16,7 @@
 pub mod archive;
 mod index;
 pub mod maintenance;
+mod sources;
 
 use crate::oci::{Digest, Digester, ImageConfig, Manifest};
 use rustix::fs::FlockOperation;
@@ -418,6 +419,35 @@ impl Store {
         lock_file(&self.lock_path(name), exclusive)
     }
 
+    /// Takes the named lock without waiting: `None` when another holder has it.
+    pub fn try_lock(&self, name: &str, exclusive: bool) -> Result<Option<LockGuard>> {
+        let path = self.lock_path(name);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| StoreError::Lock {
+                path: path.clone(),
+                source,
+            })?;
+        let op = if exclusive {
+            FlockOperation::NonBlockingLockExclusive
+        } else {
+            FlockOperation::NonBlockingLockShared
+        };
+        match rustix::fs::flock(&file, op) {
+            Ok(()) => Ok(Some(LockGuard { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(StoreError::Lock {
+                path,
+                source: e.into(),
+            }),
+        }
+    }
+
     /// Shared "in use" lock that a build holds while it relies on blobs and snapshots; `prune`
     /// takes it exclusively, so it never removes what a running build uses.
     pub fn gc_shared_lock(&self) -> Result<LockGuard> {
@@ -570,65 +600,6 @@ impl Store {
             .join(Digest::of(id.as_bytes()).hex());
         fs::create_dir_all(&p).map_err(io_err(&p))?;
         Ok(p)
-    }
-
-    fn sources_path(&self) -> PathBuf {
-        self.root.join("meta").join("sources.json")
-    }
-
-    /// Remembers that `digest` exists in `registry/repository` (for cross-repository mounts).
-    pub fn record_blob_source(
-        &self,
-        registry: &str,
-        repository: &str,
-        digest: &Digest,
-    ) -> Result<()> {
-        self.record_blob_sources(registry, repository, std::slice::from_ref(digest))
-    }
-
-    /// [`Store::record_blob_source`] for several blobs at once.
-    pub fn record_blob_sources(
-        &self,
-        registry: &str,
-        repository: &str,
-        digests: &[Digest],
-    ) -> Result<()> {
-        let _g = self.lock("sources", true)?;
-        let path = self.sources_path();
-        let mut map: BTreeMap<String, Vec<String>> = Self::read_json_map(&path, "blob sources")?;
-        let entry = format!("{registry}/{repository}");
-        let mut changed = false;
-        for d in digests {
-            let v = map.entry(d.to_string()).or_default();
-            if !v.contains(&entry) {
-                v.push(entry.clone());
-                // Keep the record small: the most recent few repositories.
-                if v.len() > 8 {
-                    v.remove(0);
-                }
-                changed = true;
-            }
-        }
-        if changed {
-            Self::write_json(&path, "blob sources", &map)?;
-        }
-        Ok(())
-    }
-
-    /// Repositories of `registry` where `digest` is known to exist (most recent last).
-    pub fn blob_sources(&self, registry: &str, digest: &Digest) -> Result<Vec<String>> {
-        let _g = self.lock("sources", false)?;
-        let map: BTreeMap<String, Vec<String>> =
-            Self::read_json_map(&self.sources_path(), "blob sources")?;
-        let prefix = format!("{registry}/");
-        Ok(map
-            .get(&digest.to_string())
-            .map(|v| {
-                v.iter()
-                    .filter_map(|s| s.strip_prefix(&prefix).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default())
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Environment rule: a run never inherits the caller's settings that change what hoist does
 //! with a store. [`AMBIENT`] (`SOURCE_DATE_EPOCH`, `HOIST_ROOT`, the registry time limits and
-//! `DOCKER_DEFAULT_PLATFORM`)
+//! `DOCKER_DEFAULT_PLATFORM`, `HOIST_CONFIG`)
 //! is removed from every child's environment, so an exported `SOURCE_DATE_EPOCH` in the
 //! shell cannot change a test's digests or timestamps. A test that relies on one sets it
 //! itself: [`Hoist::epoch`] for reproducible builds (the hardening suites), [`Hoist::env`]
@@ -23,6 +23,8 @@ pub const AMBIENT: &[&str] = &[
     "HOIST_REGISTRY_IDLE_TIMEOUT",
     "DOCKER_DEFAULT_PLATFORM",
     "HOIST_ISOLATION",
+    // hoist's config file (`builder.gc` limits, insecure registries): a test sets its own.
+    "HOIST_CONFIG",
 ];
 
 /// A `hoist --root ROOT …` run being set up; stdin is `/dev/null` unless the command is
