@@ -326,10 +326,13 @@ fn check_write_run(
     let t = text(o);
     // The context-hash cache (`cache/content`) is best effort by design: `engine::build`
     // ignores a failed save (the next build hashes again). Its temp file must still go.
-    // So is the store's record of the boot it was last opened in (`meta/.boot-id-*`).
+    // So is the store's record of the boot it was last opened in (`meta/.boot-id-*`), and the
+    // garbage collector's remembered sizes (`meta/.gc-usage-*`: a failed save means the next
+    // pass measures again).
     let best_effort = |h: &String| {
         h.contains(&format!("{}/cache/content/", root.display()))
             || h.contains(&format!("{}/meta/.boot-id-", root.display()))
+            || h.contains(&format!("{}/meta/.gc-usage-", root.display()))
     };
     if hits.iter().all(best_effort) {
         assert!(
@@ -344,6 +347,14 @@ fn check_write_run(
             .map(|e| e.path())
             .collect();
         assert!(tmp.is_empty(), "{what}: temp files left: {tmp:?}");
+        let gc_tmp: Vec<_> = std::fs::read_dir(root.join("meta"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".gc-usage-"))
+            .map(|e| e.path())
+            .collect();
+        assert!(gc_tmp.is_empty(), "{what}: gc temp files left: {gc_tmp:?}");
     }
     if hits.is_empty() {
         assert!(o.status.success(), "{what}: no write failed, yet:\n{t}");
