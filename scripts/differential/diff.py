@@ -67,8 +67,7 @@ def build_both(case, work, tag):
     h = sh([HOIST, "--root", root, "build", "-t", h_ref, "--push", ctx], os.path.join(work, tag, "hoist.log"))
     rec = {"seed": case["seed"], "tag": tag, "bk": bk, "hoist": h}
     if (bk == 0) != (h == 0):
-        at = failed_at(ctx, os.path.join(work, tag, "hoist.log" if bk == 0 else "bk.log"))
-        rec["class"] = f"status: buildkit {'ok' if bk == 0 else 'fails'}, hoist {'ok' if h == 0 else 'fails'}{at}"
+        rec["class"] = status_class(os.path.join(work, tag), bk, h)
         return rec
     if bk != 0:
         rec["class"] = None
@@ -83,20 +82,28 @@ def build_both(case, work, tag):
     return rec
 
 
-def failed_at(ctx, log):
-    """` at OP --flag…`: the instruction (and its flag names) the failing builder names, so
-    status divergences of different instructions are different classes."""
+def status_class(d, bk, h):
+    """The class of a status divergence: who failed, at which instruction, and the failing
+    builder's message with the instruction, paths, quoted words and numbers left out (so the
+    shrinker can drop flags and sources while the same failure stays)."""
+    ctx, log = os.path.join(d, "ctx"), os.path.join(d, "hoist.log" if bk == 0 else "bk.log")
     text = open(log, errors="replace").read()
+    head = f"status: buildkit {'ok' if bk == 0 else 'fails'}, hoist {'ok' if h == 0 else 'fails'}"
     m = re.findall(r"Dockerfile:(\d+)", text)
-    if not m:
-        return ""
     lines = open(os.path.join(ctx, "Dockerfile")).read().splitlines()
-    n = int(m[-1]) - 1
-    if not 0 <= n < len(lines):
-        return ""
-    words = lines[n].split()
-    flags = sorted({w.split("=")[0] for w in words[1:] if w.startswith("--")})
-    return " at " + " ".join(words[:1] + flags)
+    n = int(m[-1]) - 1 if m else -1
+    if 0 <= n < len(lines):
+        head += " at " + lines[n].split()[0]
+    err = [x for x in text.splitlines() if x.startswith("error:")]
+    if not err:
+        return head
+    msg = err[-1][len("error:"):]
+    msg = re.sub(r"^\s*Dockerfile:\d+:\s*", "", msg)
+    if 0 <= n < len(lines) and msg.startswith(lines[n].strip()):
+        msg = msg[len(lines[n].strip()):]
+    msg = re.sub(r"failed to solve:\s*", "", msg)
+    msg = re.sub(r'"[^"]*"|\S*/\S*|-?\d+|[0-9a-z]{25}', "_", msg)
+    return f"{head}: {msg.strip(' :')[:70]}"
 
 
 def classify(lines):
@@ -140,6 +147,10 @@ def load(out):
 
 def cmd_classes(args):
     recs = load(args.out)
+    for r in recs.values():  # recompute status classes from the kept logs (the rule may be newer)
+        d = os.path.join(args.out, f"s{r['seed']}")
+        if (r["bk"] == 0) != (r["hoist"] == 0) and os.path.isdir(d):
+            r["class"] = status_class(d, r["bk"], r["hoist"])
     by = {}
     for r in recs.values():
         if r["class"]:
@@ -215,8 +226,12 @@ def cmd_fixture(args):
                 if mode not in (0o644, 0o755):
                     modes[os.path.relpath(p, case)] = oct(mode)
     else:
-        m = json.load(open(os.path.join(args.out, f"min-{args.seed}.json")))
-        case, klass = m["case"], m["class"]
+        shrunk = os.path.join(args.out, f"min-{args.seed}.json")
+        if os.path.exists(shrunk):
+            m = json.load(open(shrunk))
+            case, klass = m["case"], m["class"]
+        else:  # an unshrunk seed: a matching case kept as a regression sentinel
+            case, klass = gen.generate(int(args.seed)), args.klass
         gen.write(case, os.path.join(dest, "context"))
         modes = {p: oct(mode) for p, (_, mode) in case["files"].items() if mode not in (0o644, 0o755)}
     work = os.path.join(args.out, "fixture")

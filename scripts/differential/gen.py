@@ -136,7 +136,8 @@ def _run(r, names, esc):
     if form < 0.55:
         return {"op": "RUN", "flags": flags, "args": "<<EOT sh", "heredoc": f"{body}\nEOT"}
     if form < 0.7:
-        return {"op": "RUN", "flags": flags, "args": "<<-'EOT'", "heredoc": f"\techo \"$a\" > /quoted.txt\n\t{body}\n\tEOT"}
+        tabbed = "\n".join("\t" + line for line in body.splitlines())
+        return {"op": "RUN", "flags": flags, "args": "<<-'EOT'", "heredoc": f"\techo \"$a\" > /quoted.txt\n{tabbed}\n\tEOT"}
     return {"op": "RUN", "flags": flags, "args": "<<EOT", "heredoc": f"{body}\nEOT"}
 
 
