@@ -165,7 +165,8 @@ def cmd_classes(args):
 def cmd_shrink(args):
     case = gen.generate(args.seed)
     work = os.path.join(args.out, "shrink")
-    want = build_both(case, work, "t")["class"]
+    tag = f"t{os.getpid()}"  # unique, so shrinks running side by side never share an image name
+    want = build_both(case, work, tag)["class"]
     if not want:
         sys.exit(f"seed {args.seed} does not diverge")
     n = 0
@@ -173,7 +174,7 @@ def cmd_shrink(args):
     def same(c):
         nonlocal n
         n += 1
-        return build_both(c, work, "t")["class"] == want
+        return build_both(c, work, tag)["class"] == want
 
     changed = True
     while changed:
@@ -201,7 +202,7 @@ def cmd_shrink(args):
         del c["files"][f]
         if same(c):
             case = c
-    final = build_both(case, work, "t")
+    final = build_both(case, work, tag)
     path = os.path.join(args.out, f"min-{args.seed}.json")
     json.dump({"case": case, "class": want, "diff": final.get("diff")}, open(path, "w"), indent=1)
     print(f"# class: {want} ({n} builds)\n{gen.render(case)}", end="")
@@ -235,12 +236,13 @@ def cmd_fixture(args):
         gen.write(case, os.path.join(dest, "context"))
         modes = {p: oct(mode) for p, (_, mode) in case["files"].items() if mode not in (0o644, 0o755)}
     work = os.path.join(args.out, "fixture")
-    rec = build_both(case, work, "f")
+    tag = f"f{os.getpid()}"
+    rec = build_both(case, work, tag)
     exp = {"origin": args.seed if not os.path.isdir(args.seed) else "hand-reduced", "class": klass,
            "status": "ok" if rec["bk"] == 0 else "fails", "modes": modes}
     if rec["bk"] == 0:
-        snap = os.path.join(work, "f", "bk.json")
-        if not snapshot(f"{REGISTRY}/diff/bk-f:1", snap):
+        snap = os.path.join(work, tag, "bk.json")
+        if not snapshot(f"{REGISTRY}/diff/bk-{tag}:1", snap):
             sys.exit("snapshot.py failed on BuildKit's image")
         exp["snapshot"] = json.load(open(snap))
     json.dump(exp, open(os.path.join(dest, "expected.json"), "w"), indent=1, sort_keys=True)
