@@ -192,6 +192,15 @@ def cmd_shrink(args):
                 del c["instructions"][i]["flags"][j]
                 if same(c):
                     case, changed = c, True
+        for i, ins in enumerate(case["instructions"]):  # heredoc body lines, delimiter kept
+            body = (ins.get("heredoc") or "").split("\n")
+            for j in range(len(body) - 2, -1, -1):
+                if body[j].startswith("#!"):
+                    continue
+                c = copy.deepcopy(case)
+                c["instructions"][i]["heredoc"] = "\n".join(body[:j] + body[j + 1:])
+                if same(c):
+                    case, changed, body = c, True, body[:j] + body[j + 1:]
         if case["escape"] != "\\":
             c = copy.deepcopy(case)
             c["escape"] = "\\"
