@@ -1,0 +1,140 @@
+//! Replays the differential engine's findings (`scripts/differential/`, docs/differential.md)
+//! with hoist alone: every case under `tests/fixtures/conformance/<case>/` holds a build
+//! context (`context/`, with the Dockerfile) and BuildKit's result as data (`expected.json`:
+//! `status` `ok`|`fails`, and for `ok` the normalized `snapshot`, taken against the lab's
+//! busybox; `modes` restores the context file modes git does not keep). hoist builds the case,
+//! pushes it to the lab registry, and its snapshot must equal BuildKit's; where BuildKit
+//! failed, hoist must fail too. CI needs no BuildKit.
+//!
+//! A case with a `known-divergence` file (the reason, one paragraph) is a divergence not yet
+//! fixed: `replay_known_divergences` (ignored by default; `cargo test --test conformance_replay
+//! -- --ignored`) replays those and fails while they still differ, so fixing one shows up as
+//! that test passing for it; then delete the file.
+
+#![allow(clippy::print_stderr)]
+
+mod common;
+#[path = "replay_util/mod.rs"]
+mod replay_util;
+
+use common::lab::{LAB_BASE, Need};
+use common::{Hoist, text};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+fn cases() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/conformance")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("expected.json").is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.expect("walk fixture");
+        let rel = e.path().strip_prefix(from).expect("under fixture");
+        let dst = to.join(rel);
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dst).expect("mkdir");
+        } else {
+            std::fs::copy(e.path(), &dst).expect("copy fixture file");
+        }
+    }
+}
+
+/// Builds one case with hoist; `Err` says how it differs from BuildKit's result.
+fn replay(case: &Path, root: &Path, base: &replay_util::Snapshot) -> Result<(), String> {
+    let name = case
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let exp: Value =
+        serde_json::from_slice(&std::fs::read(case.join("expected.json")).expect("read"))
+            .expect("expected.json");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ctx = tmp.path().join("ctx");
+    copy_tree(&case.join("context"), &ctx);
+    if let Some(modes) = exp["modes"].as_object() {
+        for (p, m) in modes {
+            let mode = u32::from_str_radix(m.as_str().expect("mode").trim_start_matches("0o"), 8)
+                .expect("octal mode");
+            std::fs::set_permissions(ctx.join(p), std::fs::Permissions::from_mode(mode))
+                .expect("chmod context file");
+        }
+    }
+    let image = format!("{}/replay/{name}:1", common::lab::LAB_REGISTRY);
+    let out = Hoist::new(root)
+        .args(["build", "-t", &image, "--push"])
+        .arg(&ctx)
+        .output();
+    let want_ok = exp["status"] == "ok";
+    if out.status.success() != want_ok {
+        return Err(format!(
+            "BuildKit {}, hoist {}: {}",
+            if want_ok { "builds it" } else { "fails" },
+            if out.status.success() {
+                "builds it"
+            } else {
+                "fails"
+            },
+            text(&out)
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
+    }
+    if !want_ok {
+        return Ok(());
+    }
+    let got = replay_util::load(&image).against(base);
+    let d = got.diff(&exp["snapshot"]);
+    if d.is_empty() {
+        Ok(())
+    } else {
+        Err(d.join("\n    "))
+    }
+}
+
+fn run(known: bool) {
+    if !common::ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
+        return;
+    }
+    let root = tempfile::tempdir().expect("root");
+    let base = replay_util::load(LAB_BASE);
+    let mut failed = Vec::new();
+    let mut n = 0;
+    for case in cases() {
+        if case.join("known-divergence").exists() != known {
+            continue;
+        }
+        n += 1;
+        if let Err(e) = replay(&case, root.path(), &base) {
+            failed.push(format!("{}:\n    {e}", case.display()));
+        }
+    }
+    eprintln!("{} of {n} cases match BuildKit", n - failed.len());
+    assert!(
+        failed.is_empty(),
+        "differ from BuildKit:\n{}",
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn replay_matches_buildkit() {
+    run(false);
+}
+
+#[test]
+#[ignore = "known divergences, each explained in its case's known-divergence file"]
+fn replay_known_divergences() {
+    run(true);
+}
