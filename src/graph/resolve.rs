@@ -226,7 +226,7 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
                         };
                         let from = match spec {
                             mounts::MountSpec::Bind { from, .. }
-                            | mounts::MountSpec::Cache { from, .. } => from,
+                            | mounts::MountSpec::Cache(mounts::CacheMount { from, .. }) => from,
                             _ => None,
                         };
                         if let Some(f) = from {

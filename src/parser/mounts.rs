@@ -1,5 +1,20 @@
 //! `RUN --mount=…` option parsing (after expansion) into a typed `MountSpec`.
 
+/// The options of one `--mount=type=cache,…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMount {
+    pub target: String,
+    pub id: Option<String>,
+    pub sharing: CacheSharing,
+    /// `from=`: the stage or image that seeds a new cache.
+    pub from: Option<String>,
+    pub source: Option<String>,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub readonly: bool,
+}
+
 /// A typed `--mount`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
@@ -9,17 +24,7 @@ pub enum MountSpec {
         from: Option<String>,
         readwrite: bool,
     },
-    Cache {
-        target: String,
-        id: Option<String>,
-        sharing: CacheSharing,
-        from: Option<String>,
-        source: Option<String>,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        readonly: bool,
-    },
+    Cache(CacheMount),
     Tmpfs {
         target: String,
         size: Option<u64>,
@@ -165,7 +170,7 @@ pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
             from: get(&["from"]),
             readwrite: flag(&["rw", "readwrite"])?,
         },
-        "cache" => MountSpec::Cache {
+        "cache" => MountSpec::Cache(CacheMount {
             target: need_target()?,
             id: get(&["id"]),
             sharing: match get(&["sharing"]).as_deref() {
@@ -180,7 +185,7 @@ pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
             uid: num(&["uid"], 10)?,
             gid: num(&["gid"], 10)?,
             readonly: flag(&["ro", "readonly"])?,
-        },
+        }),
         "tmpfs" => MountSpec::Tmpfs {
             target: need_target()?,
             size: get(&["size"])
@@ -228,7 +233,7 @@ mod tests {
         assert_eq!(
             parse_mount("type=cache,target=/var/cache/apt,sharing=locked,mode=0700,uid=1000")
                 .unwrap(),
-            MountSpec::Cache {
+            MountSpec::Cache(CacheMount {
                 target: "/var/cache/apt".into(),
                 id: None,
                 sharing: CacheSharing::Locked,
@@ -238,7 +243,7 @@ mod tests {
                 uid: Some(1000),
                 gid: None,
                 readonly: false
-            }
+            })
         );
         assert_eq!(
             parse_mount("source=input.txt,target=/mnt/input.txt").unwrap(),

@@ -7,32 +7,18 @@ use super::{MountPart, abs_target};
 use crate::engine::stage::{RootView, State};
 use crate::engine::{Ctx, EngineError, Result, config};
 use crate::executor::{Mount, MountKind};
-use crate::parser::mounts::CacheSharing;
+use crate::parser::mounts::{CacheMount, CacheSharing};
 use std::path::Path;
-
-/// The options of one cache mount, as parsed from `--mount=type=cache,…`.
-pub(super) struct CacheSpec {
-    pub target: String,
-    pub id: Option<String>,
-    pub sharing: CacheSharing,
-    /// `from=`: the stage or image that seeds a new cache.
-    pub from: Option<String>,
-    pub source: Option<String>,
-    pub mode: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub readonly: bool,
-}
 
 /// Prepares a cache mount; `seed` is the view of what `from=` names (and its identity).
 pub(super) fn mount(
     ctx: &Ctx,
     st: &State,
-    spec: CacheSpec,
+    spec: CacheMount,
     seed: Option<(RootView, String)>,
 ) -> Result<MountPart> {
     use std::os::unix::fs::PermissionsExt;
-    let CacheSpec {
+    let CacheMount {
         target,
         id,
         sharing,

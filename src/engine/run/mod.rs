@@ -116,28 +116,7 @@ fn prepare_mounts(
                 let from = source_view(ctx, from, deps)?;
                 Some(bind::mount(ctx, st, target, source, readwrite, from)?)
             }
-            MountSpec::Cache {
-                target,
-                id,
-                sharing,
-                from: from_name,
-                source,
-                mode,
-                uid,
-                gid,
-                readonly,
-            } => {
-                let spec = cache::CacheSpec {
-                    target,
-                    id,
-                    sharing,
-                    from: from_name,
-                    source,
-                    mode,
-                    uid,
-                    gid,
-                    readonly,
-                };
+            MountSpec::Cache(spec) => {
                 let seed = source_view(ctx, from, deps)?;
                 Some(cache::mount(ctx, st, spec, seed)?)
             }
