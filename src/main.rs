@@ -9,14 +9,10 @@ fn main() -> ExitCode {
     if let Some(code) = hoist::executor::helper_entry() {
         return ExitCode::from(code);
     }
-    // First, while single-threaded: an ordinary user's hoist re-runs itself as root of a
-    // user namespace (`hoist::userns`); this process then only waits for it.
-    match hoist::userns::enter() {
-        hoist::userns::Start::Exit(code) => return ExitCode::from(code),
-        hoist::userns::Start::Continue { note: Some(n) } => {
-            hoist::cli::write_stderr(format_args!("{n}\n"))
-        }
-        hoist::userns::Start::Continue { note: None } => {}
+    // First, while single-threaded: an ordinary user's hoist becomes root of its own user
+    // namespace (`hoist::userns`).
+    if let Some(n) = hoist::userns::enter() {
+        hoist::cli::write_stderr(format_args!("{n}\n"));
     }
     let cli = hoist::cli::Cli::parse();
     match hoist::cli::run(cli) {

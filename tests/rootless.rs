@@ -256,3 +256,66 @@ fn base_layer_device_nodes_are_left_out_rootless() {
     ok(&o, "rootless build on a base with a device node");
     assert!(text(&o).contains("extracted"), "{}", text(&o));
 }
+
+/// Rootless hoist is one process (it enters its namespace in place): a SIGTERM sent to the
+/// pid the caller started reaches hoist directly, which stops the command (PID 1 of its
+/// namespace ignores SIGTERM, so after the grace period it is killed) and exits non-zero,
+/// leaving nothing running.
+#[test]
+fn rootless_sigterm_stops_the_run_and_leaves_no_process() {
+    if !ready() {
+        return;
+    }
+    use std::io::BufRead;
+    let u = user("hoist-rl", Some((400000, 65536)));
+    let h = home(&u, &[]);
+    let marker = format!("sleep {}", 300 + std::process::id() % 600);
+    let mut child = as_user(&u, h.path())
+        .args(["run", LAB_BASE, "sh", "-c"])
+        .arg(format!("echo started; exec {marker}"))
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn hoist");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("read");
+    assert_eq!(first.trim(), "started");
+    let running = |what: &str| {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .any(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == what)
+    };
+    // `echo` runs before the `exec`: give the shell a moment to become the sleep.
+    let up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !running(&marker) {
+        assert!(
+            std::time::Instant::now() < up,
+            "the RUN's process should be up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hoist ignored SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success(), "{status:?}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!running(&marker), "the RUN's process outlived hoist");
+}

@@ -1,37 +1,37 @@
-//! Rootless start-up: an ordinary user's hoist re-executes itself inside a new user namespace
-//! (and mount namespace) in which it is root, so every later step (extraction with the
-//! image's owners, overlay mounts, the OCI runtime) runs unchanged. Nothing below this module
-//! branches on "rootless": inside the namespace hoist *is* root; only the few facts that
-//! differ (where the store lives by default, which overlay xattrs the kernel lets it set,
-//! whether ids other than 0 exist, whether cgroups are writable) are asked of this module.
+//! Rootless start-up: an ordinary user's hoist enters a new user namespace (and mount
+//! namespace) in which it is root, so every later step (extraction with the image's owners,
+//! overlay mounts, the OCI runtime) runs unchanged. Nothing below this module branches on
+//! "rootless": inside the namespace hoist *is* root; only the few facts that differ (where
+//! the store lives by default, which overlay xattrs the kernel lets it set, whether ids other
+//! than 0 exist, whether cgroups are writable) are asked of this module.
 //!
 //! How the namespace is entered ([`enter`], the first thing `main` does, while the process
-//! is still single-threaded; `unshare(CLONE_NEWUSER)` refuses a multi-threaded caller):
-//! 1. the parent (the user's `hoist …`) spawns `/proc/self/exe` with the same arguments and
-//!    `HOIST_USERNS_CHILD=<parent pid>`; no fork without exec ever happens in hoist;
-//! 2. the child, at the top of its `main`, calls `unshare(CLONE_NEWUSER | CLONE_NEWNS)` and
-//!    stops itself (`SIGSTOP`);
-//! 3. the parent sees it stopped (`waitpid(WUNTRACED)`) and writes its id maps: with ranges
-//!    in `/etc/subuid` and `/etc/subgid`, through the setuid helpers `newuidmap`/`newgidmap`
-//!    (user → 0, the range → 1…N); without them, itself (user → 0 only, `setgroups` denied);
-//!    then it continues the child (`SIGCONT`), forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT to it,
-//!    and exits with its status;
-//! 4. the child reads its maps back ([`Mapping`]), makes its mounts private, and runs the
-//!    command as root of the namespace. If the parent dies, the child gets SIGTERM.
+//! is still single-threaded; `unshare(CLONE_NEWUSER)` refuses a multi-threaded caller), in
+//! this same process, with no re-exec and no launcher left waiting:
+//! 1. with ranges in `/etc/subuid` and `/etc/subgid`, hoist forks a helper that waits on a
+//!    pipe (`mapper.rs`; the id-map helpers must run outside the new namespace);
+//! 2. hoist calls `unshare(CLONE_NEWUSER | CLONE_NEWNS)` and tells the helper, which runs the
+//!    setuid `newuidmap` and `newgidmap` on hoist's pid (user → 0, the range → 1…N), both at
+//!    once, and exits;
+//! 3. without ranges, or when the helpers failed, hoist writes the single-id map itself
+//!    (user → 0 only, `setgroups` denied);
+//! 4. hoist reads its maps back ([`Mapping`]), makes its mounts private, and runs the command
+//!    as root of the namespace. Signals and the exit status are its own: there is no parent
+//!    to forward them.
+//!
+//! An earlier design re-executed hoist in the namespace behind a launcher; the in-place
+//! entry saves that second start (a few ms of every rootless build, most of a cached one).
 //!
 //! Files the namespace's root creates belong to the user on the host; ids 1…N land in the
 //! subordinate range. The kernel never lets a user namespace make device nodes: extraction
 //! leaves a base layer's devices out there (as containerd does), FIFOs are kept. The images are the same as a root build's: layers record the ids as
 //! seen inside the namespace, which are the image's own.
 
-mod child;
-mod parent;
+mod mapper;
 pub mod subid;
+mod unshare;
 
 use std::sync::OnceLock;
-
-/// The environment variable that marks the re-executed child (value: the parent's pid).
-pub(crate) const CHILD_ENV: &str = "HOIST_USERNS_CHILD";
 
 /// Set `HOIST_USERNS=0` to never enter a user namespace (hoist then runs as the user, and
 /// anything needing root fails as before).
@@ -51,30 +51,16 @@ pub enum Mapping {
 
 static CURRENT: OnceLock<Mapping> = OnceLock::new();
 
-/// What `main` does after [`enter`].
-#[derive(Debug)]
-pub enum Start {
-    /// Run the command in this process; `note` is to be printed once first.
-    Continue { note: Option<String> },
-    /// This process was the launcher: exit with the child's status.
-    Exit(u8),
-}
-
 /// Enters the user namespace when hoist runs as an ordinary user (see the module doc). Must
-/// be called first in `main`, before any thread exists.
-pub fn enter() -> Start {
-    if let Some(ppid) = std::env::var_os(CHILD_ENV) {
-        let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string());
-        if parent.as_deref().map(std::ffi::OsStr::new) == Some(ppid.as_os_str()) {
-            return child::become_root();
-        }
-    }
+/// be called first in `main`, before any thread exists. Returns a note to print once (why
+/// ids are limited, or why no namespace could be entered).
+pub fn enter() -> Option<String> {
     if rustix::process::geteuid().is_root()
         || std::env::var(DISABLE_ENV).is_ok_and(|v| v == "0" || v == "off")
     {
-        return Start::Continue { note: None };
+        return None;
     }
-    parent::launch()
+    unshare::become_root()
 }
 
 /// The mapping of the namespace hoist entered, or `None` when it runs with the host's ids

@@ -45,6 +45,11 @@ pub(crate) fn can_mount(scratch: &Path) -> bool {
 
 fn probe_helper(args: &[std::ffi::OsString]) -> u8 {
     let Some(dir) = args.first() else { return 2 };
+    if mounts_tmpfs(Path::new(dir)) { 0 } else { 1 }
+}
+
+/// The probe itself: mount a tmpfs on `dir` and take it off again.
+pub(crate) fn mounts_tmpfs(dir: &Path) -> bool {
     let ok = rustix::mount::mount(
         "tmpfs",
         dir,
@@ -56,7 +61,7 @@ fn probe_helper(args: &[std::ffi::OsString]) -> u8 {
     if ok {
         let _ = rustix::mount::unmount(dir, rustix::mount::UnmountFlags::DETACH);
     }
-    if ok { 0 } else { 1 }
+    ok
 }
 
 /// Runs `argv` chrooted into `rootfs` in `cwd` as `who`, with exactly `env`; streams stdout

@@ -31,8 +31,8 @@ mod helper;
 mod mounts;
 mod tree;
 
-pub(crate) use helper::can_mount;
 pub use helper::entry as helper_entry;
+pub(crate) use helper::{can_mount, mounts_tmpfs};
 
 use super::cleanup::{self, Live};
 use super::pool::{mkdir_private, unique_name};

@@ -1,41 +1,53 @@
-//! The re-executed child's side of [`enter`](super::enter): unshare, wait to be mapped, and
-//! read back which [`Mapping`] the parent could write. The one `unsafe` call of rootless
-//! start-up lives here.
+//! Entering the namespace, in this very process ([`enter`](super::enter)): fork the map
+//! helper (when the user has ranges), unshare, have the maps written, and read back which
+//! [`Mapping`] they give. The `unsafe` calls of rootless start-up live here and in
+//! [`mapper`](super::mapper).
 
-use super::{CURRENT, Mapping, Start, single_id_note};
-use rustix::process::Signal;
+use super::mapper::{Mapper, map_single};
+use super::{CURRENT, Mapping, single_id_note, subid};
+use std::path::Path;
 
-/// Unshares the user and mount namespaces, stops until the parent has written the id maps,
-/// and records the mapping. When the kernel refuses, says why and runs without a namespace.
-pub(super) fn become_root() -> Start {
-    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::TERM));
+/// Unshares the user and mount namespaces, has the id maps written and records the mapping.
+/// When the kernel refuses, says why and runs without a namespace.
+pub(super) fn become_root() -> Option<String> {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let name = subid::user_name(uid);
+    let ranges = (
+        subid::lookup(Path::new("/etc/subuid"), name.as_deref(), uid),
+        subid::lookup(Path::new("/etc/subgid"), name.as_deref(), uid),
+    );
+    let has_range = matches!(ranges, (Some(_), Some(_)));
+    let mapper = match ranges {
+        (Some(u), Some(g)) => Mapper::fork(uid, gid, u, g),
+        _ => None,
+    };
     let flags = rustix::thread::UnshareFlags::NEWUSER | rustix::thread::UnshareFlags::NEWNS;
     // SAFETY: called first thing in `main`, single-threaded, without CLONE_FILES: no other
     // thread can observe the fd table or namespaces changing under it.
     #[allow(unsafe_code)]
     let r = unsafe { rustix::thread::unshare_unsafe(flags) };
+    let mapped_by_helpers = mapper.is_some_and(|m| m.finish(r.is_ok()));
     if let Err(e) = r {
-        return Start::Continue {
-            note: Some(format!(
-                "warning: the kernel refused a user namespace ({e}): hoist runs as your user, \
+        return Some(format!(
+            "warning: the kernel refused a user namespace ({e}): hoist runs as your user, \
                  and building needs root or user namespaces (sysctl \
                  kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0; a \
                  container needs seccomp and AppArmor profiles that allow unshare)"
-            )),
-        };
+        ));
     }
-    // The parent writes the maps while this process is stopped.
-    let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::STOP);
+    if !mapped_by_helpers {
+        // Without ranges, or when the helpers failed: the user alone, as 0.
+        let _ = map_single(uid, gid);
+    }
     let uids = mapped("/proc/self/uid_map");
     let gids = mapped("/proc/self/gid_map");
     if uids == 0 || gids == 0 {
-        return Start::Continue {
-            note: Some(
-                "warning: hoist could not map your ids into its user namespace; it runs \
-                 without root and building will fail (see the note above)"
-                    .into(),
-            ),
-        };
+        return Some(
+            "warning: hoist could not map your ids into its user namespace; it runs without \
+             root and building will fail (see the note above)"
+                .into(),
+        );
     }
     // Mounts made here (overlays, the runtime's) never propagate back to the host.
     let _ = rustix::mount::mount_change(
@@ -50,20 +62,14 @@ pub(super) fn become_root() -> Start {
         Mapping::SingleId
     };
     let _ = CURRENT.set(mapping);
-    let note = (mapping == Mapping::SingleId).then(|| {
-        let reason = if has_range() {
+    (mapping == Mapping::SingleId).then(|| {
+        let reason = if has_range {
             "newuidmap/newgidmap could not map your ranges"
         } else {
             "no range for your user in /etc/subuid and /etc/subgid"
         };
         single_id_note(reason)
-    });
-    Start::Continue { note }
-}
-
-/// Whether the parent found ranges (it says so in the child's environment).
-fn has_range() -> bool {
-    std::env::var_os(super::parent::RANGES_ENV).is_some()
+    })
 }
 
 /// How many ids a `/proc/self/{uid,gid}_map` maps (0 when unreadable or empty).
