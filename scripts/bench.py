@@ -8,10 +8,15 @@ hoist/buildah ratio and hoist's peak RSS.
     cargo build --release
     scripts/bench.py [--runs 3] [--only app,stages] [--no-buildah] [--baseline OLD_HOIST]
     scripts/bench.py --only aged [--runs 5]     # warm app on an aged store vs a fresh one
+    scripts/bench.py --only app,bigctx --no-buildah --rootless hoist-rl   # issue 15's bar
 
 `--baseline` adds another hoist binary (e.g. one built from the previous commit), interleaved
 with the others, so a change that must not move the figures is measured on the same machine
 minute as the code before it.
+
+`--rootless USER` adds the same binary run as the ordinary USER (rootless mode 1: it needs a
+range in /etc/subuid and /etc/subgid) with its own store, interleaved; the rootless/hoist
+column is the issue's "within 15% of a root build".
 
 Cold runs start from an empty store that already holds the base image (pulled untimed), as
 BuildKit's and buildah's cold figures do; warm runs rebuild with nothing changed; touch runs
@@ -183,6 +188,39 @@ class Hoist:
         return timed([self.binary, "--root", self.root, "build", "-q", *plat, "-t", f"{REG}/{repo}:latest", "--push", ctx])
 
 
+class Rootless(Hoist):
+    """The same binary as an ordinary user (`setpriv`, HOME and XDG dirs under WORK), with a
+    store of its own; contexts are made world-readable for it."""
+
+    def __init__(self, tag, user):
+        super().__init__(tag, name="rootless")
+        import pwd
+        pw = pwd.getpwnam(user)
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        self.home = f"{WORK}/rootless-home"
+        os.makedirs(f"{self.home}/bin", exist_ok=True)
+        shutil.copy2(HOIST, f"{self.home}/bin/hoist")
+        for d in (WORK, self.home, f"{self.home}/bin"):
+            os.chmod(d, 0o755)
+        os.chown(self.home, self.uid, self.gid)
+        self.binary = f"{self.home}/bin/hoist"
+
+    def wrap(self, cmd):
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--",
+                "env", f"HOME={self.home}", f"XDG_RUNTIME_DIR={self.home}", *cmd]
+
+    def reset(self):
+        discard(self.root)
+        os.makedirs(self.root)
+        os.chown(self.root, self.uid, self.gid)
+        timed(self.wrap([self.binary, "--root", self.root, "pull", "-q", BASE]))
+
+    def build(self, ctx, repo):
+        subprocess.run(["chmod", "-R", "a+rX", ctx], check=True)
+        settle()
+        return timed(self.wrap([self.binary, "--root", self.root, "build", "-q", "-t", f"{REG}/{repo}:latest", "--push", ctx]))
+
+
 class Buildah:
     name = "buildah"
 
@@ -228,7 +266,11 @@ def bk(name):
 
 class BuildKit:
     """A local BuildKit (`buildkitd` built by hand from its public source, never part of this
-    repo; `--buildkit ADDR`, `BUILDCTL` names the client). Cold runs start from a pruned cache
+    repo; `--buildkit ADDR`, `BUILDCTL` names the client). `--rootless USER` adds the same binary run as the ordinary USER (rootless mode 1: it needs a
+range in /etc/subuid and /etc/subgid) with its own store, interleaved; the rootless/hoist
+column is the issue's "within 15% of a root build".
+
+Cold runs start from a pruned cache
     holding only the base image (an untimed build of `FROM base` pulls it), like the others."""
     name = "buildkit"
 
@@ -295,6 +337,7 @@ def main():
     ap.add_argument("--no-buildah", action="store_true")
     ap.add_argument("--no-hoist", action="store_true", help="measure buildah only")
     ap.add_argument("--baseline", help="another hoist binary to measure beside this one")
+    ap.add_argument("--rootless", metavar="USER", help="also measure this binary run as USER (rootless)")
     ap.add_argument("--buildkit", metavar="ADDR", help="also measure a local buildkitd at ADDR (unix:///run/…)")
     a = ap.parse_args()
     only = [s for s in a.only.split(",") if s]
@@ -316,6 +359,8 @@ def main():
         tools = ([] if a.no_hoist else [Hoist(scen)]) + ([] if a.no_buildah else [Buildah(scen)])
         if a.baseline:
             tools.append(Hoist(scen, a.baseline, "baseline"))
+        if a.rootless:
+            tools.append(Rootless(scen, a.rootless))
         if a.buildkit:
             tools.append(BuildKit(scen, a.buildkit))
         for run in range(a.runs):
@@ -340,9 +385,11 @@ def main():
                     results.setdefault((f"{scen} {kind}", tool.name), []).append((secs, rss))
                     print(f"  {scen:8} {kind:5} {tool.name:7} run {run}: {secs:6.2f}s  rss {rss:6.1f} MiB", file=sys.stderr)
     empty_trash()
-    base_col = (" baseline | hoist/baseline |" if a.baseline else "") + (" BuildKit here | hoist/BuildKit |" if a.buildkit else "")
+    base_col = ((" baseline | hoist/baseline |" if a.baseline else "")
+                + (" rootless | rootless/hoist |" if a.rootless else "")
+                + (" BuildKit here | hoist/BuildKit |" if a.buildkit else ""))
     print(f"\n| scenario | BuildKit (issue) | buildah | hoist | hoist/buildah | target | hoist peak RSS |{base_col}")
-    print("|---|---|---|---|---|---|---|" + ("---|---|" if a.baseline else "") + ("---|---|" if a.buildkit else ""))
+    print("|---|---|---|---|---|---|---|" + "---|---|" * (bool(a.baseline) + bool(a.rootless) + bool(a.buildkit)))
     for name in BUILDKIT_MEDIANS:
         h = results.get((name, "hoist"))
         b = results.get((name, "buildah"))
@@ -358,6 +405,9 @@ def main():
         old = results.get((name, "baseline"))
         om = statistics.median(s for s, _ in old) if old else None
         extra = f" {om:.2f} s | {hm / om:.2f}x |" if om else (" - | - |" if a.baseline else "")
+        rl = results.get((name, "rootless"))
+        rm = statistics.median(s for s, _ in rl) if rl else None
+        extra += f" {rm:.2f} s | {rm / hm:.2f}x |" if rm else (" - | - |" if a.rootless else "")
         kit = results.get((name, "buildkit"))
         km = statistics.median(s for s, _ in kit) if kit else None
         extra += f" {km:.2f} s | {hm / km:.2f}x |" if km else (" - | - |" if a.buildkit else "")
