@@ -159,6 +159,12 @@ RUN stat -c 'owner on disk: %u' /f.txt
                 "Dockerfile.user",
                 "FROM localhost:5000/busybox:latest\nUSER 1000\nRUN true\n",
             ),
+            // Steps that chown to the USER without running as it: they build, root-owned.
+            (
+                "Dockerfile.workdir",
+                "FROM localhost:5000/busybox:latest\nUSER 1000:1000\nWORKDIR /home/app/w\n\
+                 COPY --chown=1000 f.txt ./\n",
+            ),
         ],
     );
     let o = as_user(&u, h.path())
@@ -178,6 +184,11 @@ RUN stat -c 'owner on disk: %u' /f.txt
         "{:?}",
         headers(&blobs[2])
     );
+
+    let o = as_user(&u, h.path())
+        .args(["build", "-f", "Dockerfile.workdir", "-t", "single:wd", "."])
+        .output();
+    ok(&o, "single-id WORKDIR for a non-root USER");
 
     let o = as_user(&u, h.path())
         .args(["build", "-f", "Dockerfile.user", "."])

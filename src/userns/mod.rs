@@ -111,6 +111,14 @@ pub fn chown_result(r: rustix::io::Result<()>) -> rustix::io::Result<()> {
     }
 }
 
+/// [`chown_result`] for `std`'s chown calls.
+pub fn io_chown_result(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) && keep_unmapped_owner() => Ok(()),
+        r => r,
+    }
+}
+
 /// The xattr overlayfs reads an opaque-dir marker from: `trusted.overlay.opaque` as host
 /// root, `user.overlay.opaque` in a user namespace (which cannot set `trusted.*`; its
 /// overlays are mounted with `userxattr`).

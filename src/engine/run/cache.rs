@@ -97,7 +97,8 @@ pub(super) fn mount(
                     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(m))
                         .map_err(io(&data))?;
                 }
-                std::os::unix::fs::chown(&data, uid, gid).map_err(io(&data))?;
+                crate::userns::io_chown_result(std::os::unix::fs::chown(&data, uid, gid))
+                    .map_err(io(&data))?;
             }
             // Seeded as it is, or by a parallel run that got there first.
             Some(_) => {}
@@ -142,7 +143,13 @@ fn new_cache_dir(dir: &Path, data: &Path, mode: u32, owner: (u32, u32)) -> Resul
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir(tmp)
             .and_then(|()| std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode)))
-            .and_then(|()| std::os::unix::fs::chown(tmp, Some(owner.0), Some(owner.1)))
+            .and_then(|()| {
+                crate::userns::io_chown_result(std::os::unix::fs::chown(
+                    tmp,
+                    Some(owner.0),
+                    Some(owner.1),
+                ))
+            })
             .map_err(|source| EngineError::Io {
                 path: tmp.to_path_buf(),
                 source,

@@ -103,9 +103,10 @@ fn secret_file(data: &[u8], mode: u32, uid: u32, gid: u32) -> Result<tempfile::N
             source,
         },
     )?;
-    std::os::unix::fs::chown(f.path(), Some(uid), Some(gid)).map_err(|source| EngineError::Io {
-        path: f.path().to_path_buf(),
-        source,
-    })?;
+    crate::userns::io_chown_result(std::os::unix::fs::chown(f.path(), Some(uid), Some(gid)))
+        .map_err(|source| EngineError::Io {
+            path: f.path().to_path_buf(),
+            source,
+        })?;
     Ok(f)
 }

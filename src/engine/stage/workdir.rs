@@ -51,12 +51,15 @@ pub(super) fn make_workdir(ctx: &Ctx, st: &State, dir: &str, out: &Path) -> Resu
                     path: target.clone(),
                     source,
                 })?;
-                std::os::unix::fs::lchown(&target, Some(m.uid()), Some(m.gid())).map_err(
-                    |source| EngineError::Io {
-                        path: target.clone(),
-                        source,
-                    },
-                )?;
+                crate::userns::io_chown_result(std::os::unix::fs::lchown(
+                    &target,
+                    Some(m.uid()),
+                    Some(m.gid()),
+                ))
+                .map_err(|source| EngineError::Io {
+                    path: target.clone(),
+                    source,
+                })?;
                 let mtime = std::time::UNIX_EPOCH
                     + std::time::Duration::new(
                         m.mtime().max(0) as u64,
@@ -75,12 +78,15 @@ pub(super) fn make_workdir(ctx: &Ctx, st: &State, dir: &str, out: &Path) -> Resu
                         source,
                     },
                 )?;
-                std::os::unix::fs::lchown(&target, Some(owner.0), Some(owner.1)).map_err(
-                    |source| EngineError::Io {
-                        path: target.clone(),
-                        source,
-                    },
-                )?;
+                crate::userns::io_chown_result(std::os::unix::fs::lchown(
+                    &target,
+                    Some(owner.0),
+                    Some(owner.1),
+                ))
+                .map_err(|source| EngineError::Io {
+                    path: target.clone(),
+                    source,
+                })?;
                 created_any = true;
             }
         }
