@@ -153,6 +153,8 @@ pub struct BuildPlan {
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
     pub no_cache_filter: Vec<String>,
+    /// `--squash`: the final stage's own layers as one.
+    pub squash: bool,
     pub pull: bool,
     pub network: Network,
     pub secrets: BTreeMap<String, Secret>,
@@ -370,6 +372,7 @@ fn request(
         labels: plan.labels.clone(),
         no_cache: plan.no_cache,
         no_cache_filter: plan.no_cache_filter.clone(),
+        squash: plan.squash,
         pull: plan.pull,
         network: plan.network,
         secrets: plan.secrets.clone(),
@@ -377,7 +380,8 @@ fn request(
         compression: plan.compression,
         source_date_epoch: plan.source_date_epoch,
         platform: p.platform.clone(),
-        stream_push: if plan.push {
+        // A squashed image's layers are not the steps': nothing to stream while building.
+        stream_push: if plan.push && !plan.squash {
             plan.tags.first().cloned()
         } else {
             None

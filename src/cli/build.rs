@@ -44,6 +44,10 @@ pub struct BuildArgs {
     /// Do not use the cache for these stages
     #[arg(long = "no-cache-filter")]
     pub no_cache_filter: Vec<String>,
+    /// Squash the final stage's own layers into one layer on top of its base (docker's
+    /// legacy flag): same filesystem and config; history marks the squashed steps empty
+    #[arg(long)]
+    pub squash: bool,
     /// Always pull base images
     #[arg(long)]
     pub pull: bool,
@@ -424,6 +428,7 @@ fn validate(
         labels,
         no_cache: a.no_cache,
         no_cache_filter: a.no_cache_filter.clone(),
+        squash: a.squash,
         pull: a.pull,
         network,
         secrets,

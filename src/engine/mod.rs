@@ -12,6 +12,7 @@ pub mod history;
 mod output;
 mod run;
 pub mod shared;
+mod squash;
 mod stage;
 mod stream;
 
@@ -120,6 +121,8 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
     pub no_cache_filter: Vec<String>,
+    /// `--squash`: the target stage's own layers become one ([`squash`]).
+    pub squash: bool,
     pub pull: bool,
     pub network: Network,
     pub secrets: BTreeMap<String, Secret>,
@@ -217,6 +220,9 @@ pub struct StageResult {
     pub args: Vec<(String, Option<String>)>,
     /// The ARG values that shadow its env (see `State::arg_env`), inherited the same way.
     pub arg_env: Vec<(String, String)>,
+    /// How many of `layers` and of the config's history entries its FROM gave it.
+    pub base_layers: usize,
+    pub base_history: usize,
 }
 
 /// Runs a whole build: every stage the target needs, independent ones concurrently.

@@ -17,6 +17,13 @@ pub struct BuildOutcome {
 }
 
 pub(crate) fn write_image(ctx: &Ctx, target: &StageResult) -> Result<BuildOutcome> {
+    let squashed;
+    let target = if ctx.req.squash {
+        squashed = super::squash::squash(ctx, target)?;
+        &squashed
+    } else {
+        target
+    };
     let mut config = target.config.clone();
     if !ctx.req.labels.is_empty() {
         let l = config.config.labels.get_or_insert_with(Default::default);

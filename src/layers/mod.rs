@@ -11,12 +11,14 @@
 //!   the limits and PAX/ustar size checks we need for hostile layers, and its writer hides
 //!   the exact header layout that decides the diffID.
 //! - [`mod@write`]: [`write_layer`], the deterministic walk of an upper dir.
+//! - [`squash`]: `--squash`'s merge of several layer snapshots into one.
 //! - [`mod@extract`]: [`extract()`]/[`unpack`], the in-root extractor (`openat2` with
 //!   `RESOLVE_IN_ROOT`, never following a link for metadata).
 
 pub mod compress;
 pub mod extract;
 mod fsops;
+pub mod squash;
 pub mod tarfmt;
 pub mod write;
 

@@ -239,7 +239,7 @@ fn get_xattr(path: &Path, name: &OsStr) -> Result<Option<Vec<u8>>> {
 
 /// An empty regular file of mode 0 owned by root named `.wh.NAME`: the whiteout marker the
 /// chroot isolation writes where a 0/0 device cannot be made (`executor::chroot`).
-fn is_whiteout_marker(path: &Path) -> bool {
+pub(super) fn is_whiteout_marker(path: &Path) -> bool {
     let is_marker_name = path.file_name().is_some_and(|n| {
         let b = n.as_bytes();
         b.starts_with(WHITEOUT_PREFIX) && b != OPAQUE_MARKER && b.len() > WHITEOUT_PREFIX.len()
@@ -254,7 +254,7 @@ fn is_whiteout_marker(path: &Path) -> bool {
         })
 }
 
-fn is_opaque(path: &Path) -> Result<bool> {
+pub(super) fn is_opaque(path: &Path) -> Result<bool> {
     for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
         if get_xattr(path, OsStr::new(name))?.as_deref() == Some(b"y") {
             return Ok(true);
@@ -264,7 +264,7 @@ fn is_opaque(path: &Path) -> Result<bool> {
 }
 
 /// The xattrs to archive, sorted by name; overlayfs' own are dropped.
-fn xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(super) fn xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut buf = vec![0u8; 1024];
     let n = loop {
         match rustix::fs::llistxattr(path, &mut buf[..]) {

@@ -170,7 +170,7 @@ fn cached_layer(ctx: &Ctx, key: &Digest) -> Option<(Layer, Option<String>)> {
 /// With `extra` files the dir is not the layer's content: no snapshot is made now;
 /// [`materialize`] unpacks the blob if a step needs it. With `stream` (a layer of the target
 /// stage) and `--push`, the blob is uploaded while it is written (see [`stream`]).
-fn commit_layer_with(
+pub(crate) fn commit_layer_with(
     ctx: &Ctx,
     dir: &Path,
     extra: &layers::ExtraFiles,

@@ -15,7 +15,7 @@ mod workdir;
 pub use clock::rfc3339;
 pub(crate) use heredoc::heredoc_name;
 pub(crate) use images::load_image;
-pub(crate) use layer_step::{layer_step, materialize};
+pub(crate) use layer_step::{commit_layer_with, layer_step, materialize};
 pub(crate) use view::RootView;
 
 use super::{Ctx, EngineError, Layer, Result, StageResult};
@@ -266,6 +266,7 @@ pub(crate) fn run_stage(
         }
     }
     steps.extend(stage.steps.iter().cloned());
+    let (base_layers, base_history) = (st.layers.len(), st.config.history.len());
 
     let mut namer = StepNamer::new(ctx, stage, &steps);
     if let Some(f) = from_name {
@@ -294,6 +295,8 @@ pub(crate) fn run_stage(
         key: st.key,
         args: st.args,
         arg_env: st.arg_env,
+        base_layers,
+        base_history,
     })
 }
 
