@@ -137,6 +137,7 @@ impl Lab {
             labels: BTreeMap::new(),
             no_cache: false,
             no_cache_filter: vec![],
+            squash: false,
             pull: false,
             network: Network::Host,
             secrets: BTreeMap::new(),
