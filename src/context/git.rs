@@ -1,0 +1,252 @@
+//! A git context (`URL#REF:SUBDIR`) fetched with the `git` CLI, as BuildKit's git source
+//! does: a shallow fetch of REF (a full one when the server refuses a commit by id), a
+//! checkout, `.git` removed unless kept, and SUBDIR resolved inside the checkout so a
+//! symlinked SUBDIR cannot point the context out of it.
+//!
+//! Credentials: git's own credential helpers run as usual; `--secret id=GIT_AUTH_TOKEN`
+//! becomes an `Authorization` header for the remote's https host, handed to git through
+//! `GIT_CONFIG_*` variables (never on a command line a `ps` shows, never in a message).
+//! Transports are limited to http(s), git and ssh (`GIT_ALLOW_PROTOCOL`), so a redirect or a
+//! crafted URL cannot reach `ext::` or `file://`.
+
+use super::{ContextError, RemoteOptions, Result};
+use rustix::fs::OFlags;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// True for git sources as BuildKit recognises them: `git@…`, `git://…`, `ssh://…`, or an
+/// http(s) URL whose path (before `#`) ends in `.git`.
+pub(super) fn is_git_url(s: &str) -> bool {
+    if s.starts_with("git@") || s.starts_with("git://") || s.starts_with("ssh://") {
+        return true;
+    }
+    if s.starts_with("http://") || s.starts_with("https://") {
+        let base = s.split('#').next().unwrap_or(s);
+        let base = base.split('?').next().unwrap_or(base);
+        return base.ends_with(".git");
+    }
+    false
+}
+
+/// `URL#REF:SUBDIR` → (URL, REF, SUBDIR); REF and SUBDIR may be empty.
+pub(super) fn split(s: &str) -> (String, String, String) {
+    let (remote, frag) = s.split_once('#').unwrap_or((s, ""));
+    let (reference, subdir) = frag.split_once(':').unwrap_or((frag, ""));
+    (
+        remote.to_string(),
+        reference.to_string(),
+        subdir.to_string(),
+    )
+}
+
+/// The URL as it may be shown: any `user:password@` removed.
+fn shown(url: &str) -> String {
+    crate::registry::auth::redact_credentials(url)
+}
+
+/// A git command with the environment every call shares.
+struct Git<'a> {
+    dir: &'a Path,
+    url: &'a str,
+    env: Vec<(String, String)>,
+}
+
+impl Git<'_> {
+    fn run(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.dir)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ALLOW_PROTOCOL", "http:https:git:ssh")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| ContextError::Git {
+                url: shown(self.url),
+                reason: format!("cannot run git ({e}); install git"),
+            })?;
+        if !out.status.success() {
+            return Err(ContextError::Git {
+                url: shown(self.url),
+                reason: format!(
+                    "git {} failed: {}",
+                    args.first().unwrap_or(&""),
+                    shown(String::from_utf8_lossy(&out.stderr).trim())
+                ),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+/// The `GIT_CONFIG_*` variables that carry the auth header for `remote`'s https host.
+fn auth_env(remote: &str, opts: &RemoteOptions) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if let Some(sock) = &opts.ssh_auth_sock {
+        env.push(("SSH_AUTH_SOCK".into(), sock.to_string_lossy().into_owned()));
+    }
+    let host = remote
+        .strip_prefix("https://")
+        .map(|r| r.split('/').next().unwrap_or(""))
+        .map(|h| h.rsplit('@').next().unwrap_or(h));
+    if let (Some(token), Some(host)) = (&opts.git_auth_token, host) {
+        use base64::Engine;
+        let mut cred = b"x-access-token:".to_vec();
+        cred.extend_from_slice(token);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cred);
+        env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
+        env.push((
+            "GIT_CONFIG_KEY_0".into(),
+            format!("http.https://{host}/.extraheader"),
+        ));
+        env.push((
+            "GIT_CONFIG_VALUE_0".into(),
+            format!("Authorization: basic {b64}"),
+        ));
+    }
+    env
+}
+
+/// Fetches `url` into `tmp` and returns the context directory (the checkout's SUBDIR).
+pub(super) fn fetch(url: &str, tmp: &Path, opts: &RemoteOptions) -> Result<PathBuf> {
+    let (remote, reference, subdir) = split(url);
+    let checkout = tmp.join("git");
+    std::fs::create_dir(&checkout).map_err(super::io_err(&checkout))?;
+    let git = Git {
+        dir: &checkout,
+        url,
+        env: auth_env(&remote, opts),
+    };
+    git.run(&["init", "-q"])?;
+    git.run(&["remote", "add", "origin", &remote])?;
+    let r = if reference.is_empty() {
+        "HEAD"
+    } else {
+        reference.as_str()
+    };
+    // Shallow where the server allows it; a commit id some servers only serve from a full
+    // fetch (no uploadpack.allowReachableSHA1InWant).
+    let shallow = git.run(&["fetch", "-q", "--depth", "1", "--no-tags", "origin", r]);
+    let target = match shallow {
+        Ok(_) => "FETCH_HEAD".to_string(),
+        Err(e) if is_commit_id(r) => {
+            git.run(&["fetch", "-q", "--no-tags", "origin"])
+                .map_err(|_| e)?;
+            r.to_string()
+        }
+        Err(e) => return Err(e),
+    };
+    git.run(&["-c", "advice.detachedHead=false", "checkout", "-q", &target])?;
+    if !opts.keep_git_dir {
+        let g = checkout.join(".git");
+        std::fs::remove_dir_all(&g).map_err(super::io_err(&g))?;
+    }
+    let limit = opts.limits().max_bytes;
+    if tree_size(&checkout, limit)? > limit {
+        return Err(ContextError::TooLarge {
+            what: format!("git checkout of {}", shown(url)),
+            limit,
+        });
+    }
+    in_root_dir(&checkout, &subdir, url)
+}
+
+fn is_commit_id(r: &str) -> bool {
+    (7..=64).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `sub` inside `root`, resolved in-root (`..` and symlinks clamped at `root`); it must be a
+/// directory.
+pub(super) fn in_root_dir(root: &Path, sub: &str, url: &str) -> Result<PathBuf> {
+    if sub.is_empty() {
+        return Ok(root.to_path_buf());
+    }
+    let fail = |reason: String| ContextError::Git {
+        url: shown(url),
+        reason,
+    };
+    let rootfd = crate::fsroot::open_root(root).map_err(super::io_err(root))?;
+    let fd = crate::fsroot::open(&rootfd, sub, OFlags::PATH | OFlags::DIRECTORY)
+        .map_err(|e| fail(format!("subdirectory {sub:?}: {e}")))?;
+    let real = crate::fsroot::fd_path(&fd).map_err(super::io_err(root))?;
+    let canon_root = std::fs::canonicalize(root).map_err(super::io_err(root))?;
+    if !real.starts_with(&canon_root) {
+        return Err(fail(format!(
+            "subdirectory {sub:?} is outside the checkout"
+        )));
+    }
+    Ok(real)
+}
+
+/// Bytes of regular files under `dir` (symlinks not followed), stopping early past `limit`.
+fn tree_size(dir: &Path, limit: u64) -> Result<u64> {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(super::io_err(&d))? {
+            let e = e.map_err(super::io_err(&d))?;
+            let m = e.metadata().map_err(super::io_err(e.path()))?;
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() {
+                total = total.saturating_add(m.len());
+                if total > limit {
+                    return Ok(total);
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_urls_and_fragments() {
+        assert!(is_git_url("https://h/r.git#main:sub"));
+        assert!(is_git_url("git@github.com:a/b.git"));
+        assert!(is_git_url("ssh://git@h/r"));
+        assert!(is_git_url("git://127.0.0.1:9/r.git"));
+        assert!(!is_git_url("https://h/ctx.tar.gz"));
+        assert_eq!(
+            split("https://h/r.git#v1:sub/dir"),
+            ("https://h/r.git".into(), "v1".into(), "sub/dir".into())
+        );
+        assert_eq!(
+            split("git@h:r.git"),
+            ("git@h:r.git".into(), "".into(), "".into())
+        );
+    }
+
+    #[test]
+    fn the_token_goes_to_the_https_host_only() {
+        let opts = RemoteOptions {
+            git_auth_token: Some(b"tok".to_vec()),
+            ..Default::default()
+        };
+        let env = auth_env("https://u@git.example/r.git", &opts);
+        assert!(env.contains(&(
+            "GIT_CONFIG_KEY_0".into(),
+            "http.https://git.example/.extraheader".into()
+        )));
+        assert!(auth_env("git://git.example/r.git", &opts).is_empty());
+    }
+
+    #[test]
+    fn a_symlinked_subdir_stays_in_the_checkout() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("co");
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("out")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("up")).unwrap();
+        let r = in_root_dir(&root, "real", "u").unwrap();
+        assert!(r.ends_with("co/real"));
+        // `/etc` resolves to `<root>/etc`, which does not exist.
+        assert!(in_root_dir(&root, "out", "u").is_err());
+        // `../../..` clamps at the root.
+        let up = in_root_dir(&root, "up", "u").unwrap();
+        assert_eq!(up, std::fs::canonicalize(&root).unwrap());
+    }
+}
