@@ -79,7 +79,7 @@ fn named_directory_serves_copy_mount_and_from_and_keys_on_its_content() {
     let main = dir_with(&[(
         "Dockerfile",
         &format!(
-            "FROM {BASE}\nCOPY --from=src a.txt /copied.txt\nRUN --mount=from=src,target=/m cat /m/a.txt > /mounted.txt\nFROM src AS tree\nFROM scratch\nCOPY --from=tree / /tree/\nCOPY --from=0 /copied.txt /mounted.txt /\n"
+            "FROM {BASE}\nCOPY --from=src a.txt /copied.txt\nRUN --mount=from=src,target=/m cat /m/a.txt > /mounted.txt && ls -an /m > /listed.txt\nFROM src AS tree\nFROM scratch\nCOPY --from=tree / /tree/\nCOPY --from=0 /copied.txt /mounted.txt /listed.txt /\n"
         ),
     )]);
     let out = tempfile::tempdir().unwrap();
@@ -96,8 +96,20 @@ fn named_directory_serves_copy_mount_and_from_and_keys_on_its_content() {
     assert_eq!(read(dest.join("copied.txt")), "from named\n");
     assert_eq!(read(dest.join("mounted.txt")), "from named\n");
     assert_eq!(read(dest.join("tree/a.txt")), "from named\n");
-    // Its own .dockerignore applies to it.
+    // Its own .dockerignore applies to it, in COPY and in mounts, whose files are root's.
     assert!(!dest.join("tree/skip.txt").exists());
+    let listed = read(dest.join("listed.txt"));
+    assert!(
+        listed.contains("a.txt") && !listed.contains("skip.txt"),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .filter(|l| l.ends_with("a.txt"))
+            .all(|l| l.split_whitespace().nth(2) == Some("0")),
+        "{listed}"
+    );
 
     // Same content: every layer step hits. An ignored file changing changes nothing.
     fs::write(named.path().join("skip.txt"), "changed but ignored\n").unwrap();
@@ -360,6 +372,27 @@ fn git_context_ref_subdir_and_keep_git_dir() {
         ],
     ));
     assert_eq!(read(dest.join("h")), "from git\n");
+
+    // REF may be a commit id.
+    let ls = Command::new("git")
+        .args(["ls-remote", &srv.url, "refs/heads/main"])
+        .output()
+        .unwrap();
+    let commit = String::from_utf8_lossy(&ls.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let dest = out.path().join("d");
+    ok(&build(
+        root.path(),
+        &[
+            "-o",
+            dest.to_str().unwrap(),
+            &format!("{}#{commit}:app", srv.url),
+        ],
+    ));
+    assert_eq!(read(dest.join("ctx/hello.txt")), "from git\n");
 }
 
 #[test]
@@ -519,11 +552,8 @@ fn http_tarball_and_plain_dockerfile_contexts() {
         .args(["inspect", "fromurl"])
         .output();
     assert!(ok(&o).contains("\"from\": \"url\""), "{}", text(&o));
-    // As a named context.
-    let main = dir_with(&[(
-        "Dockerfile",
-        "FROM scratch\nCOPY --from=t sub/file.txt /f\n",
-    )]);
+    // As a named context, as BuildKit: the download is one file named `context`, mode 0600.
+    let main = dir_with(&[("Dockerfile", "FROM scratch\nCOPY --from=t context /f\n")]);
     let dest = out.path().join("named");
     let flag = format!("t={base}/ctx.tar.gz");
     ok(&build(
@@ -536,7 +566,12 @@ fn http_tarball_and_plain_dockerfile_contexts() {
             main.path().to_str().unwrap(),
         ],
     ));
-    assert_eq!(read(dest.join("f")), "from the tarball\n");
+    assert_eq!(fs::read(dest.join("f")).unwrap(), gzip(&ctx));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(dest.join("f")).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
     // A missing URL says which and how.
     let o = build(root.path(), &[&format!("{base}/nope.tar")]);
     assert!(!o.status.success());

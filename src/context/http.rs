@@ -1,7 +1,8 @@
-//! An http(s) context: the body is downloaded (at most [`Limits::max_bytes`]), then, as with
-//! `docker build URL`, a tar (plain, gzip, bzip2, xz or zstd) is the context, unpacked
+//! http(s) contexts, downloaded (at most [`Limits::max_bytes`]). As the main context
+//! (`docker build URL`), a tar (plain, gzip, bzip2, xz or zstd) is the context, unpacked
 //! in-root by the same extractor as a context on stdin with its unpacked bytes capped too,
-//! and anything else is the Dockerfile alone.
+//! and anything else is the Dockerfile alone. As a named context, the download is one file
+//! named `context`, as BuildKit's dockerui makes it (`llb.HTTP(url, Filename("context"))`).
 
 use super::{ContextError, Limits, Result};
 use std::io::{Read, Write};
@@ -12,8 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Whole-download time limit (as ADD's downloads).
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Downloads `url` into `tmp` and returns the context directory made of it.
-pub(super) fn fetch(url: &str, tmp: &Path, limits: &Limits) -> Result<PathBuf> {
+/// Downloads `url` to `file` (at most `limits.max_bytes`); returns `Last-Modified` as
+/// seconds since the epoch when the server sent it.
+fn download(url: &str, file: &Path, limits: &Limits) -> Result<Option<i64>> {
     let shown = crate::registry::auth::redact_credentials(url);
     let fail = |reason: String| ContextError::Http {
         url: shown.clone(),
@@ -37,15 +39,54 @@ pub(super) fn fetch(url: &str, tmp: &Path, limits: &Limits) -> Result<PathBuf> {
     if resp.content_length().is_some_and(|n| n > limits.max_bytes) {
         return Err(too_large());
     }
-    let file = tmp.join("download");
-    let mut f = std::fs::File::create(&file).map_err(super::io_err(&file))?;
+    let mtime = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::copy::parse_http_date);
+    let mut f = std::fs::File::create(file).map_err(super::io_err(file))?;
     let mut body = resp.take(limits.max_bytes + 1);
     let n = std::io::copy(&mut body, &mut f).map_err(|e| fail(e.to_string()))?;
     if n > limits.max_bytes {
         return Err(too_large());
     }
-    f.flush().map_err(super::io_err(&file))?;
-    drop(f);
+    f.flush().map_err(super::io_err(file))?;
+    Ok(mtime)
+}
+
+/// A named http(s) context, as BuildKit makes it: a directory holding the download as one
+/// file named `context` (mode 0600, mtime from `Last-Modified`), never unpacked.
+pub(super) fn fetch_file(url: &str, tmp: &Path, limits: &Limits) -> Result<PathBuf> {
+    let dir = tmp.join("context");
+    std::fs::create_dir(&dir).map_err(super::io_err(&dir))?;
+    let file = dir.join("context");
+    let mtime = download(url, &file, limits)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        .map_err(super::io_err(&file))?;
+    let t = rustix::fs::Timespec {
+        tv_sec: mtime.unwrap_or(0),
+        tv_nsec: 0,
+    };
+    let ts = rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    rustix::fs::utimensat(rustix::fs::CWD, &file, &ts, rustix::fs::AtFlags::empty())
+        .map_err(|e| super::io_err(&file)(e.into()))?;
+    Ok(dir)
+}
+
+/// The main context from `url` (`hoist build URL`): downloaded into `tmp`, then unpacked
+/// when it is a tar, else taken as the Dockerfile alone; returns the context directory.
+pub(super) fn fetch(url: &str, tmp: &Path, limits: &Limits) -> Result<PathBuf> {
+    let shown = crate::registry::auth::redact_credentials(url);
+    let fail = |reason: String| ContextError::Http {
+        url: shown.clone(),
+        reason,
+    };
+    let file = tmp.join("download");
+    download(url, &file, limits)?;
 
     let mut head = Vec::with_capacity(512);
     std::fs::File::open(&file)

@@ -140,12 +140,22 @@ impl Remote {
         }
     }
 
-    /// Fetches the context into a new directory under `tmp` and returns it: a git checkout's
-    /// SUBDIR, an unpacked tarball, or a directory holding only `Dockerfile` for plain text.
+    /// Fetches the main context into a new directory under `tmp` and returns it: a git
+    /// checkout's SUBDIR, an unpacked tarball, or a directory holding only `Dockerfile` for
+    /// plain text.
     pub fn fetch(&self, tmp: &Path, opts: &RemoteOptions) -> Result<PathBuf> {
         match self {
             Remote::Git(url) => git::fetch(url, tmp, opts),
             Remote::Http(url) => http::fetch(url, tmp, &opts.limits()),
+        }
+    }
+
+    /// Fetches a named context: a git checkout's SUBDIR, or for http(s) a directory holding
+    /// the download as one file named `context` (BuildKit does not unpack named downloads).
+    pub fn fetch_named(&self, tmp: &Path, opts: &RemoteOptions) -> Result<PathBuf> {
+        match self {
+            Remote::Git(url) => git::fetch(url, tmp, opts),
+            Remote::Http(url) => http::fetch_file(url, tmp, &opts.limits()),
         }
     }
 }
@@ -204,7 +214,7 @@ impl NamedContexts {
                 }
                 Spec::Remote(remote) => {
                     let tmp = store.tmp_dir()?;
-                    let root = remote.fetch(tmp.path(), opts)?;
+                    let root = remote.fetch_named(tmp.path(), opts)?;
                     out._hold.push(tmp);
                     out.insert_dir(&key, root)?;
                     NamedRef::Content

@@ -86,20 +86,20 @@ fn source_view(
                 let lowers: Vec<PathBuf> = b.layers.iter().map(|l| l.snapshot.clone()).collect();
                 Some((RootView::open(ctx, &lowers)?, b.manifest_digest.to_string()))
             }
-            // A named directory is mounted whole through a view; its content (what its
-            // .dockerignore lets through) is the key, as COPY's.
+            // A named directory is mounted as BuildKit sends it: what its .dockerignore lets
+            // through, owned by root, copied for this run; that content is the key, as COPY's.
             Named::Dir { root, ignore } => {
                 let src = crate::copy::CopySource::Context { root, ignore };
                 let req = crate::copy::CopyRequest {
                     sources: vec![".".into()],
-                    dest: "/m/".into(),
+                    dest: "/".into(),
                     ..Default::default()
                 };
                 let key = crate::copy::content_key(&src, &req, &ctx.hashes)?;
-                Some((
-                    RootView::open(ctx, &[root.to_path_buf()])?,
-                    format!("context:{key}"),
-                ))
+                let tree = ctx.store.tmp_dir()?;
+                let no_image = ctx.store.tmp_dir()?;
+                crate::copy::apply(&src, &req, no_image.path(), tree.path())?;
+                Some((RootView::Empty(tree), format!("context:{key}")))
             }
         },
     })
