@@ -447,6 +447,15 @@ fn git_checkout_symlinks_never_reach_the_host() {
 /// A small http server on loopback serving `files` by path (404 otherwise); it stops when
 /// the test process ends.
 fn http_server(files: HashMap<String, Vec<u8>>) -> String {
+    http_server_logged(files).0
+}
+
+/// [`http_server`], also recording each request's head (request line and headers).
+fn http_server_logged(
+    files: HashMap<String, Vec<u8>>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heads = log.clone();
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -461,6 +470,7 @@ fn http_server(files: HashMap<String, Vec<u8>>) -> String {
                 }
             }
             let req = String::from_utf8_lossy(&buf);
+            heads.lock().unwrap().push(req.to_string());
             let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
             let path = path.split('?').next().unwrap_or("/").to_string();
             match files.get(&path) {
@@ -480,7 +490,7 @@ fn http_server(files: HashMap<String, Vec<u8>>) -> String {
             }
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), log)
 }
 
 /// A tar of `(name, body)` entries, names written raw (so `../x` stays in the archive).
@@ -634,7 +644,7 @@ fn credentials_in_context_urls_never_reach_the_output() {
     if !ready(&[Need::Root, Need::LabRegistry]) {
         return;
     }
-    let base = http_server(HashMap::new());
+    let (base, heads) = http_server_logged(HashMap::new());
     let with_creds = base.replace("http://", "http://user:s3cr3tpw@");
     let root = tempfile::tempdir().unwrap();
     for url in [
@@ -659,6 +669,12 @@ fn credentials_in_context_urls_never_reach_the_output() {
         .output();
     assert!(!o.status.success());
     assert!(!text(&o).contains("t0k3nvalue"), "{}", text(&o));
+    // ... but git sent it to the remote, as BuildKit does: basic x-access-token:TOKEN.
+    let sent = heads.lock().unwrap().join("\n").to_ascii_lowercase();
+    assert!(
+        sent.contains("authorization: basic ec1hy2nlc3mtdg9rzw46ddbrm252ywx1zq=="),
+        "{sent}"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

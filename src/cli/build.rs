@@ -175,12 +175,12 @@ fn validate(
         build_contexts: &a.build_contexts,
         build_args: &a.build_args,
         ssh: &a.ssh,
-        secret: &|id| {
+        secrets: &|| {
             a.secrets
                 .iter()
                 .filter_map(|s| parse_secret(s).ok())
-                .find(|(i, _)| i == id)
-                .map(|(_, s)| s.0)
+                .map(|(id, s)| (id, s.0))
+                .collect()
         },
         store_root: &root,
     })?;

@@ -79,30 +79,52 @@ impl Git<'_> {
     }
 }
 
-/// The `GIT_CONFIG_*` variables that carry the auth header for `remote`'s https host.
+/// The `GIT_CONFIG_*` variables that carry the auth header for `remote`, chosen as
+/// BuildKit's git source does: `GIT_AUTH_HEADER.HOST`, `GIT_AUTH_TOKEN.HOST`,
+/// `GIT_AUTH_HEADER`, `GIT_AUTH_TOKEN`, the first given (a token is sent as
+/// `basic base64(x-access-token:TOKEN)`), scoped to the remote URL (to all of github.com for
+/// a github.com remote); and the ssh agent for `git@`/`ssh://` remotes.
 fn auth_env(remote: &str, opts: &RemoteOptions) -> Vec<(String, String)> {
     let mut env = Vec::new();
     if let Some(sock) = &opts.ssh_auth_sock {
         env.push(("SSH_AUTH_SOCK".into(), sock.to_string_lossy().into_owned()));
     }
     let host = remote
-        .strip_prefix("https://")
-        .map(|r| r.split('/').next().unwrap_or(""))
-        .map(|h| h.rsplit('@').next().unwrap_or(h));
-    if let (Some(token), Some(host)) = (&opts.git_auth_token, host) {
-        use base64::Engine;
-        let mut cred = b"x-access-token:".to_vec();
-        cred.extend_from_slice(token);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(cred);
+        .split_once("://")
+        .map(|(_, r)| r.split('/').next().unwrap_or(""))
+        .map(|h| h.rsplit('@').next().unwrap_or(h))
+        .unwrap_or("");
+    let candidates = [
+        (format!("GIT_AUTH_HEADER.{host}"), false),
+        (format!("GIT_AUTH_TOKEN.{host}"), true),
+        ("GIT_AUTH_HEADER".to_string(), false),
+        ("GIT_AUTH_TOKEN".to_string(), true),
+    ];
+    let header = candidates.iter().find_map(|(id, token)| {
+        let v = opts.git_secrets.get(id)?;
+        Some(if *token {
+            use base64::Engine;
+            let mut cred = b"x-access-token:".to_vec();
+            cred.extend_from_slice(v);
+            format!(
+                "basic {}",
+                base64::engine::general_purpose::STANDARD.encode(cred)
+            )
+        } else {
+            String::from_utf8_lossy(v).into_owned()
+        })
+    });
+    if let Some(h) = header {
+        let scope = ["https://github.com/", "https://www.github.com/"]
+            .into_iter()
+            .find(|p| remote.starts_with(p))
+            .unwrap_or(remote);
         env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
         env.push((
             "GIT_CONFIG_KEY_0".into(),
-            format!("http.https://{host}/.extraheader"),
+            format!("http.{scope}.extraheader"),
         ));
-        env.push((
-            "GIT_CONFIG_VALUE_0".into(),
-            format!("Authorization: basic {b64}"),
-        ));
+        env.push(("GIT_CONFIG_VALUE_0".into(), format!("Authorization: {h}")));
     }
     env
 }
@@ -221,17 +243,54 @@ mod tests {
     }
 
     #[test]
-    fn the_token_goes_to_the_https_host_only() {
-        let opts = RemoteOptions {
-            git_auth_token: Some(b"tok".to_vec()),
+    fn auth_secrets_are_chosen_and_scoped_as_buildkit_does() {
+        let secrets = |ids: &[(&str, &str)]| RemoteOptions {
+            git_secrets: ids
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            ssh_auth_sock: Some("/run/agent.sock".into()),
             ..Default::default()
         };
-        let env = auth_env("https://u@git.example/r.git", &opts);
+        let value = |env: &[(String, String)]| {
+            env.iter()
+                .find(|(k, _)| k == "GIT_CONFIG_VALUE_0")
+                .map(|(_, v)| v.clone())
+        };
+        let o = secrets(&[("GIT_AUTH_TOKEN", "tok")]);
+        let env = auth_env("https://u@git.example/r.git", &o);
         assert!(env.contains(&(
             "GIT_CONFIG_KEY_0".into(),
-            "http.https://git.example/.extraheader".into()
+            "http.https://u@git.example/r.git.extraheader".into()
         )));
-        assert!(auth_env("git://git.example/r.git", &opts).is_empty());
+        // base64("x-access-token:tok")
+        assert_eq!(
+            value(&env).as_deref(),
+            Some("Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r")
+        );
+        assert!(env.contains(&("SSH_AUTH_SOCK".into(), "/run/agent.sock".into())));
+        // A host's own secret wins; a header is sent as given.
+        let o = secrets(&[
+            ("GIT_AUTH_TOKEN", "tok"),
+            ("GIT_AUTH_HEADER.git.example", "bearer x"),
+        ]);
+        assert_eq!(
+            value(&auth_env("https://git.example/r.git", &o)).as_deref(),
+            Some("Authorization: bearer x")
+        );
+        assert_eq!(
+            value(&auth_env("https://other.example/r.git", &o)).as_deref(),
+            Some("Authorization: basic eC1hY2Nlc3MtdG9rZW46dG9r")
+        );
+        // github.com: every repository of the host.
+        let env = auth_env(
+            "https://github.com/a/b.git",
+            &secrets(&[("GIT_AUTH_TOKEN", "t")]),
+        );
+        assert!(env.contains(&(
+            "GIT_CONFIG_KEY_0".into(),
+            "http.https://github.com/.extraheader".into()
+        )));
     }
 
     #[test]

@@ -92,8 +92,9 @@ impl Limits {
 pub struct RemoteOptions {
     /// `--build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1`: keep `.git` in a git context.
     pub keep_git_dir: bool,
-    /// `--secret id=GIT_AUTH_TOKEN`: sent to the git host over https as BuildKit does.
-    pub git_auth_token: Option<Vec<u8>>,
+    /// `--secret`s named `GIT_AUTH_TOKEN`, `GIT_AUTH_HEADER`, or either with `.HOST`:
+    /// sent to the git remote as BuildKit does (see `git.rs`).
+    pub git_secrets: BTreeMap<String, Vec<u8>>,
     /// `--ssh default[=PATH]`: the agent git's ssh uses for `git@`/`ssh://` remotes.
     pub ssh_auth_sock: Option<PathBuf>,
     pub limits: Option<Limits>,
@@ -103,10 +104,7 @@ impl std::fmt::Debug for RemoteOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteOptions")
             .field("keep_git_dir", &self.keep_git_dir)
-            .field(
-                "git_auth_token",
-                &self.git_auth_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("git_secrets", &self.git_secrets.keys().collect::<Vec<_>>())
             .field("ssh_auth_sock", &self.ssh_auth_sock)
             .finish()
     }
@@ -259,8 +257,8 @@ pub struct Flags<'a> {
     pub build_args: &'a [String],
     /// `--ssh` as given (`default[=PATH]` is git's agent).
     pub ssh: &'a [String],
-    /// The bytes of `--secret id=ID`, if given (for `GIT_AUTH_TOKEN`).
-    pub secret: &'a dyn Fn(&str) -> Option<Vec<u8>>,
+    /// The `--secret`s that could be read, as (id, bytes) (for `GIT_AUTH_TOKEN`).
+    pub secrets: &'a dyn Fn() -> Vec<(String, Vec<u8>)>,
     pub store_root: &'a Path,
 }
 
@@ -297,7 +295,14 @@ pub fn prepare(flags: &Flags) -> Result<Prepared> {
     });
     let opts = RemoteOptions {
         keep_git_dir,
-        git_auth_token: (flags.secret)("GIT_AUTH_TOKEN"),
+        git_secrets: (flags.secrets)()
+            .into_iter()
+            .filter(|(id, _)| {
+                ["GIT_AUTH_TOKEN", "GIT_AUTH_HEADER"].iter().any(|k| {
+                    id == k || id.strip_prefix(k).is_some_and(|rest| rest.starts_with('.'))
+                })
+            })
+            .collect(),
         ssh_auth_sock,
         limits: None,
     };
