@@ -692,3 +692,33 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_context_given_for_one_platform_serves_that_platform() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let arm = dir_with(&[("f", "arm64\n")]);
+    let any = dir_with(&[("f", "any\n")]);
+    let main = dir_with(&[("Dockerfile", "FROM scratch\nCOPY --from=src f /f\n")]);
+    let dest = main.path().join("out");
+    let a = format!("src::linux/arm64={}", arm.path().display());
+    let b = format!("src={}", any.path().display());
+    ok(&build(
+        root.path(),
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--build-context",
+            &a,
+            "--build-context",
+            &b,
+            "-o",
+            dest.to_str().unwrap(),
+            main.path().to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(read(dest.join("linux_arm64/f")), "arm64\n");
+    assert_eq!(read(dest.join("linux_amd64/f")), "any\n");
+}

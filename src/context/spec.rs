@@ -32,11 +32,21 @@ pub fn parse_build_context(raw: &str) -> Result<(String, Spec)> {
     let (name, value) = raw
         .split_once('=')
         .ok_or_else(|| bad("expected NAME=VALUE".into()))?;
+    // `NAME::PLATFORM`: the context serves that platform only.
+    let (name, platform) = match name.split_once("::") {
+        Some((n, p)) => (n, Some(p)),
+        None => (name, None),
+    };
     let key = name_key(name.trim()).ok_or_else(|| {
         bad(format!(
             "invalid context name {name:?}: use a stage or image name (lower case, no spaces)"
         ))
     })?;
+    let key = match platform {
+        Some(p) => crate::graph::named::platform_key(&key, p)
+            .ok_or_else(|| bad(format!("invalid platform {p:?} after '::'")))?,
+        None => key,
+    };
     if value.is_empty() {
         return Err(bad("empty value".into()));
     }
@@ -105,6 +115,10 @@ mod tests {
             )
         );
         assert_eq!(p("src=./dir"), ("src".into(), Spec::Dir("./dir".into())));
+        assert_eq!(
+            p("alpine::linux/arm64=docker-image://a/b").0,
+            "alpine::linux/arm64"
+        );
         assert_eq!(
             p("b=target:build"),
             ("b".into(), Spec::Target("build".into()))

@@ -35,12 +35,29 @@ pub fn name_key(name: &str) -> Option<String> {
     })
 }
 
-/// The named context `word` matches, with its key.
-pub fn lookup<'a>(contexts: &'a NamedContexts, word: &str) -> Option<(String, &'a NamedRef)> {
+/// The key of a context given for one platform only (`--build-context NAME::PLATFORM=…`):
+/// `NAME::os/arch[/variant]`, the platform normalized; `None` when it does not parse.
+pub fn platform_key(key: &str, platform: &str) -> Option<String> {
+    let p = crate::oci::Platform::parse(platform)?;
+    Some(format!("{key}::{}", p.to_string_short()))
+}
+
+/// The named context `word` matches, with its key: one given for `platform` (the platform
+/// the name is resolved for) first, as BuildKit looks up `NAME::PLATFORM` before `NAME`.
+pub fn lookup<'a>(
+    contexts: &'a NamedContexts,
+    word: &str,
+    platform: Option<&str>,
+) -> Option<(String, &'a NamedRef)> {
     if contexts.is_empty() {
         return None;
     }
     let key = name_key(word)?;
+    if let Some(k) = platform.and_then(|p| platform_key(&key, p))
+        && let Some(r) = contexts.get(&k)
+    {
+        return Some((k, r));
+    }
     contexts.get(&key).map(|r| (key, r))
 }
 
@@ -63,7 +80,18 @@ mod tests {
         assert_eq!(name_key("Builder"), None);
         let mut m = NamedContexts::new();
         m.insert("alpine:3.20".into(), NamedRef::Content);
-        assert!(lookup(&m, "docker.io/library/alpine:3.20").is_some());
-        assert!(lookup(&m, "alpine").is_none());
+        assert!(lookup(&m, "docker.io/library/alpine:3.20", None).is_some());
+        assert!(lookup(&m, "alpine", None).is_none());
+        m.insert(
+            "alpine:3.20::linux/arm64".into(),
+            NamedRef::Stage("x".into()),
+        );
+        let arm = lookup(&m, "alpine:3.20", Some("linux/arm64/v8"));
+        assert_eq!(
+            arm.map(|(k, _)| k).as_deref(),
+            Some("alpine:3.20::linux/arm64")
+        );
+        let amd = lookup(&m, "alpine:3.20", Some("linux/amd64"));
+        assert_eq!(amd.map(|(k, _)| k).as_deref(), Some("alpine:3.20"));
     }
 }

@@ -104,7 +104,13 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
                     .find(|s| s.name.as_deref() == Some(image.as_str()))
                 {
                     Source::Stage(s.index)
-                } else if let Some(s) = named_source(opts, &stages, &image, line)? {
+                } else if let Some(s) = named_source(
+                    opts,
+                    &stages,
+                    &image,
+                    platform.as_deref().or(opts.platform.as_deref()),
+                    line,
+                )? {
                     s
                 } else {
                     Source::Image(image)
@@ -150,7 +156,11 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
             continue;
         };
         let line = stages[si].from_node.span.start;
-        if let Some(s) = named_source(opts, &stages[..si], &n, line)? {
+        let platform = stages[si]
+            .platform
+            .clone()
+            .or_else(|| opts.platform.clone());
+        if let Some(s) = named_source(opts, &stages[..si], &n, platform.as_deref(), line)? {
             stages[si].base = s;
             stages[si].platform = None;
             stages[si].steps.clear();
@@ -192,7 +202,13 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
             }
             (Some(i), _) | (None, Some(i)) => i,
             (None, None) if lower == "scratch" => return Ok(Source::Scratch),
-            (None, None) => match named_source(opts, &stages_view, &expanded, line)? {
+            (None, None) => match named_source(
+                opts,
+                &stages_view,
+                &expanded,
+                opts.platform.as_deref(),
+                line,
+            )? {
                 // `target:STAGE` checks below like a stage named here.
                 Some(Source::Stage(i)) => i,
                 Some(s) => return Ok(s),
@@ -309,15 +325,17 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
     })
 }
 
-/// The source a named context gives `word`, if one is named so: an image, a stage (of
-/// those before, `earlier`: `target:STAGE` must name one defined above its use), or content.
+/// The source a named context gives `word` resolved for `platform`, if one is named so: an
+/// image, a stage (of those before, `earlier`: `target:STAGE` must name one defined above its
+/// use), or content.
 fn named_source(
     opts: &GraphOptions,
     earlier: &[Stage],
     word: &str,
+    platform: Option<&str>,
     line: usize,
 ) -> Result<Option<Source>, GraphError> {
-    let Some((key, r)) = super::named::lookup(&opts.contexts, word) else {
+    let Some((key, r)) = super::named::lookup(&opts.contexts, word, platform) else {
         return Ok(None);
     };
     Ok(Some(match r {
