@@ -393,6 +393,31 @@ fn git_context_ref_subdir_and_keep_git_dir() {
         ],
     ));
     assert_eq!(read(dest.join("ctx/hello.txt")), "from git\n");
+
+    // BuildKit's query form, and a checksum the commit must match.
+    let dest = out.path().join("e");
+    ok(&build(
+        root.path(),
+        &[
+            "-o",
+            dest.to_str().unwrap(),
+            &format!("{}?tag=v1&subdir=app&checksum={}", srv.url, &commit[..12]),
+        ],
+    ));
+    assert_eq!(read(dest.join("ctx/hello.txt")), "from git\n");
+    let o = build(
+        root.path(),
+        &[&format!(
+            "{}?branch=main&subdir=app&checksum=0000000",
+            srv.url
+        )],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("expected checksum to match 0000000"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -28,15 +28,82 @@ pub(super) fn is_git_url(s: &str) -> bool {
     false
 }
 
-/// `URL#REF:SUBDIR` → (URL, REF, SUBDIR); REF and SUBDIR may be empty.
-pub(super) fn split(s: &str) -> (String, String, String) {
-    let (remote, frag) = s.split_once('#').unwrap_or((s, ""));
+/// A git context reference: `URL#REF:SUBDIR`, or BuildKit's query form
+/// `URL?ref=REF&subdir=DIR&keep-git-dir=true&checksum=COMMIT` (`tag=`/`branch=` for a ref
+/// of that kind).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct GitRef {
+    pub remote: String,
+    pub reference: String,
+    pub subdir: String,
+    /// `keep-git-dir` in the query (else the build's `BUILDKIT_CONTEXT_KEEP_GIT_DIR`).
+    pub keep_git_dir: Option<bool>,
+    /// `checksum=`/`commit=`: the commit (or a prefix) REF must resolve to.
+    pub checksum: Option<String>,
+}
+
+/// Parses a git context reference (see [`GitRef`]); a query key BuildKit does not know, or
+/// a fragment and a query that disagree, is an error naming it.
+pub(super) fn parse(s: &str) -> std::result::Result<GitRef, String> {
+    let (base, frag) = s.split_once('#').unwrap_or((s, ""));
     let (reference, subdir) = frag.split_once(':').unwrap_or((frag, ""));
-    (
-        remote.to_string(),
-        reference.to_string(),
-        subdir.to_string(),
-    )
+    let (remote, query) = base.split_once('?').unwrap_or((base, ""));
+    let mut g = GitRef {
+        remote: remote.to_string(),
+        reference: reference.to_string(),
+        subdir: subdir.to_string(),
+        ..Default::default()
+    };
+    let bool_of = |k: &str, v: &str| match v {
+        "" | "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("invalid {k} value: {v:?}")),
+    };
+    let set = |slot: &mut String, k: &str, v: String| {
+        if !slot.is_empty() && *slot != v {
+            return Err(format!("{k} conflicts: {slot:?} vs {v:?}"));
+        }
+        *slot = v;
+        Ok(())
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v);
+        match k {
+            "ref" => set(&mut g.reference, "ref", v)?,
+            "tag" => set(&mut g.reference, "ref", format!("refs/tags/{v}"))?,
+            "branch" => set(&mut g.reference, "ref", format!("refs/heads/{v}"))?,
+            "subdir" => set(&mut g.subdir, "subdir", v)?,
+            "checksum" | "commit" => g.checksum = Some(v),
+            "keep-git-dir" => g.keep_git_dir = Some(bool_of(k, &v)?),
+            // Accepted as BuildKit does; hoist never fetches submodules and keeps the
+            // checkout's times.
+            "submodules" | "mtime" | "fetch-by-commit" => {}
+            _ => return Err(format!("unknown git query {k:?}")),
+        }
+    }
+    Ok(g)
+}
+
+/// `%XX` escapes of a query value decoded (others kept as written).
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(h) = v
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(h);
+            i += 3;
+            continue;
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The URL as it may be shown: any `user:password@` removed.
@@ -131,7 +198,16 @@ fn auth_env(remote: &str, opts: &RemoteOptions) -> Vec<(String, String)> {
 
 /// Fetches `url` into `tmp` and returns the context directory (the checkout's SUBDIR).
 pub(super) fn fetch(url: &str, tmp: &Path, opts: &RemoteOptions) -> Result<PathBuf> {
-    let (remote, reference, subdir) = split(url);
+    let GitRef {
+        remote,
+        reference,
+        subdir,
+        keep_git_dir,
+        checksum,
+    } = parse(url).map_err(|reason| ContextError::Git {
+        url: shown(url),
+        reason,
+    })?;
     let checkout = tmp.join("git");
     std::fs::create_dir(&checkout).map_err(super::io_err(&checkout))?;
     let git = Git {
@@ -159,7 +235,16 @@ pub(super) fn fetch(url: &str, tmp: &Path, opts: &RemoteOptions) -> Result<PathB
         Err(e) => return Err(e),
     };
     git.run(&["-c", "advice.detachedHead=false", "checkout", "-q", &target])?;
-    if !opts.keep_git_dir {
+    if let Some(want) = &checksum {
+        let got = git.run(&["rev-parse", "HEAD"])?;
+        if !got.starts_with(want.as_str()) {
+            return Err(ContextError::Git {
+                url: shown(url),
+                reason: format!("expected checksum to match {want}, got {got}"),
+            });
+        }
+    }
+    if !keep_git_dir.unwrap_or(opts.keep_git_dir) {
         let g = checkout.join(".git");
         std::fs::remove_dir_all(&g).map_err(super::io_err(&g))?;
     }
@@ -232,14 +317,26 @@ mod tests {
         assert!(is_git_url("ssh://git@h/r"));
         assert!(is_git_url("git://127.0.0.1:9/r.git"));
         assert!(!is_git_url("https://h/ctx.tar.gz"));
+        let g = parse("https://h/r.git#v1:sub/dir").unwrap();
         assert_eq!(
-            split("https://h/r.git#v1:sub/dir"),
-            ("https://h/r.git".into(), "v1".into(), "sub/dir".into())
+            (g.remote.as_str(), g.reference.as_str(), g.subdir.as_str()),
+            ("https://h/r.git", "v1", "sub/dir")
         );
+        assert_eq!(parse("git@h:r.git").unwrap().remote, "git@h:r.git");
+        let q = parse("https://h/r.git?tag=v1&subdir=a%2Fb&keep-git-dir&checksum=abc").unwrap();
         assert_eq!(
-            split("git@h:r.git"),
-            ("git@h:r.git".into(), "".into(), "".into())
+            q,
+            GitRef {
+                remote: "https://h/r.git".into(),
+                reference: "refs/tags/v1".into(),
+                subdir: "a/b".into(),
+                keep_git_dir: Some(true),
+                checksum: Some("abc".into()),
+            }
         );
+        assert!(is_git_url("https://h/r.git?ref=main"));
+        assert!(parse("https://h/r.git?nope=1").is_err());
+        assert!(parse("https://h/r.git?ref=a#b").is_err());
     }
 
     #[test]

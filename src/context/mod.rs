@@ -212,7 +212,13 @@ impl NamedContexts {
                 }
                 Spec::Remote(remote) => {
                     let tmp = store.tmp_dir()?;
-                    let root = remote.fetch_named(tmp.path(), opts)?;
+                    // BUILDKIT_CONTEXT_KEEP_GIT_DIR is the main context's; BuildKit never
+                    // keeps `.git` in a named one.
+                    let named_opts = RemoteOptions {
+                        keep_git_dir: false,
+                        ..opts.clone()
+                    };
+                    let root = remote.fetch_named(tmp.path(), &named_opts)?;
                     out._hold.push(tmp);
                     out.insert_dir(&key, root)?;
                     NamedRef::Content
