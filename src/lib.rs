@@ -6,6 +6,7 @@
 pub mod build;
 pub mod cache;
 pub mod cli;
+pub mod context;
 pub mod copy;
 pub mod engine;
 pub mod executor;
@@ -47,6 +48,8 @@ pub enum Error {
     Platform(#[from] platform::PlatformError),
     #[error(transparent)]
     Gc(#[from] gc::GcError),
+    #[error(transparent)]
+    Context(#[from] context::ContextError),
     /// An image archive (`hoist load`) that is not what it claims: names the file.
     #[error("{path}: {source}")]
     Archive {

@@ -125,6 +125,7 @@ impl Lab {
                 .collect(),
             target: target.map(String::from),
             platform: None,
+            ..Default::default()
         };
         let graph = hoist::graph::build(&df, &graph_options).unwrap();
         BuildRequest {
@@ -134,6 +135,7 @@ impl Lab {
             graph_options,
             context: self.ctx.path().to_path_buf(),
             ignore: Matcher::parse("").unwrap(),
+            contexts: Default::default(),
             labels: BTreeMap::new(),
             no_cache: false,
             no_cache_filter: vec![],

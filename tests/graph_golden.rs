@@ -1,7 +1,9 @@
 //! Golden tests of graph resolution and the dry-run plan.
 //!
 //! Each `tests/fixtures/graph/<case>/` has a `Dockerfile`, optional `args` (lines
-//! `--build-arg K=V`, `--target T`, `--platform P`; the platform defaults to linux/amd64) and
+//! `--build-arg K=V`, `--target T`, `--platform P`, `--build-context NAME=VALUE` (read as
+//! names only: a directory or URL is content the graph does not open); the platform defaults
+//! to linux/amd64) and
 //! either `expected` (`graph::plan::render`) or `error`. `UPDATE_GOLDEN=1` rewrites them.
 //! Also checks the conformance kit's Dockerfiles when the kit is present.
 #![allow(clippy::print_stderr)] // the tests report counts and skips on stderr
@@ -28,6 +30,18 @@ fn options(case: &Path) -> GraphOptions {
             }
             "--target" => o.target = Some(v.into()),
             "--platform" => o.platform = Some(v.into()),
+            "--build-context" => {
+                use hoist::context::Spec;
+                use hoist::graph::named::NamedRef;
+                let (key, spec) = hoist::context::parse_build_context(v)
+                    .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+                let r = match spec {
+                    Spec::Image(i) => NamedRef::Image(i),
+                    Spec::Target(t) => NamedRef::Stage(t),
+                    _ => NamedRef::Content,
+                };
+                o.contexts.insert(key, r);
+            }
             _ => panic!("{}: unknown args line {l:?}", case.display()),
         }
     }

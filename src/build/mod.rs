@@ -148,6 +148,8 @@ pub struct BuildPlan {
     pub dockerfile_text: String,
     /// The build context directory (absolute).
     pub context: PathBuf,
+    /// `--build-context` names, prepared (see [`crate::context`]).
+    pub contexts: Arc<crate::context::NamedContexts>,
     /// One entry per target platform; each is built by its own engine pass.
     pub platforms: Vec<PlatformPlan>,
     pub labels: BTreeMap<String, String>,
@@ -369,6 +371,7 @@ fn request(
         graph_options: p.graph_options.clone(),
         context: plan.context.clone(),
         ignore,
+        contexts: plan.contexts.clone(),
         labels: plan.labels.clone(),
         no_cache: plan.no_cache,
         no_cache_filter: plan.no_cache_filter.clone(),

@@ -93,9 +93,14 @@ pub struct BuildArgs {
     /// Parse and plan only; print the plan
     #[arg(long)]
     pub dry_run: bool,
+    /// Named context NAME=VALUE (repeatable): a directory, docker-image://REF,
+    /// oci-layout://DIR[:TAG|@DIGEST], target:STAGE, a git URL or an http(s) tarball
+    #[arg(long = "build-context")]
+    pub build_contexts: Vec<String>,
     #[command(flatten)]
     pub timeouts: super::RegistryTimeoutArgs,
-    /// Build context: a directory, or `-` for a context tar (or a lone Dockerfile) on stdin
+    /// Build context: a directory, a git URL (`URL#REF:SUBDIR`), an http(s) tarball or
+    /// Dockerfile, or `-` for a context tar (or a lone Dockerfile) on stdin
     pub context: String,
 }
 
@@ -167,8 +172,27 @@ fn validate(
     let usage = |m: String| crate::Error::Usage(m);
     let root = g.store_root();
 
-    // Context: a directory, or a tar (or a Dockerfile) on stdin.
-    let context: PathBuf = if a.context == "-" {
+    // Remote and named contexts (`crate::context`): fetched before anything else reads them.
+    let contexts = crate::context::prepare(&crate::context::Flags {
+        context: &a.context,
+        file: a.file.as_deref(),
+        build_contexts: &a.build_contexts,
+        build_args: &a.build_args,
+        ssh: &a.ssh,
+        secrets: &|| {
+            a.secrets
+                .iter()
+                .filter_map(|s| parse_secret(s).ok())
+                .map(|(id, s)| (id, s.0))
+                .collect()
+        },
+        store_root: &root,
+    })?;
+
+    // Context: a directory, a URL fetched above, or a tar (or a Dockerfile) on stdin.
+    let context: PathBuf = if let Some(dir) = &contexts.main {
+        dir.clone()
+    } else if a.context == "-" {
         if a.file.as_deref() == Some("-") {
             return Err(usage(
                 "cannot read both the context and the Dockerfile from stdin".into(),
@@ -213,6 +237,9 @@ fn validate(
         f => {
             let p = match f {
                 // With a stdin context, `-f` names a file inside it (as `docker build -`).
+                _ if contexts.dockerfile.is_some() => {
+                    contexts.dockerfile.clone().unwrap_or_default()
+                }
                 Some(f) if a.context == "-" => context.join(f.trim_start_matches('/')),
                 Some(f) => PathBuf::from(f),
                 None => context.join("Dockerfile"),
@@ -270,6 +297,7 @@ fn validate(
         build_args,
         target: a.target.clone(),
         platform: None,
+        contexts: contexts.named.refs().clone(),
     };
     // One graph per target platform (TARGETPLATFORM and friends differ); the build module
     // runs one engine pass for each and joins them into an index.
@@ -424,6 +452,7 @@ fn validate(
         dockerfile_path: df_path,
         dockerfile_text: text,
         context,
+        contexts: contexts.named,
         platforms: platform_plans,
         labels,
         no_cache: a.no_cache,

@@ -102,7 +102,7 @@ pub fn stdin_context(mut reader: impl Read + Send + 'static, tmpdir: &Path) -> R
 }
 
 /// gzip, bzip2, xz or zstd magic.
-fn is_compressed(b: &[u8]) -> bool {
+pub(crate) fn is_compressed(b: &[u8]) -> bool {
     b.starts_with(&[0x1f, 0x8b])
         || b.starts_with(b"BZh")
         || b.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
@@ -111,7 +111,7 @@ fn is_compressed(b: &[u8]) -> bool {
 
 /// A tar header block: its checksum field (octal, bytes 148..156) matches the sum of the
 /// block's bytes with that field read as spaces. Holds for v7, ustar and GNU tars.
-fn is_tar_header(b: &[u8]) -> bool {
+pub(crate) fn is_tar_header(b: &[u8]) -> bool {
     if b.len() < 512 {
         return false;
     }

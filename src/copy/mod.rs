@@ -35,6 +35,8 @@ mod write;
 use crate::parser::dockerignore::{IgnoreError, Matcher};
 use std::path::{Path, PathBuf};
 
+/// HTTP `Last-Modified` dates, for the other downloads (remote contexts).
+pub(crate) use add::parse_http_date;
 pub use hash_cache::HashCache;
 pub use key::content_key;
 

@@ -118,6 +118,8 @@ pub struct BuildRequest {
     pub graph_options: GraphOptions,
     pub context: PathBuf,
     pub ignore: Matcher,
+    /// `--build-context` contents (`graph::Source::Context` keys), shared by the passes.
+    pub contexts: Arc<crate::context::NamedContexts>,
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
     pub no_cache_filter: Vec<String>,

@@ -2,6 +2,7 @@
 //! the stages and images each depends on, pruned to what the target needs.
 
 pub mod args;
+pub mod named;
 pub mod plan;
 mod resolve;
 
@@ -23,6 +24,8 @@ pub struct GraphOptions {
     pub target: Option<String>,
     /// `os/arch[/variant]` for TARGETPLATFORM; the host's when None.
     pub platform: Option<String>,
+    /// `--build-context` names (see [`named`]): they replace images and stages they name.
+    pub contexts: named::NamedContexts,
 }
 
 /// What a stage starts from, or what `--from` names.
@@ -32,6 +35,9 @@ pub enum Source {
     Stage(usize),
     /// An image reference, expanded.
     Image(String),
+    /// A named build context holding content (a directory, a fetched git or http context,
+    /// an OCI layout), by its key; the engine holds what it is.
+    Context(String),
 }
 
 /// One instruction of a stage, with its `--from` references resolved.

@@ -55,6 +55,7 @@ fn source(g: &BuildGraph, s: &Source) -> String {
         Source::Scratch => "scratch".into(),
         Source::Stage(i) => stage_label(g, *i),
         Source::Image(r) => format!("image {r}"),
+        Source::Context(n) => format!("context {n}"),
     }
 }
 
@@ -218,7 +219,7 @@ pub fn render_with_escape(g: &BuildGraph, escape: char) -> String {
         let Some(st) = g.stages.get(i) else { continue };
         let mut scope = match &st.base {
             Source::Stage(b) => scopes.get(b).cloned().unwrap_or_default(),
-            Source::Image(_) => Scope {
+            Source::Image(_) | Source::Context(_) => Scope {
                 image_env: true,
                 ..Scope::default()
             },

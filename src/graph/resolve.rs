@@ -104,6 +104,14 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
                     .find(|s| s.name.as_deref() == Some(image.as_str()))
                 {
                     Source::Stage(s.index)
+                } else if let Some(s) = named_source(
+                    opts,
+                    &stages,
+                    &image,
+                    platform.as_deref().or(opts.platform.as_deref()),
+                    line,
+                )? {
+                    s
                 } else {
                     Source::Image(image)
                 };
@@ -141,6 +149,25 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
         return Err(invalid(0, "the Dockerfile has no FROM"));
     }
 
+    // A stage whose name is a named context is that context instead (BuildKit drops its
+    // FROM and its steps).
+    for si in 0..stages.len() {
+        let Some(n) = stages[si].name.clone() else {
+            continue;
+        };
+        let line = stages[si].from_node.span.start;
+        let platform = stages[si]
+            .platform
+            .clone()
+            .or_else(|| opts.platform.clone());
+        if let Some(s) = named_source(opts, &stages[..si], &n, platform.as_deref(), line)? {
+            stages[si].base = s;
+            stages[si].platform = None;
+            stages[si].steps.clear();
+        }
+    }
+    let stages_view = stages.clone();
+
     // Resolve --from references (by name, then index, else an image), with BuildKit's messages.
     let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
     let stage_label = |i: usize| names[i].clone().unwrap_or_else(|| format!("stage-{i}"));
@@ -175,7 +202,18 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
             }
             (Some(i), _) | (None, Some(i)) => i,
             (None, None) if lower == "scratch" => return Ok(Source::Scratch),
-            (None, None) => return Ok(Source::Image(expanded)),
+            (None, None) => match named_source(
+                opts,
+                &stages_view,
+                &expanded,
+                opts.platform.as_deref(),
+                line,
+            )? {
+                // `target:STAGE` checks below like a stage named here.
+                Some(Source::Stage(i)) => i,
+                Some(s) => return Ok(s),
+                None => return Ok(Source::Image(expanded)),
+            },
         };
         if i == own {
             return Err(invalid(
@@ -285,6 +323,41 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
         build_args,
         escape,
     })
+}
+
+/// The source a named context gives `word` resolved for `platform`, if one is named so: an
+/// image, a stage (of those before, `earlier`: `target:STAGE` must name one defined above its
+/// use), or content.
+fn named_source(
+    opts: &GraphOptions,
+    earlier: &[Stage],
+    word: &str,
+    platform: Option<&str>,
+    line: usize,
+) -> Result<Option<Source>, GraphError> {
+    let Some((key, r)) = super::named::lookup(&opts.contexts, word, platform) else {
+        return Ok(None);
+    };
+    Ok(Some(match r {
+        super::named::NamedRef::Image(i) => Source::Image(i.clone()),
+        super::named::NamedRef::Content => Source::Context(key),
+        super::named::NamedRef::Stage(t) => {
+            let lt = t.to_ascii_lowercase();
+            let i = earlier
+                .iter()
+                .position(|s| s.name.as_deref() == Some(lt.as_str()))
+                .ok_or_else(|| {
+                    invalid(
+                        line,
+                        format!(
+                            "--build-context {key}=target:{t}: no stage {t:?} is defined before \
+                             this line"
+                        ),
+                    )
+                })?;
+            Source::Stage(i)
+        }
+    }))
 }
 
 fn is_predefined(k: &str) -> bool {

@@ -25,6 +25,8 @@ pub const AMBIENT: &[&str] = &[
     "HOIST_ISOLATION",
     // hoist's config file (`builder.gc` limits, insecure registries): a test sets its own.
     "HOIST_CONFIG",
+    // The size limit on remote contexts: a test that needs one sets it.
+    "HOIST_REMOTE_CONTEXT_MAX",
 ];
 
 /// A `hoist --root ROOT …` run being set up; stdin is `/dev/null` unless the command is

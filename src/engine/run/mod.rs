@@ -13,7 +13,7 @@ mod tmpfs;
 
 pub(crate) use argv::run_argv;
 
-use super::stage::{RootView, State, layer_step, load_image};
+use super::stage::{Named, RootView, State, layer_step, load_image, named};
 use super::{BuildEvent, Ctx, EngineError, Result, StageResult, config};
 use crate::cache::StepKey;
 use crate::executor::{Limits, Mount, MountKind, Network, RunSpec};
@@ -81,6 +81,27 @@ fn source_view(
             Some((RootView::open(ctx, &lowers)?, b.manifest_digest.to_string()))
         }
         Some(Source::Scratch) => Some((RootView::open(ctx, &[])?, "scratch".into())),
+        Some(Source::Context(k)) => match named(ctx, k, &ctx.req.platform)? {
+            Named::Image(b) => {
+                let lowers: Vec<PathBuf> = b.layers.iter().map(|l| l.snapshot.clone()).collect();
+                Some((RootView::open(ctx, &lowers)?, b.manifest_digest.to_string()))
+            }
+            // A named directory is mounted as BuildKit sends it: what its .dockerignore lets
+            // through, owned by root, copied for this run; that content is the key, as COPY's.
+            Named::Dir { root, ignore } => {
+                let src = crate::copy::CopySource::Context { root, ignore };
+                let req = crate::copy::CopyRequest {
+                    sources: vec![".".into()],
+                    dest: "/".into(),
+                    ..Default::default()
+                };
+                let key = crate::copy::content_key(&src, &req, &ctx.hashes)?;
+                let tree = ctx.store.tmp_dir()?;
+                let no_image = ctx.store.tmp_dir()?;
+                crate::copy::apply(&src, &req, no_image.path(), tree.path())?;
+                Some((RootView::Empty(tree), format!("context:{key}")))
+            }
+        },
     })
 }
 

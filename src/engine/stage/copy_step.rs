@@ -3,7 +3,7 @@
 
 use super::heredoc::{expand_heredoc, heredoc_name};
 use super::layer_step::layer_step_with;
-use super::{RootView, State, load_image, materialize};
+use super::{Named, RootView, State, load_image, materialize, named};
 use crate::cache::StepKey;
 use crate::copy::{self, CopyRequest, CopySource};
 use crate::engine::{Ctx, EngineError, Result, StageResult, config};
@@ -72,7 +72,10 @@ pub(super) fn copy_step(
     }
     let checksum = a.checksum.as_deref().map(ex).transpose()?;
 
-    // The source: the context, a stage's result, or an image.
+    // The source: the context (the main one, or a named directory), a stage's result, or an
+    // image.
+    let mut dir: (&std::path::Path, &crate::parser::dockerignore::Matcher) =
+        (&ctx.req.context, &ctx.req.ignore);
     let from_layers: Option<(Vec<PathBuf>, String)> = match &step.from {
         None => None,
         Some(Source::Stage(i)) => {
@@ -92,6 +95,17 @@ pub(super) fn copy_step(
             ))
         }
         Some(Source::Scratch) => Some((vec![], "scratch".into())),
+        // A named directory is read exactly as the main context, so its content is the key.
+        Some(Source::Context(k)) => match named(ctx, k, &ctx.req.platform)? {
+            Named::Dir { root, ignore } => {
+                dir = (root, ignore);
+                None
+            }
+            Named::Image(b) => Some((
+                b.layers.iter().map(|l| l.snapshot.clone()).collect(),
+                b.manifest_digest.to_string(),
+            )),
+        },
     };
 
     let mut req = CopyRequest {
@@ -114,8 +128,8 @@ pub(super) fn copy_step(
         Some((_, k)) => format!("from:{k}"),
         None => {
             let src = CopySource::Context {
-                root: &ctx.req.context,
-                ignore: &ctx.req.ignore,
+                root: dir.0,
+                ignore: dir.1,
             };
             copy::content_key(&src, &req, &ctx.hashes)?.to_string()
         }
@@ -200,7 +214,7 @@ pub(super) fn copy_step(
                                 materialize(ctx, &r.layers)?;
                             }
                         }
-                        Some(Source::Image(_)) | Some(Source::Scratch) | None => {}
+                        Some(Source::Image(_) | Source::Scratch | Source::Context(_)) | None => {}
                     }
                     Some(RootView::open(ctx, lowers)?)
                 }
@@ -209,8 +223,8 @@ pub(super) fn copy_step(
             let src = match &src_view {
                 Some(v) => CopySource::Rootfs(v.path()),
                 None => CopySource::Context {
-                    root: &ctx.req.context,
-                    ignore: &ctx.req.ignore,
+                    root: dir.0,
+                    ignore: dir.1,
                 },
             };
             Ok(Some(copy::apply_deferred(&src, &req, dest_root, out)?))

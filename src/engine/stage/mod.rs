@@ -8,6 +8,7 @@ mod dispatch;
 mod heredoc;
 mod images;
 mod layer_step;
+mod named;
 mod naming;
 mod view;
 mod workdir;
@@ -16,6 +17,7 @@ pub use clock::rfc3339;
 pub(crate) use heredoc::heredoc_name;
 pub(crate) use images::load_image;
 pub(crate) use layer_step::{commit_layer_with, layer_step, materialize};
+pub(crate) use named::{Named, named};
 pub(crate) use view::RootView;
 
 use super::{Ctx, EngineError, Layer, Result, StageResult};
@@ -163,6 +165,8 @@ pub(crate) fn run_stage(
 ) -> Result<StageResult> {
     // BuildKit's FROM vertex names the resolved image: `docker.io/library/busybox:latest@sha256:…`.
     let mut from_name = None;
+    // FROM a named directory: its files, copied as the stage's first step.
+    let mut context_layer: Option<Step> = None;
     let stream = stage.index == ctx.req.graph.target;
     let platform = stage_platform(ctx, stage);
     let mut st = match &stage.base {
@@ -200,31 +204,49 @@ pub(crate) fn run_stage(
                 Ok(r) => format!("{r}@{}", b.manifest_digest),
                 Err(_) => crate::registry::auth::redact_credentials(reference),
             });
-            // The platform too: a single-platform base serves every platform it is asked for.
-            let key = StepKey::new("image")
-                .part("manifest", b.manifest_digest.to_string())
-                .part("platform", platform.to_string_short())
-                .root();
-            let mut config = b.config;
-            if config
-                .config
-                .working_dir
-                .as_deref()
-                .unwrap_or("")
-                .is_empty()
-            {
-                config.config.working_dir = None;
-            }
-            let last_created = config.created.clone();
-            State {
-                config,
-                layers: b.layers,
-                key,
-                args: vec![],
-                arg_env: vec![],
-                cmd_set: false,
-                last_created,
-                stream,
+            image_state(b, &platform, stream)
+        }
+        // A named context: an OCI layout's image is a base like any image; a directory is
+        // scratch with the directory's files as its first layer (below, as a COPY).
+        Source::Context(k) => {
+            match named(ctx, k, &platform).map_err(|e| at(ctx, &stage.from_node, e))? {
+                Named::Image(b) => {
+                    from_name = Some(format!("{}@{}", b.reference, b.manifest_digest));
+                    image_state(*b, &platform, stream)
+                }
+                Named::Dir { .. } => {
+                    let mut node =
+                        crate::parser::parse_instruction(&format!("COPY --from={k} . /"), '\\')
+                            .map_err(|e| {
+                                at(
+                                    ctx,
+                                    &stage.from_node,
+                                    EngineError::BadValue {
+                                        what: "build context",
+                                        value: k.clone(),
+                                        reason: e.to_string(),
+                                    },
+                                )
+                            })?;
+                    node.span = stage.from_node.span;
+                    context_layer = Some(Step {
+                        node,
+                        from: Some(Source::Context(k.clone())),
+                        mount_from: vec![],
+                    });
+                    State {
+                        config: scratch_config(&platform),
+                        layers: vec![],
+                        key: StepKey::new("scratch")
+                            .part("platform", platform.to_string_short())
+                            .root(),
+                        args: vec![],
+                        arg_env: vec![],
+                        cmd_set: false,
+                        last_created: None,
+                        stream,
+                    }
+                }
             }
         }
     };
@@ -240,7 +262,7 @@ pub(crate) fn run_stage(
     // ONBUILD triggers of the base image run first, then are cleared. Like BuildKit, a
     // trigger's errors point at the FROM line that pulled it in. Triggers are parsed with the
     // default escape, as BuildKit does (they come from an image, not this Dockerfile).
-    let mut steps: Vec<Step> = Vec::new();
+    let mut steps: Vec<Step> = context_layer.into_iter().collect();
     let mut triggers_n = 0;
     if let Some(triggers) = st.config.config.on_build.take() {
         for t in triggers {
@@ -298,6 +320,36 @@ pub(crate) fn run_stage(
         base_layers,
         base_history,
     })
+}
+
+/// The state a stage starts with on image `b` (FROM an image or an OCI layout).
+fn image_state(b: crate::engine::base::BaseImage, platform: &Platform, stream: bool) -> State {
+    // The platform too: a single-platform base serves every platform it is asked for.
+    let key = StepKey::new("image")
+        .part("manifest", b.manifest_digest.to_string())
+        .part("platform", platform.to_string_short())
+        .root();
+    let mut config = b.config;
+    if config
+        .config
+        .working_dir
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
+        config.config.working_dir = None;
+    }
+    let last_created = config.created.clone();
+    State {
+        config,
+        layers: b.layers,
+        key,
+        args: vec![],
+        arg_env: vec![],
+        cmd_set: false,
+        last_created,
+        stream,
+    }
 }
 
 /// Resolves a trigger's `COPY --from`/`ADD --from`: a stage this stage already depends on, or
