@@ -89,6 +89,12 @@ pub struct BuildArgs {
     /// Parse and plan only; print the plan
     #[arg(long)]
     pub dry_run: bool,
+    /// Evaluate the build checks and exit (non-zero when one fires); builds nothing
+    #[arg(long)]
+    pub check: bool,
+    /// What to do: build (default) or check (`--check`)
+    #[arg(long)]
+    pub call: Option<String>,
     #[command(flatten)]
     pub timeouts: super::RegistryTimeoutArgs,
     /// Build context: a directory, or `-` for a context tar (or a lone Dockerfile) on stdin
@@ -113,6 +119,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         }
         Validated::Build(plan) => plan,
     };
+    if super::check::parse_call(a.check, a.call.as_deref())? == super::check::Call::Check {
+        return super::check::run(&plan);
+    }
+    super::check::before_build(&plan)?;
     let result = match crate::build::execute(&plan, &Console { mode }) {
         Ok(r) => r,
         Err(e) => {
@@ -140,6 +150,9 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
                 .collect();
             errln!("built index {} ({})", index.digest, each.join(", "));
         }
+    }
+    if !a.quiet {
+        super::check::after_build(&plan);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,97 @@
+//! `hoist build --check` / `--call=check` (docker build's check call) and the build checks'
+//! warnings around an ordinary build: printing only; the checks run in `build::checks`.
+
+use crate::build::BuildPlan;
+use crate::build::checks::{self, Scope};
+use crate::lint::{Report, render};
+use std::process::ExitCode;
+
+/// What `--call`/`--check` ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Build,
+    Check,
+}
+
+/// `--check` is `--call=check`; `--call` takes `build` or `check` (buildx's other calls,
+/// `outline` and `targets`, are not supported).
+pub fn parse_call(check: bool, call: Option<&str>) -> crate::Result<Call> {
+    let named = match call.map(|c| c.split(',').next().unwrap_or("").trim()) {
+        None | Some("build") => Call::Build,
+        Some("check") => Call::Check,
+        Some(other) => {
+            return Err(crate::Error::Usage(format!(
+                "--call {other}: expected build or check"
+            )));
+        }
+    };
+    if let Some(c) = call
+        && c.split(',').skip(1).any(|o| o.trim() != "format=text")
+    {
+        return Err(crate::Error::Usage(format!(
+            "--call {c}: only format=text is supported"
+        )));
+    }
+    Ok(if check { Call::Check } else { named })
+}
+
+fn print(report: &Report, plan: &BuildPlan, to_stdout: bool) {
+    for f in &report.findings {
+        let block = render::warning(f, &plan.dockerfile_name, &plan.dockerfile_text);
+        if to_stdout {
+            out!("{block}");
+        } else {
+            err!("{block}");
+        }
+    }
+}
+
+/// `--check`: evaluates the checks without building (base images' configs only, no layer,
+/// no RUN) and prints them as `docker build --check` does. Exits 1 when a rule fires.
+pub fn run(plan: &BuildPlan) -> crate::Result<ExitCode> {
+    let report = checks::run(plan, Scope::Check)?;
+    let n = report.findings.len();
+    if n > 0 {
+        outln!("{}", render::summary(n));
+    }
+    print(&report, plan, true);
+    if let Some(e) = &report.error {
+        if n > 0 {
+            outln!();
+        }
+        errln!("ERROR: {e}");
+    } else if n == 0 {
+        outln!("{}", render::summary(0));
+    }
+    Ok(if n > 0 || report.error.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Before a build: with `error=true`, a finding stops it before anything runs (as BuildKit
+/// fails while converting the Dockerfile).
+pub fn before_build(plan: &BuildPlan) -> crate::Result<()> {
+    if !checks::fails_build(plan) {
+        return Ok(());
+    }
+    let report = checks::run(plan, Scope::BeforeBuild)?;
+    if let Some(e) = report.error.clone() {
+        print(&report, plan, false);
+        return Err(crate::Error::Dockerfile {
+            location: plan.dockerfile_name.clone(),
+            message: e,
+        });
+    }
+    Ok(())
+}
+
+/// After a build: the findings for the stages it ran, in the same format, on stderr. A
+/// failure to evaluate them is a note, not a failed build.
+pub fn after_build(plan: &BuildPlan) {
+    match checks::run(plan, Scope::AfterBuild) {
+        Ok(report) => print(&report, plan, false),
+        Err(e) => errln!("WARNING: build checks were not evaluated: {e}"),
+    }
+}
