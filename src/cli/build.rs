@@ -151,9 +151,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             errln!("built index {} ({})", index.digest, each.join(", "));
         }
     }
-    if !a.quiet {
-        super::check::after_build(&plan);
-    }
+    super::check::after_build(&plan, mode);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,8 +1,10 @@
 //! `hoist build --check` / `--call=check` (docker build's check call) and the build checks'
 //! warnings around an ordinary build: printing only; the checks run in `build::checks`.
 
+use super::progress::{self, Mode};
 use crate::build::BuildPlan;
 use crate::build::checks::{self, Scope};
+use crate::engine::{BuildEvent, Reporter};
 use crate::lint::{Report, render};
 use std::process::ExitCode;
 
@@ -37,7 +39,13 @@ pub fn parse_call(check: bool, call: Option<&str>) -> crate::Result<Call> {
 
 fn print(report: &Report, plan: &BuildPlan, to_stdout: bool) {
     for f in &report.findings {
-        let block = render::warning(f, &plan.dockerfile_name, &plan.dockerfile_text);
+        // The excerpt is the user's own file, but URL credentials in it stay out of logs,
+        // as in error excerpts.
+        let block = crate::registry::auth::redact_credentials(&render::warning(
+            f,
+            &plan.dockerfile_name,
+            &plan.dockerfile_text,
+        ));
         if to_stdout {
             out!("{block}");
         } else {
@@ -87,11 +95,27 @@ pub fn before_build(plan: &BuildPlan) -> crate::Result<()> {
     Ok(())
 }
 
-/// After a build: the findings for the stages it ran, in the same format, on stderr. A
-/// failure to evaluate them is a note, not a failed build.
-pub fn after_build(plan: &BuildPlan) {
-    match checks::run(plan, Scope::AfterBuild) {
-        Ok(report) => print(&report, plan, false),
-        Err(e) => errln!("WARNING: build checks were not evaluated: {e}"),
+/// After a build: the findings for the stages it ran, in the same format on stderr (with
+/// `--progress=json`, one `warning` event each, in BuildKit's short form). A failure to
+/// evaluate them is a note, not a failed build.
+pub fn after_build(plan: &BuildPlan, mode: Mode) {
+    let report = match checks::run(plan, Scope::AfterBuild) {
+        Ok(r) => r,
+        Err(e) => {
+            errln!("WARNING: build checks were not evaluated: {e}");
+            return;
+        }
+    };
+    match mode {
+        Mode::Quiet => {}
+        Mode::Json => {
+            let printer = progress::Printer::new(Mode::Json);
+            for f in &report.findings {
+                printer.event(BuildEvent::Warning {
+                    message: render::short(f),
+                });
+            }
+        }
+        Mode::Plain | Mode::Tty => print(&report, plan, false),
     }
 }

@@ -53,6 +53,11 @@ pub fn excerpt(file: &str, text: &str, start: usize, end: usize) -> String {
     out
 }
 
+/// One line, as BuildKit's short form: `Rule: message (line N)`.
+pub fn short(f: &Finding) -> String {
+    format!("{}: {} (line {})", f.rule.name, f.detail, f.span.start)
+}
+
 /// The line `docker build --check` ends with.
 pub fn summary(count: usize) -> String {
     match count {
