@@ -1,8 +1,9 @@
 //! Replays BuildKit's build-check findings (`tests/fixtures/lint/<case>/expected`, written by
 //! `scripts/lint-oracle.sh` from BuildKit's lint request) against `hoist::lint`: every
 //! warning block — rule, URL, message, line and excerpt — must be the same text. A case may
-//! have a `.dockerignore` and an `args` file (`KEY=VALUE` build args). Base images count as
-//! images with PATH alone in their env (the lab's busybox and scratch are).
+//! have a `.dockerignore`, an `args` file (`KEY=VALUE` build args) and a `bases` file (lines
+//! `REFERENCE WANTED-PLATFORM IMAGE-PLATFORM ENV…`: what the registry serves); other base
+//! images count as images with PATH alone in their env (the lab's busybox and scratch are).
 
 use hoist::lint::{self, Ignore, Request, render};
 use hoist::oci::Platform;
@@ -24,6 +25,22 @@ fn replay(dir: &Path) -> Result<(), String> {
         matcher: Matcher::parse(&t).expect("fixture .dockerignore parses"),
         patterns: read_ignore_lines(&t),
     });
+    let bases: BTreeMap<lint::BaseKey, lint::BaseConfig> = read("bases")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (r, want, have) = (w.next()?, w.next()?, w.next()?);
+            Some((
+                lint::base_key(r, &Platform::parse(want)?),
+                lint::BaseConfig {
+                    env: w.map(str::to_string).collect(),
+                    shell: vec![],
+                    platform: Platform::parse(have),
+                },
+            ))
+        })
+        .collect();
     let df = hoist::parser::parse(&text).map_err(|e| e.to_string())?;
     let platform = Platform::parse("linux/amd64").expect("platform");
     let report = lint::check(&Request {
@@ -34,7 +51,7 @@ fn replay(dir: &Path) -> Result<(), String> {
         build_platform: &platform,
         target: None,
         stages: None,
-        bases: &BTreeMap::new(),
+        bases: &bases,
         ignore: ignore.as_ref(),
     })
     .map_err(|e| e.to_string())?;

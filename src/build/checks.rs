@@ -63,16 +63,17 @@ pub fn run(plan: &BuildPlan, scope: Scope) -> crate::Result<Report> {
         let Source::Image(reference) = &st.base else {
             continue;
         };
-        if bases.contains_key(reference) {
-            continue;
-        }
         let platform = st
             .platform
             .as_deref()
             .and_then(Platform::parse)
             .unwrap_or_else(|| pp.platform.clone());
+        let key = lint::base_key(reference, &platform);
+        if bases.contains_key(&key) {
+            continue;
+        }
         if let Some(c) = base_config(&store, registry.as_ref(), reference, &platform)? {
-            bases.insert(reference.clone(), c);
+            bases.insert(key, c);
         }
     }
     let ignore = crate::copy::context::ignore_file(&plan.context, &plan.dockerfile_path)
@@ -133,8 +134,15 @@ fn base_config(
         (None, Some(client)) => client.pull_config(&r, platform, store)?,
         (None, None) => return Ok(None),
     };
+    let platform = (!config.os.is_empty() && !config.architecture.is_empty()).then(|| Platform {
+        os: config.os.clone(),
+        architecture: config.architecture.clone(),
+        variant: config.variant.clone(),
+        ..Default::default()
+    });
     Ok(Some(BaseConfig {
         env: config.config.env.unwrap_or_default(),
         shell: config.config.shell.unwrap_or_default(),
+        platform,
     }))
 }

@@ -70,10 +70,30 @@ pub(super) fn check(
                 .rposition(|s| s.name.as_deref() == Some(b))
         });
         let from_span = nodes[st.from].span;
+        let want = meta.platforms[i]
+            .clone()
+            .unwrap_or_else(|| req.target_platform.clone());
+        let config = base.and_then(|b| req.bases.get(&super::base_key(b, &want)));
         let mut state = match parent {
             Some(j) => done[j].clone().unwrap_or_default(),
-            None => start(base.and_then(|b| req.bases.get(b)), base == Some("scratch")),
+            None => start(config, base == Some("scratch")),
         };
+        if let (None, Some(b), Some(have)) =
+            (parent, base, config.and_then(|c| c.platform.as_ref()))
+        {
+            if want.os != have.os || want.architecture != have.architecture {
+                walk.sink.report(
+                    cfg,
+                    &rules::INVALID_BASE_IMAGE_PLATFORM,
+                    from_span,
+                    format!(
+                        "Base image {b} was pulled with platform {:?}, expected {:?} for current build",
+                        have.normalized().to_string_short(),
+                        want.normalized().to_string_short()
+                    ),
+                );
+            }
+        }
         let mut seen = Seen::default();
         // ONBUILD triggers of a base stage run first, located at this FROM.
         if let Some(j) = parent {

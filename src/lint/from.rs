@@ -16,6 +16,8 @@ pub(super) struct Meta {
     pub global: Env,
     /// Each stage's base name after expansion (`None` when it does not expand).
     pub bases: Vec<Option<String>>,
+    /// Each stage's `--platform` after expansion and parsing.
+    pub platforms: Vec<Option<Platform>>,
 }
 
 fn predefined(req: &Request) -> Env {
@@ -129,7 +131,8 @@ pub(super) fn check(
         };
 
     let mut bases = Vec::with_capacity(stages.len());
-    for st in stages {
+    let mut platforms = vec![None; stages.len()];
+    for (i, st) in stages.iter().enumerate() {
         let local = cfg.with_comments(&src[st.from].comments);
         let span = nodes[st.from].span;
         let (image, platform) = from_of(st);
@@ -140,6 +143,7 @@ pub(super) fn check(
         let p = expand_tracked(&raw, &|n| global.get(n), escape);
         undefined(sink, &local, &p.unmatched, st);
         let Some(value) = p.value else { continue };
+        platforms[i] = Platform::parse(&value);
         if p.matched.len() == 1
             && p.unmatched.is_empty()
             && p.matched.contains("TARGETPLATFORM")
@@ -167,5 +171,9 @@ pub(super) fn check(
             }
         }
     }
-    Meta { global, bases }
+    Meta {
+        global,
+        bases,
+        platforms,
+    }
 }

@@ -48,6 +48,19 @@ pub struct BaseConfig {
     pub env: Vec<String>,
     /// `Config.Shell` (empty when unset).
     pub shell: Vec<String>,
+    /// The platform the config says the image is for (`None` when it does not say).
+    pub platform: Option<Platform>,
+}
+
+/// How [`Request::bases`] names a base image: its reference and the platform wanted.
+pub type BaseKey = (String, String);
+
+/// The key of `reference` wanted for `platform` (a stage's `--platform`, else the target's).
+pub fn base_key(reference: &str, platform: &Platform) -> BaseKey {
+    (
+        reference.to_string(),
+        platform.normalized().to_string_short(),
+    )
 }
 
 /// The `.dockerignore` as CopyIgnoredFile reads it.
@@ -70,9 +83,9 @@ pub struct Request<'a> {
     pub target: Option<&'a str>,
     /// Indexes of the stages the build runs; `None` checks every stage (`--check`).
     pub stages: Option<&'a BTreeSet<usize>>,
-    /// Base images by the reference their FROM expands to; one missing counts as an image
-    /// with no env but the default PATH.
-    pub bases: &'a BTreeMap<String, BaseConfig>,
+    /// Base images by [`base_key`] (the reference their FROM expands to and the platform
+    /// the stage is for); one missing counts as an image with no env but the default PATH.
+    pub bases: &'a BTreeMap<BaseKey, BaseConfig>,
     pub ignore: Option<&'a Ignore>,
 }
 

@@ -18,10 +18,11 @@ fn run_with(
         patterns: crate::parser::dockerignore::read_ignore_lines(t),
     });
     let bases = BTreeMap::from([(
-        "alpine".to_string(),
+        base_key("alpine", &p),
         BaseConfig {
             env: vec!["PATH=/usr/bin:/bin".into(), "HOME=/root".into()],
             shell: vec![],
+            platform: None,
         },
     )]);
     let req = Request {
