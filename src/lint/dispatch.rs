@@ -80,19 +80,18 @@ pub(super) fn check(
         };
         if let (None, Some(b), Some(have)) =
             (parent, base, config.and_then(|c| c.platform.as_ref()))
+            && (want.os != have.os || want.architecture != have.architecture)
         {
-            if want.os != have.os || want.architecture != have.architecture {
-                walk.sink.report(
-                    cfg,
-                    &rules::INVALID_BASE_IMAGE_PLATFORM,
-                    from_span,
-                    format!(
-                        "Base image {b} was pulled with platform {:?}, expected {:?} for current build",
-                        have.normalized().to_string_short(),
-                        want.normalized().to_string_short()
-                    ),
-                );
-            }
+            walk.sink.report(
+                cfg,
+                &rules::INVALID_BASE_IMAGE_PLATFORM,
+                from_span,
+                format!(
+                    "Base image {b} was pulled with platform {:?}, expected {:?} for current build",
+                    have.normalized().to_string_short(),
+                    want.normalized().to_string_short()
+                ),
+            );
         }
         let mut seen = Seen::default();
         // ONBUILD triggers of a base stage run first, located at this FROM.
