@@ -175,7 +175,8 @@ pub(crate) fn expand_tracked(
 }
 
 /// BuildKit's "did you mean": the option closest to `val` by edit distance, if under 3 and
-/// not `val` itself (an exact match means there is nothing to suggest).
+/// not `val` itself (an exact match means there is nothing to suggest). An empty name can be
+/// the closest (`ENV $UNSET=v` sets one): then nothing is suggested, as in BuildKit.
 pub(crate) fn suggest<'a>(val: &str, options: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut best = None;
     let mut min = 3;
@@ -189,7 +190,7 @@ pub(crate) fn suggest<'a>(val: &str, options: impl IntoIterator<Item = &'a str>)
             best = Some(opt.to_string());
         }
     }
-    best
+    best.filter(|b| !b.is_empty())
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {

@@ -24,6 +24,8 @@ pub struct NodeSource {
 /// Source facts for every node of `df`, read from `text`.
 pub fn read(df: &Dockerfile, text: &str) -> Vec<NodeSource> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // A final newline ends the last line; it does not start another.
+    let text = text.strip_suffix('\n').unwrap_or(text);
     let lines: Vec<&str> = text
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
@@ -81,10 +83,12 @@ fn node_source(node: &Node, lines: &[&str], prev_end: usize, escape: char) -> No
     let mut logical = String::new();
     let mut n = start;
     let mut empty = false;
-    let mut last = start;
+    let mut last;
     let mut first = true;
     loop {
         let raw = line(n);
+        // BuildKit points at the last line it read, skipped ones included.
+        last = n;
         if !first {
             if raw.trim_start().starts_with('#') {
                 n += 1;
@@ -103,7 +107,6 @@ fn node_source(node: &Node, lines: &[&str], prev_end: usize, escape: char) -> No
             }
         }
         first = false;
-        last = n;
         let t = raw.trim_end();
         match t.strip_suffix(escape) {
             Some(body) => {
