@@ -24,8 +24,9 @@ pub enum Scope {
     AfterBuild,
 }
 
-/// True when the check settings make a finding fail the build (`error=true`).
-pub fn fails_build(plan: &BuildPlan) -> bool {
+/// The check settings of `plan`: `BUILDKIT_DOCKERFILE_CHECK`, else the `# check=` directive.
+/// One that does not parse fails the build, as in BuildKit.
+pub fn settings(plan: &BuildPlan) -> crate::Result<CheckConfig> {
     let args = &plan.platforms[0].graph_options.build_args;
     let text = match args.get(lint::CHECK_BUILD_ARG) {
         Some(v) => Some(v.clone()),
@@ -33,8 +34,10 @@ pub fn fails_build(plan: &BuildPlan) -> bool {
             .ok()
             .and_then(|d| d.directives.check),
     };
-    text.and_then(|t| CheckConfig::parse(&t).ok())
-        .is_some_and(|c| c.error)
+    CheckConfig::parse(text.as_deref().unwrap_or("")).map_err(|e| crate::Error::Dockerfile {
+        location: plan.dockerfile_name.clone(),
+        message: e.to_string(),
+    })
 }
 
 /// Runs the checks for `plan` (its first platform).

@@ -78,10 +78,10 @@ pub fn run(plan: &BuildPlan) -> crate::Result<ExitCode> {
     })
 }
 
-/// Before a build: with `error=true`, a finding stops it before anything runs (as BuildKit
-/// fails while converting the Dockerfile).
+/// Before a build: check settings that do not parse fail it, and with `error=true` a finding
+/// stops it before anything runs (as BuildKit fails while converting the Dockerfile).
 pub fn before_build(plan: &BuildPlan) -> crate::Result<()> {
-    if !checks::fails_build(plan) {
+    if !checks::settings(plan)?.error {
         return Ok(());
     }
     let report = checks::run(plan, Scope::BeforeBuild)?;
