@@ -53,6 +53,7 @@ fn replay(dir: &Path) -> Result<(), String> {
         stages: None,
         bases: &bases,
         ignore: ignore.as_ref(),
+        bases_failed: false,
     })
     .map_err(|e| e.to_string())?;
     let got: String = report

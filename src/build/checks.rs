@@ -40,8 +40,15 @@ pub fn settings(plan: &BuildPlan) -> crate::Result<CheckConfig> {
     })
 }
 
+/// What the checks found, and the base image that could not be resolved, if one could
+/// not (BuildKit reports the findings before that point, then the error).
+pub struct Checked {
+    pub report: Report,
+    pub error: Option<crate::Error>,
+}
+
 /// Runs the checks for `plan` (its first platform).
-pub fn run(plan: &BuildPlan, scope: Scope) -> crate::Result<Report> {
+pub fn run(plan: &BuildPlan, scope: Scope) -> crate::Result<Checked> {
     let df = crate::parser::parse(&plan.dockerfile_text)?;
     let pp = &plan.platforms[0];
     let target = pp.graph_options.target.as_deref();
@@ -59,6 +66,7 @@ pub fn run(plan: &BuildPlan, scope: Scope) -> crate::Result<Report> {
         }
     };
     let mut bases = BTreeMap::new();
+    let mut failed = None;
     for st in &pp.graph.stages {
         if stages.as_ref().is_some_and(|s| !s.contains(&st.index)) {
             continue;
@@ -75,8 +83,15 @@ pub fn run(plan: &BuildPlan, scope: Scope) -> crate::Result<Report> {
         if bases.contains_key(&key) {
             continue;
         }
-        if let Some(c) = base_config(&store, registry.as_ref(), reference, &platform)? {
-            bases.insert(key, c);
+        match base_config(&store, registry.as_ref(), reference, &platform) {
+            Ok(Some(c)) => {
+                bases.insert(key, c);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
     }
     let ignore = crate::copy::context::ignore_file(&plan.context, &plan.dockerfile_path)
@@ -98,10 +113,15 @@ pub fn run(plan: &BuildPlan, scope: Scope) -> crate::Result<Report> {
         stages: stages.as_ref(),
         bases: &bases,
         ignore: ignore.as_ref(),
+        bases_failed: failed.is_some(),
     };
-    lint::check(&req).map_err(|e| crate::Error::Dockerfile {
+    let report = lint::check(&req).map_err(|e| crate::Error::Dockerfile {
         location: plan.dockerfile_name.clone(),
         message: e.to_string(),
+    })?;
+    Ok(Checked {
+        report,
+        error: failed,
     })
 }
 

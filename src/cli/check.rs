@@ -57,12 +57,19 @@ fn print(report: &Report, plan: &BuildPlan, to_stdout: bool) {
 /// `--check`: evaluates the checks without building (base images' configs only, no layer,
 /// no RUN) and prints them as `docker build --check` does. Exits 1 when a rule fires.
 pub fn run(plan: &BuildPlan) -> crate::Result<ExitCode> {
-    let report = checks::run(plan, Scope::Check)?;
+    let checks::Checked { report, error } = checks::run(plan, Scope::Check)?;
     let n = report.findings.len();
     if n > 0 {
         outln!("{}", render::summary(n));
     }
     print(&report, plan, true);
+    if let Some(e) = error {
+        // A base image that cannot be resolved ends the check, as it ends BuildKit's.
+        if n > 0 {
+            outln!();
+        }
+        return Err(e);
+    }
     if let Some(e) = &report.error {
         if n > 0 {
             outln!();
@@ -84,7 +91,10 @@ pub fn before_build(plan: &BuildPlan) -> crate::Result<()> {
     if !checks::settings(plan)?.error {
         return Ok(());
     }
-    let report = checks::run(plan, Scope::BeforeBuild)?;
+    let checks::Checked { report, error } = checks::run(plan, Scope::BeforeBuild)?;
+    if let Some(e) = error {
+        return Err(e);
+    }
     if let Some(e) = report.error.clone() {
         print(&report, plan, false);
         return Err(crate::Error::Dockerfile {
@@ -100,7 +110,7 @@ pub fn before_build(plan: &BuildPlan) -> crate::Result<()> {
 /// evaluate them is a note, not a failed build.
 pub fn after_build(plan: &BuildPlan, mode: Mode) {
     let report = match checks::run(plan, Scope::AfterBuild) {
-        Ok(r) => r,
+        Ok(c) => c.report,
         Err(e) => {
             errln!("WARNING: build checks were not evaluated: {e}");
             return;

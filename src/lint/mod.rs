@@ -87,6 +87,9 @@ pub struct Request<'a> {
     /// the stage is for); one missing counts as an image with no env but the default PATH.
     pub bases: &'a BTreeMap<BaseKey, BaseConfig>,
     pub ignore: Option<&'a Ignore>,
+    /// A base image could not be resolved: BuildKit stops there, before it walks any
+    /// stage's instructions, so only the parse-time and FROM rules report.
+    pub bases_failed: bool,
 }
 
 /// One finding.
@@ -220,7 +223,9 @@ pub fn check(req: &Request) -> Result<Report, LintError> {
     let mut sink = Sink::default();
     let stages = syntax::check(req.dockerfile, &sources, &cfg, &mut sink);
     let meta = from::check(req, &stages, &sources, &cfg, &mut sink);
-    dispatch::check(req, &stages, &sources, &meta, &cfg, &mut sink);
+    if !req.bases_failed {
+        dispatch::check(req, &stages, &sources, &meta, &cfg, &mut sink);
+    }
 
     let mut findings = sink.findings;
     findings.sort_by_key(|f| f.span.start);

@@ -35,6 +35,7 @@ fn run_with(
         stages: None,
         bases: &bases,
         ignore: ig.as_ref(),
+        bases_failed: false,
     };
     check(&req)
         .unwrap()
@@ -341,6 +342,7 @@ fn check_settings() {
             stages: None,
             bases: &bases,
             ignore: None,
+            bases_failed: false,
         })
     };
     let r = report(&args).unwrap();
@@ -366,4 +368,33 @@ fn excerpt_as_buildkit_prints_it() {
         render::excerpt("Dockerfile", text, 4, 4),
         "Dockerfile:4\n--------------------\n   2 |     MAINTAINER x\n   3 |     ENV L v\n   4 | >>> CMD x\n   5 |     \n--------------------\n"
     );
+}
+
+#[test]
+fn an_unresolved_base_stops_before_the_stages() {
+    let text = "FROM nope as x\nCOPY $A /\nCMD x\n";
+    let df = crate::parser::parse(text).unwrap();
+    let p = Platform::parse("linux/amd64").unwrap();
+    let (args, bases) = (BTreeMap::new(), BTreeMap::new());
+    let run = |bases_failed| {
+        let r = check(&Request {
+            dockerfile: &df,
+            text,
+            build_args: &args,
+            target_platform: &p,
+            build_platform: &p,
+            target: None,
+            stages: None,
+            bases: &bases,
+            ignore: None,
+            bases_failed,
+        })
+        .unwrap();
+        r.findings.iter().map(|f| f.rule.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        run(false),
+        vec!["FromAsCasing", "UndefinedVar", "JSONArgsRecommended"]
+    );
+    assert_eq!(run(true), vec!["FromAsCasing"]);
 }
