@@ -282,9 +282,20 @@ fn validate(
     // runs one engine pass for each and joins them into an index.
     let mut platform_plans = Vec::with_capacity(platforms.len());
     for platform in platforms {
-        match PlatformPlan::resolve(&df, &graph_options, platform) {
+        match PlatformPlan::resolve(&df, &graph_options, platform.clone()) {
             Ok(p) => platform_plans.push(p),
             Err(e) => {
+                if super::check::parse_call(a.check, a.call.as_deref())?
+                    == super::check::Call::Check
+                {
+                    super::check::before_resolve_error(
+                        &df,
+                        &text,
+                        &df_name,
+                        &graph_options,
+                        &platform,
+                    );
+                }
                 let crate::graph::GraphError::Invalid { line, message } = &e;
                 let span = crate::parser::Span {
                     start: *line,

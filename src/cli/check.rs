@@ -85,6 +85,44 @@ pub fn run(plan: &BuildPlan) -> crate::Result<ExitCode> {
     })
 }
 
+/// `--check` on a Dockerfile whose stages do not resolve (an empty base name or platform):
+/// the parse-time and FROM findings, printed before the error, as BuildKit reports them.
+pub fn before_resolve_error(
+    df: &crate::parser::Dockerfile,
+    text: &str,
+    file: &str,
+    options: &crate::graph::GraphOptions,
+    platform: &crate::oci::Platform,
+) {
+    let host = crate::oci::Platform::host();
+    let bases = std::collections::BTreeMap::new();
+    let Ok(report) = crate::lint::check(&crate::lint::Request {
+        dockerfile: df,
+        text,
+        build_args: &options.build_args,
+        target_platform: platform,
+        build_platform: &host,
+        target: options.target.as_deref(),
+        stages: None,
+        bases: &bases,
+        ignore: None,
+        bases_failed: true,
+    }) else {
+        return;
+    };
+    if report.findings.is_empty() {
+        return;
+    }
+    outln!("{}", render::summary(report.findings.len()));
+    for f in &report.findings {
+        out!(
+            "{}",
+            crate::registry::auth::redact_credentials(&render::warning(f, file, text))
+        );
+    }
+    outln!();
+}
+
 /// Before a build: check settings that do not parse fail it, and with `error=true` a finding
 /// stops it before anything runs (as BuildKit fails while converting the Dockerfile).
 pub fn before_build(plan: &BuildPlan) -> crate::Result<()> {
