@@ -21,7 +21,11 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// A stage's scope as its instructions change it.
 #[derive(Debug, Clone, Default)]
 struct State {
+    /// What expansion sees (BuildKit's state env: the latest assignment last).
     env: Env,
+    /// The image config's `Env` (ENV replaces a variable in place; ARG is not in it): a
+    /// stage built on this one re-applies it over the inherited scope, which reorders it.
+    config_env: Vec<(String, String)>,
     /// Names declared by ARG in this stage (or its base stage): never "undefined".
     args: Vec<String>,
     shell: Vec<String>,
@@ -75,7 +79,13 @@ pub(super) fn check(
             .unwrap_or_else(|| req.target_platform.clone());
         let config = base.and_then(|b| req.bases.get(&super::base_key(b, &want)));
         let mut state = match parent {
-            Some(j) => done[j].clone().unwrap_or_default(),
+            Some(j) => {
+                let mut st = done[j].clone().unwrap_or_default();
+                for (k, v) in st.config_env.clone() {
+                    st.env.set(&k, &v);
+                }
+                st
+            }
             None => start(config, base == Some("scratch")),
         };
         if let (None, Some(b), Some(have)) =
@@ -114,22 +124,29 @@ pub(super) fn check(
 
 /// The scope of a stage on an image (or scratch): its env, PATH added when missing.
 fn start(base: Option<&BaseConfig>, scratch: bool) -> State {
-    let mut env = Env::default();
-    let mut shell = Vec::new();
+    let mut st = State::default();
     if let (Some(b), false) = (base, scratch) {
         for kv in &b.env {
             let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            env.set(k, v);
+            st.set_config_env(k, v);
         }
-        shell = b.shell.clone();
+        st.shell = b.shell.clone();
     }
-    if env.get("PATH").is_none() {
-        env.set("PATH", DEFAULT_PATH);
+    if !st.config_env.iter().any(|(k, _)| k == "PATH") {
+        st.set_config_env("PATH", DEFAULT_PATH);
     }
-    State {
-        env,
-        shell,
-        ..State::default()
+    for (k, v) in st.config_env.clone() {
+        st.env.set(&k, &v);
+    }
+    st
+}
+
+impl State {
+    fn set_config_env(&mut self, k: &str, v: &str) {
+        match self.config_env.iter_mut().find(|(n, _)| n == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => self.config_env.push((k.to_string(), v.to_string())),
+        }
     }
 }
 
@@ -200,6 +217,7 @@ impl Walk<'_, '_> {
                     if is_env {
                         self.secret(cfg, "ENV", &k, span);
                         st.env.set(&k, &v);
+                        st.set_config_env(&k, &v);
                     }
                 }
             }

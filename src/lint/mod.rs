@@ -125,7 +125,8 @@ impl Sink {
     }
 }
 
-/// Variables in scope, in the order they were set (suggestions scan them in this order).
+/// Variables in scope, in the order of their last assignment (a variable set again moves to
+/// the end, as in BuildKit's env list): suggestions scan them in this order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Env(Vec<(String, String)>);
 
@@ -135,10 +136,8 @@ impl Env {
     }
 
     fn set(&mut self, k: &str, v: &str) {
-        match self.0.iter_mut().find(|(n, _)| n == k) {
-            Some(e) => e.1 = v.to_string(),
-            None => self.0.push((k.to_string(), v.to_string())),
-        }
+        self.0.retain(|(n, _)| n != k);
+        self.0.push((k.to_string(), v.to_string()));
     }
 
     fn keys(&self) -> impl Iterator<Item = &str> {
