@@ -167,3 +167,22 @@ pub fn after_build(plan: &BuildPlan, mode: Mode) {
         Mode::Plain | Mode::Tty => print(&report, plan, false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_values() {
+        assert_eq!(parse_call(false, None).unwrap(), Call::Build);
+        assert_eq!(parse_call(true, None).unwrap(), Call::Check);
+        assert_eq!(parse_call(false, Some("check")).unwrap(), Call::Check);
+        assert_eq!(
+            parse_call(false, Some("check,format=text")).unwrap(),
+            Call::Check
+        );
+        assert_eq!(parse_call(false, Some("build")).unwrap(), Call::Build);
+        assert!(parse_call(false, Some("outline")).is_err());
+        assert!(parse_call(false, Some("check,format=json")).is_err());
+    }
+}
