@@ -14,6 +14,7 @@ pub mod fsroot;
 pub mod gc;
 pub mod graph;
 pub mod layers;
+pub mod lint;
 pub mod oci;
 pub mod parser;
 pub mod platform;

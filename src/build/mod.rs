@@ -9,6 +9,7 @@
 //! build functions joined at export.
 
 mod cache_io;
+pub mod checks;
 pub mod index;
 pub mod outputs;
 mod passes;

@@ -97,6 +97,12 @@ pub struct BuildArgs {
     /// oci-layout://DIR[:TAG|@DIGEST], target:STAGE, a git URL or an http(s) tarball
     #[arg(long = "build-context")]
     pub build_contexts: Vec<String>,
+    /// Evaluate the build checks and exit (non-zero when one fires); builds nothing
+    #[arg(long)]
+    pub check: bool,
+    /// What to do: build (default) or check (`--check`)
+    #[arg(long)]
+    pub call: Option<String>,
     #[command(flatten)]
     pub timeouts: super::RegistryTimeoutArgs,
     /// Build context: a directory, a git URL (`URL#REF:SUBDIR`), an http(s) tarball or
@@ -122,6 +128,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         }
         Validated::Build(plan) => plan,
     };
+    if super::check::parse_call(a.check, a.call.as_deref())? == super::check::Call::Check {
+        return super::check::run(&plan);
+    }
+    super::check::before_build(&plan)?;
     let result = match crate::build::execute(&plan, &Console { mode }) {
         Ok(r) => r,
         Err(e) => {
@@ -150,6 +160,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
             errln!("built index {} ({})", index.digest, each.join(", "));
         }
     }
+    super::check::after_build(&plan, mode);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -303,9 +314,20 @@ fn validate(
     // runs one engine pass for each and joins them into an index.
     let mut platform_plans = Vec::with_capacity(platforms.len());
     for platform in platforms {
-        match PlatformPlan::resolve(&df, &graph_options, platform) {
+        match PlatformPlan::resolve(&df, &graph_options, platform.clone()) {
             Ok(p) => platform_plans.push(p),
             Err(e) => {
+                if super::check::parse_call(a.check, a.call.as_deref())?
+                    == super::check::Call::Check
+                {
+                    super::check::before_resolve_error(
+                        &df,
+                        &text,
+                        &df_name,
+                        &graph_options,
+                        &platform,
+                    );
+                }
                 let crate::graph::GraphError::Invalid { line, message } = &e;
                 let span = crate::parser::Span {
                     start: *line,

@@ -23,6 +23,7 @@ macro_rules! err {
 
 pub mod archive;
 pub mod build;
+pub mod check;
 pub mod images;
 pub mod login;
 pub mod maintenance;

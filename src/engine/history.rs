@@ -108,7 +108,7 @@ pub fn healthcheck(hc: &HealthConfig) -> String {
 pub fn arg_shown(key: &str, value: Option<&str>) -> String {
     match value {
         None => key.to_string(),
-        Some(v) if !v.is_empty() && crate::parser::lint::is_secret_key(key) => {
+        Some(v) if !v.is_empty() && crate::lint::secrets::is_secret_key(key) => {
             format!("{key}=<redacted>")
         }
         Some(v) => format!("{key}={v}"),

@@ -250,7 +250,6 @@ pub fn build(
     };
     // prune takes this lock exclusively: it never removes what a running build relies on.
     let _gc = store.gc_shared_lock()?;
-    report_build_checks(&ctx);
     precheck_context_sources(&ctx)?;
     let results: Mutex<HashMap<usize, Arc<StageResult>>> = Mutex::new(HashMap::new());
     let failed: Mutex<Option<EngineError>> = Mutex::new(None);
@@ -309,30 +308,6 @@ pub fn build(
     let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     let target = results.get(&g.target).ok_or(EngineError::Cancelled)?;
     output::write_image(&ctx, target)
-}
-
-/// BuildKit's build checks (`parser::lint`) over the stages this build runs, as warnings in
-/// line order; the build goes on.
-fn report_build_checks(ctx: &Ctx) {
-    use crate::parser::lint;
-    let check = crate::parser::parse(&ctx.req.dockerfile_text)
-        .ok()
-        .and_then(|d| d.directives.check);
-    if lint::rule_skipped(check.as_deref(), lint::SECRETS_USED_IN_ARG_OR_ENV) {
-        return;
-    }
-    let g = &ctx.req.graph;
-    let nodes = g
-        .order
-        .iter()
-        .flat_map(|&i| g.stages[i].steps.iter().map(|s| &s.node));
-    let mut found = lint::secrets_used_in_arg_or_env(nodes);
-    found.sort_by_key(|w| w.line);
-    for w in found {
-        ctx.reporter.event(BuildEvent::Warning {
-            message: w.render(&ctx.req.dockerfile_name),
-        });
-    }
 }
 
 /// Fails fast, before any image is pulled or step run, when a COPY/ADD names a context file

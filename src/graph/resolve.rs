@@ -97,10 +97,13 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
                     })
                     .transpose()?;
                 // Exact matches, as BuildKit: `FROM Builder` names an image, not stage `builder`.
+                // A name used twice is allowed (BuildKit warns: DuplicateStageName): FROM
+                // takes the latest stage so named before it.
                 let base = if image == "scratch" {
                     Source::Scratch
                 } else if let Some(s) = stages
                     .iter()
+                    .rev()
                     .find(|s| s.name.as_deref() == Some(image.as_str()))
                 {
                     Source::Stage(s.index)
@@ -115,11 +118,6 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
                 } else {
                     Source::Image(image)
                 };
-                if let Some(n) = name
-                    && stages.iter().any(|s| s.name.as_deref() == Some(n.as_str()))
-                {
-                    return Err(invalid(line, format!("duplicate stage name {n:?}")));
-                }
                 stages.push(Stage {
                     index: stages.len(),
                     name: name.clone(),
@@ -188,9 +186,10 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
             expand_word(r, &meta_lookup, escape).map_err(|e| invalid(line, e.to_string()))?
         };
         let lower = expanded.to_ascii_lowercase();
+        // The last stage of that name, as BuildKit (even one defined later).
         let by_name = names
             .iter()
-            .position(|n| n.as_deref() == Some(lower.as_str()));
+            .rposition(|n| n.as_deref() == Some(lower.as_str()));
         let by_index = if copy {
             expanded.parse::<usize>().ok()
         } else {
@@ -291,7 +290,7 @@ pub fn build(df: &Dockerfile, opts: &GraphOptions) -> Result<BuildGraph, GraphEr
             let lt = t.to_ascii_lowercase();
             stages
                 .iter()
-                .position(|s| s.name.as_deref() == Some(lt.as_str()))
+                .rposition(|s| s.name.as_deref() == Some(lt.as_str()))
                 .ok_or_else(|| {
                     let known: Vec<String> = stages.iter().filter_map(|s| s.name.clone()).collect();
                     invalid(

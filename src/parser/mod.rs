@@ -10,7 +10,6 @@ mod dockerfile;
 pub mod dockerignore;
 pub mod expand;
 mod heredoc;
-pub mod lint;
 pub mod mounts;
 mod words;
 

@@ -222,6 +222,38 @@ impl Client {
         })
     }
 
+    /// The config of `r` for `platform` without its layers (`build --check` reads the base
+    /// images' env): the manifest, then the config blob, verified and kept in the store.
+    pub fn pull_config(
+        &self,
+        r: &ImageRef,
+        platform: &Platform,
+        store: &Store,
+    ) -> Result<crate::oci::ImageConfig> {
+        self.operation(format!("fetching the config of {r}"), || {
+            let scopes = vec![pull_scope(&r.repository)];
+            let (bytes, _mt, _digest) = self.platform_manifest(r, platform, &scopes)?;
+            let manifest: Manifest =
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadManifest {
+                    url: r.to_string(),
+                    reason: format!("invalid image manifest: {e}"),
+                })?;
+            if manifest.config.size > MAX_CONFIG_SIZE {
+                return Err(RegistryError::TooLarge {
+                    what: format!("config {}", manifest.config.digest),
+                    url: r.to_string(),
+                    limit: MAX_CONFIG_SIZE,
+                });
+            }
+            self.fetch_blob_scoped(r, &manifest.config, store, &scopes)?;
+            let raw = store.read_blob(&manifest.config.digest)?;
+            serde_json::from_slice(&raw).map_err(|e| RegistryError::BadManifest {
+                url: r.to_string(),
+                reason: format!("invalid image config {}: {e}", manifest.config.digest),
+            })
+        })
+    }
+
     /// Downloads one blob into the store (verified against the descriptor's digest and size).
     pub fn fetch_blob(&self, r: &ImageRef, desc: &Descriptor, store: &Store) -> Result<()> {
         self.operation(format!("fetching blob {} of {r}", desc.digest), || {
