@@ -139,6 +139,8 @@ impl Lab {
             no_cache_filter: vec![],
             pull: false,
             network: Network::Host,
+            entitlements: Default::default(),
+            sandbox: Default::default(),
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
             compression: Default::default(),

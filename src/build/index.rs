@@ -46,9 +46,16 @@ pub fn index_of(images: &[(Platform, BuildOutcome)]) -> Index {
     }
 }
 
-/// Writes the index over `images` into the store.
-pub fn store_index(store: &Store, images: &[(Platform, BuildOutcome)]) -> Result<IndexImage> {
-    let index = index_of(images);
+/// Writes the index over `images` into the store, with the `index` and `manifest-descriptor`
+/// annotations of `annotations`.
+pub fn store_index(
+    store: &Store,
+    images: &[(Platform, BuildOutcome)],
+    annotations: &super::Annotations,
+) -> Result<IndexImage> {
+    let mut index = index_of(images);
+    let platforms: Vec<Platform> = images.iter().map(|(p, _)| p.clone()).collect();
+    annotations.apply_to_index(&mut index, &platforms);
     // Serialising plain data cannot fail; an empty document would fail the digest check.
     let bytes = serde_json::to_vec(&index).unwrap_or_default();
     let digest = store.put_blob(&bytes)?;

@@ -90,6 +90,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
+    pub sandbox: super::build_flags::BuildSandboxArgs,
+    #[command(flatten)]
     pub timeouts: super::RegistryTimeoutArgs,
     /// Build context: a directory, or `-` for a context tar (or a lone Dockerfile) on stdin
     pub context: String,
@@ -253,6 +255,13 @@ fn validate(
                 }
             }
         }
+    }
+    // `--call outline|targets` answers from the Dockerfile instead of building.
+    if let Some(out) = a
+        .sandbox
+        .call_output(&df, &text, a.target.as_deref(), &build_args)?
+    {
+        return Ok(Validated::DryRun(out));
     }
     // `--platform`, else `$DOCKER_DEFAULT_PLATFORM` (as docker build), else the host's.
     let platforms = match (&a.platform, std::env::var("DOCKER_DEFAULT_PLATFORM")) {
@@ -426,6 +435,9 @@ fn validate(
         no_cache_filter: a.no_cache_filter.clone(),
         pull: a.pull,
         network,
+        entitlements: a.sandbox.entitlements(a.network.as_deref())?,
+        sandbox: a.sandbox.sandbox()?,
+        annotations: a.sandbox.annotations()?,
         secrets,
         ssh,
         compression,

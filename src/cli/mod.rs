@@ -23,13 +23,17 @@ macro_rules! err {
 
 pub mod archive;
 pub mod build;
+pub mod build_flags;
 pub mod images;
 pub mod login;
 pub mod maintenance;
 pub mod progress;
 pub mod pull_push;
+pub mod run_env;
+pub mod run_mounts;
 pub mod sandbox_run;
 pub mod system;
+pub mod unsupported;
 
 use crate::registry::{Client, TimeLimit};
 use clap::{Args, Parser, Subcommand};

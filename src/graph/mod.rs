@@ -2,6 +2,7 @@
 //! the stages and images each depends on, pruned to what the target needs.
 
 pub mod args;
+pub mod outline;
 pub mod plan;
 mod resolve;
 
