@@ -331,6 +331,16 @@ fn run_volumes_mounts_and_env_file() {
         "cat /again/d",
     );
     assert_eq!((code, t.trim()), (0, "kept"));
+    // An empty volume starts with the image's files at its target, as docker's; a volume
+    // with files is left as it is.
+    let (code, t) = run(root.path(), &["-v", "etcvol:/etc"], "head -1 /etc/passwd");
+    assert_eq!(code, 0, "{t}");
+    assert!(t.starts_with("root:"), "{t}");
+    assert!(root.path().join("volumes/etcvol/passwd").is_file());
+    std::fs::write(root.path().join("volumes/vol1/extra"), "x").unwrap();
+    let (code, t) = run(root.path(), &["-v", "vol1:/etc"], "ls /etc");
+    assert_eq!(code, 0, "{t}");
+    assert!(!t.contains("passwd") && t.contains("extra"), "{t}");
     // A bind source that does not exist is an error with --mount, as docker's.
     let (code, t) = run(
         root.path(),

@@ -1,7 +1,9 @@
 //! `hoist build` flags for the RUN sandbox, entitlements, annotations and `--call`, kept out of
 //! `build.rs`: `--add-host`, `--ulimit`, `--shm-size` (applied to every RUN, as BuildKit's
-//! frontend options `add-hosts`, `ulimit`, `shm-size`), `--allow`, `--annotation`, and
-//! `--call outline|targets` (what the Dockerfile offers, printed instead of a build).
+//! frontend options `add-hosts`, `ulimit`, `shm-size`), `--allow`, `--annotation`,
+//! `--call outline|targets` (what the Dockerfile offers, printed instead of a build), and
+//! docker's `--rm`/`--force-rm`, which BuildKit builds accept and need not act on (no
+//! intermediate containers are kept).
 
 use crate::build::Annotations;
 use crate::build::annotations::Annotation;
@@ -35,6 +37,13 @@ pub struct BuildSandboxArgs {
     /// args, secrets and SSH of the target, or the stages), with `,format=json` for JSON
     #[arg(long = "call", value_name = "METHOD[,format=json]")]
     pub call: Option<String>,
+    /// Remove intermediate containers (always the case: accepted as docker build with
+    /// BuildKit accepts it)
+    #[arg(long = "rm")]
+    pub rm: bool,
+    /// Always remove intermediate containers (always the case, as --rm)
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
 }
 
 /// `--call`'s method.
@@ -171,6 +180,7 @@ mod tests {
             allow: vec!["security.insecure".into()],
             annotation: vec!["k=v".into()],
             call: Some("targets,format=json".into()),
+            ..Default::default()
         };
         let s = a.sandbox().unwrap();
         assert_eq!(s.extra_hosts.len(), 1);

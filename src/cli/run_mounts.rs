@@ -9,10 +9,10 @@
 //!
 //! A named volume is a directory under the store, `<root>/volumes/<name>`, kept across runs;
 //! an anonymous one lives in the run's scratch dir and goes with it (hoist run always
-//! removes its container, as `--rm`). Options docker has and hoist does not yet (SELinux
-//! relabels, propagation, `volume-nocopy`, `tmpfs-mode`, volume drivers) are refused by name.
-//! Unlike docker, a new named volume starts empty: the image's files at the target are not
-//! copied into it.
+//! removes its container, as `--rm`). An empty volume is first filled with what the image
+//! has at the target, as docker does ([`populate`]). Options docker has and hoist does not
+//! yet (SELinux relabels, propagation, `volume-nocopy`, `tmpfs-mode`, volume drivers) are
+//! refused by name.
 
 use crate::executor::{Mount, MountKind, sandbox::parse_size};
 use std::path::{Path, PathBuf};
@@ -76,6 +76,62 @@ fn volume(dirs: &VolumeDirs, name: Option<&str>, flag: &str, v: &str) -> crate::
     };
     mkdir(&dir)?;
     Ok(dir)
+}
+
+/// The mounts of `mounts` that are volumes (their source is under `dirs`).
+pub fn volumes<'m>(mounts: &'m [Mount], dirs: &VolumeDirs) -> Vec<(&'m str, &'m Path)> {
+    mounts
+        .iter()
+        .filter_map(|m| match &m.kind {
+            MountKind::Bind { source, .. }
+                if source.starts_with(dirs.named) || source.starts_with(dirs.anonymous) =>
+            {
+                Some((m.target.as_str(), source.as_path()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Copies what the image at `rootfs` holds at `target` into the volume `dir` when the volume
+/// is empty and the target is a directory there, as docker fills a new volume (contents,
+/// owners, modes, the directory's own too). `target` is resolved inside `rootfs` (a symlink
+/// in the image cannot point the copy at the host).
+pub fn populate(rootfs: &Path, target: &str, dir: &Path) -> crate::Result<()> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| crate::Error::Io { path, source }
+    };
+    if std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+        return Ok(());
+    }
+    let root = crate::fsroot::open_root(rootfs).map_err(io(rootfs))?;
+    let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY;
+    let Ok(src) = crate::fsroot::open(&root, target, flags) else {
+        // Nothing (or no directory) there in the image: the volume starts empty.
+        return Ok(());
+    };
+    // `cp` reaches the resolved directory through this process's descriptor.
+    let from = PathBuf::from(format!(
+        "/proc/{}/fd/{}/.",
+        std::process::id(),
+        std::os::fd::AsRawFd::as_raw_fd(&src)
+    ));
+    let status = std::process::Command::new("cp")
+        .args(["-a", "--"])
+        .arg(&from)
+        .arg(dir)
+        .status()
+        .map_err(io(dir))?;
+    if !status.success() {
+        return Err(crate::Error::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "filling the volume with the image's {target} (cp -a) failed"
+            )),
+        });
+    }
+    Ok(())
 }
 
 /// A host path of `-v`/`--mount`: absolute, `./` and `../` made absolute.

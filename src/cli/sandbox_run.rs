@@ -212,6 +212,14 @@ fn run_named(g: &GlobalArgs, a: &RunArgs) -> crate::Result<ExitCode> {
     for m in &a.mounts {
         mounts.push(super::run_mounts::parse_mount(m, &volume_dirs)?);
     }
+    // Empty volumes get the image's files at their target first, as docker's.
+    let volumes = super::run_mounts::volumes(&mounts, &volume_dirs);
+    if !volumes.is_empty() {
+        let view = runtime.view(&lowers)?;
+        for (target, dir) in volumes {
+            super::run_mounts::populate(view.path(), target, dir)?;
+        }
+    }
     let spec = RunSpec {
         // An image may repeat a layer; overlay refuses a dir given twice (ELOOP).
         lowers,

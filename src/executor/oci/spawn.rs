@@ -4,7 +4,7 @@
 //! it exits. With a terminal (`process.terminal`, `hoist run -t`) the runtime gets hoist's own
 //! stdin/stdout/stderr: in the foreground without `--console-socket`, crun and runc allocate
 //! the pty themselves and relay it to those (the terminal in raw mode meanwhile), and
-//! nothing reaches the caller's `out`. With `-i` alone, only stdin is hoist's.
+//! nothing reaches the caller's `out`. With `-i`, stdin is hoist's.
 
 use super::OciRuntime;
 use super::run_state::RunState;
@@ -32,7 +32,9 @@ pub(super) fn run(
     } else {
         (Stdio::from(writer), Stdio::from(writer2))
     };
-    let stdin = if stdio.stdin || stdio.tty {
+    // `-t` alone: a pty but no input, as `docker run -t` (the runtime sizes the pty from
+    // hoist's terminal on stdout).
+    let stdin = if stdio.stdin {
         Stdio::inherit()
     } else {
         Stdio::null()
