@@ -300,6 +300,10 @@ fn run_volumes_mounts_and_env_file() {
             "--rm",
             "--name",
             "web",
+            "-h",
+            "myhost",
+            "-m",
+            "64m",
             "-v",
             &bind,
             "-v",
@@ -311,10 +315,14 @@ fn run_volumes_mounts_and_env_file() {
             "-e",
             "B=override",
         ],
-        "cat /h/f; echo A=$A B=$B; echo kept > /v/d; df -k /t | tail -1; \
+        "hostname; cat /h/f; echo A=$A B=$B; echo kept > /v/d; df -k /t | tail -1; \
          touch /h/x 2>/dev/null || echo READONLY",
     );
     assert_eq!(code, 0, "{t}");
+    assert!(
+        t.starts_with("myhost\n"),
+        "-h is docker run's --hostname: {t}"
+    );
     assert!(
         t.contains("hostfile") && t.contains("A=1 B=override"),
         "{t}"

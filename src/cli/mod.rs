@@ -155,6 +155,8 @@ pub enum Command {
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
     /// Run a command in a throwaway container of an image
+    // `-h` is docker run's `--hostname`: help is `--help` only there.
+    #[command(disable_help_flag = true)]
     Run(sandbox_run::RunArgs),
     /// Pull an image from a registry
     Pull(pull_push::PullArgs),

@@ -29,7 +29,7 @@ pub struct RunArgs {
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
     /// Memory limit (e.g. 512m)
-    #[arg(long)]
+    #[arg(short = 'm', long)]
     pub memory: Option<String>,
     /// CPU limit (e.g. 1.5)
     #[arg(long)]
@@ -58,6 +58,12 @@ pub struct RunArgs {
     /// Remove the container when it exits (always the case: hoist keeps no containers)
     #[arg(long)]
     pub rm: bool,
+    /// Container host name (default hoist)
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Name of the container (shown in hoist's messages about it)
     #[arg(long)]
     pub name: Option<String>,
@@ -116,6 +122,17 @@ fn run_named(g: &GlobalArgs, a: &RunArgs) -> crate::Result<ExitCode> {
         return Err(crate::Error::Usage(
             "the input device is not a TTY; drop -t (or -i), or run hoist from a terminal".into(),
         ));
+    }
+    if let Some(h) = &a.hostname
+        && (h.is_empty()
+            || h.len() > 253
+            || !h
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    {
+        return Err(crate::Error::Usage(format!(
+            "--hostname {h:?}: expected a host name (letters, digits, '-' and '.')"
+        )));
     }
     let network = parse_network(&a.network)?;
     let memory = a.memory.as_deref().map(parse_memory).transpose()?;
@@ -228,7 +245,7 @@ fn run_named(g: &GlobalArgs, a: &RunArgs) -> crate::Result<ExitCode> {
         env,
         cwd,
         user,
-        hostname: "hoist".into(),
+        hostname: a.hostname.clone().unwrap_or_else(|| "hoist".into()),
         network,
         mounts,
         limits: Limits {

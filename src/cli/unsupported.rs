@@ -77,7 +77,6 @@ pub const RUN: &[&str] = &[
     "--health-start-interval",
     "--health-start-period",
     "--health-timeout",
-    "--hostname",
     "--ip",
     "--ip6",
     "--ipc",
