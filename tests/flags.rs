@@ -258,6 +258,13 @@ fn annotations_on_manifest_and_index() {
     assert!(ok, "{t}");
     let (layout, blobs) = read_layout(&tar);
     let index = blob(&blobs, &layout["manifests"][0]["digest"]);
+    // The entry's fields in BuildKit's (the image-spec's) order.
+    let raw = String::from_utf8_lossy(&blobs[layout["manifests"][0]["digest"].as_str().unwrap()])
+        .into_owned();
+    assert!(
+        raw.contains(r#""annotations":{"desc":"d"},"platform""#),
+        "{raw}"
+    );
     assert_eq!(index["annotations"], serde_json::json!({"both": "1"}));
     for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
         let d = &index["manifests"][i];
