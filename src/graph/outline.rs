@@ -316,15 +316,28 @@ pub fn outline(
         d.reverse();
         todo.extend(d);
     }
-    let globals: BTreeMap<String, (&Node, Option<String>)> = p
-        .globals
-        .iter()
-        .filter_map(|n| match &n.instruction {
-            Instruction::Arg(kv) => Some(kv.iter().map(move |(k, v)| (k.clone(), (*n, v.clone())))),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let escape = df.directives.escape;
+    // A default as BuildKit shows it: expanded with the values known at that point.
+    let expand = |word: &str, known: &BTreeMap<String, String>| {
+        let lookup = |k: &str| known.get(k).cloned();
+        crate::parser::expand::expand_word(word, &lookup, escape).unwrap_or_else(|_| word.into())
+    };
+    // Global ARGs: their node and value (a build arg, else the expanded default).
+    let mut globals: BTreeMap<String, (&Node, String)> = BTreeMap::new();
+    let mut known = BTreeMap::new();
+    for n in &p.globals {
+        if let Instruction::Arg(kv) = &n.instruction {
+            for (k, v) in kv {
+                let value = match (build_args.get(k), v) {
+                    (Some(b), _) => b.clone(),
+                    (None, Some(d)) => expand(d, &known),
+                    (None, None) => String::new(),
+                };
+                known.insert(k.clone(), value.clone());
+                globals.insert(k.clone(), (*n, value));
+            }
+        }
+    }
     let doc_of = |n: &Node, name: &str| {
         doc_comment(
             p.docs.get(&n.span.start).map_or(&[][..], |v| v.as_slice()),
@@ -335,16 +348,12 @@ pub fn outline(
     let mut secrets: Vec<Needed> = Vec::new();
     let mut ssh: Vec<Needed> = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut push_arg = |name: &str, n: &Node, default: Option<&str>, args: &mut Vec<Arg>| {
+    let mut push_arg = |name: &str, n: &Node, value: String, args: &mut Vec<Arg>| {
         if seen.insert(name.to_string()) {
             args.push(Arg {
                 name: name.to_string(),
                 description: doc_of(n, name),
-                value: build_args
-                    .get(name)
-                    .cloned()
-                    .or(default.map(String::from))
-                    .unwrap_or_default(),
+                value,
                 location: location(n),
             });
         }
@@ -359,19 +368,25 @@ pub fn outline(
             let used = referenced(&format!("{image} {}", platform.as_deref().unwrap_or("")));
             for name in used {
                 if let Some((n, v)) = globals.get(&name) {
-                    push_arg(&name, n, v.as_deref(), &mut args);
+                    push_arg(&name, n, v.clone(), &mut args);
                 }
             }
         }
+        let mut stage_known: BTreeMap<String, String> = BTreeMap::new();
         for n in &s.nodes {
             match &n.instruction {
                 Instruction::Arg(kv) => {
                     for (k, v) in kv {
-                        // A redeclared global ARG takes the global default.
-                        let default = v
-                            .clone()
-                            .or_else(|| globals.get(k).and_then(|(_, g)| g.clone()));
-                        push_arg(k, n, default.as_deref(), &mut args);
+                        let global = globals.get(k);
+                        let (node, value) = match (build_args.get(k), v, global) {
+                            // A redeclared global ARG is the global one (its line, its value).
+                            (b, None, Some((g, gv))) => (*g, b.cloned().unwrap_or(gv.clone())),
+                            (Some(b), _, _) => (*n, b.clone()),
+                            (None, Some(d), _) => (*n, expand(d, &stage_known)),
+                            (None, None, None) => (*n, String::new()),
+                        };
+                        stage_known.insert(k.clone(), value.clone());
+                        push_arg(k, node, value, &mut args);
                     }
                 }
                 Instruction::Run { mounts, .. } => {
@@ -580,5 +595,20 @@ mod tests {
         assert_eq!(j["args"].as_array().unwrap().len(), 2);
         assert!(j.get("secrets").is_none());
         assert_eq!(j["sources"].as_array().unwrap().len(), 1);
+    }
+
+    /// BuildKit's `result.txt` (buildctl, `target=a`, `build-arg:X=5`): global ARGs used in
+    /// FROM and redeclared ones at their global line, defaults expanded, dependency stages'
+    /// ARGs, a secret named after its target.
+    #[test]
+    fn outline_follows_buildkit_for_globals_and_deps() {
+        let text = "ARG REG=localhost:5000\nARG UNUSED=u\nARG TAG=latest\nFROM localhost:5000/busybox:latest AS b\n# Z zed\nARG Z=zz\n\nFROM ${REG}/busybox:$TAG AS a\nARG X=1\nARG Y=${X}-2\nARG UNUSED\nARG NEW\nRUN --mount=type=secret,target=/run/s/abc cat /run/s/abc\nCOPY --from=b /x /x\n";
+        let df = crate::parser::parse(text).unwrap();
+        let args = BTreeMap::from([("X".to_string(), "5".to_string())]);
+        let o = outline(&df, text, Some("a"), &args).unwrap();
+        assert_eq!(
+            outline_text(&o),
+            "TARGET: a\n\nBUILD ARG   VALUE            DESCRIPTION\nREG         localhost:5000   \nUNUSED      u                \nTAG         latest           \nZ           zz               zed\nX           5                \nY           5-2              \nNEW                          \n\nSECRET   REQUIRED\nabc      \n\n"
+        );
     }
 }
