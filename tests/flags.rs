@@ -442,3 +442,33 @@ fn docker_flags_hoist_lacks_are_named() {
     let o = hoist(root.path(), &["build", "--frobnicate", "."]);
     assert!(!text(&o).contains("not supported yet"), "{}", text(&o));
 }
+
+/// The chroot isolation gives what it can (`--add-host`) and refuses the rest by name.
+#[test]
+fn chroot_isolation_refuses_what_it_cannot_give() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let c = context(&format!("FROM {BASE}\nRUN tail -n 1 /etc/hosts\n"));
+    let ctx = c.path().to_string_lossy().into_owned();
+    let chroot = |flags: &[&str]| {
+        let o = Hoist::new(root.path())
+            .env("HOIST_ISOLATION", "chroot")
+            .args(["build", "--progress", "plain", "--no-cache"])
+            .args(flags)
+            .arg(&ctx)
+            .output();
+        (o.status.success(), text(&o))
+    };
+    let (ok, t) = chroot(&["--add-host", "db:10.1.2.3"]);
+    assert!(ok && t.contains("10.1.2.3\tdb"), "{t}");
+    for (flag, value) in [("--ulimit", "nofile=64"), ("--shm-size", "1m")] {
+        let (ok, t) = chroot(&[flag, value]);
+        assert!(!ok, "{t}");
+        assert!(
+            t.contains(&format!("{flag} is not supported by the chroot isolation")),
+            "{t}"
+        );
+    }
+}
