@@ -356,6 +356,20 @@ fn run_volumes_mounts_and_env_file() {
     let (code, t) = run(root.path(), &["-v", "vol1:/etc"], "ls /etc");
     assert_eq!(code, 0, "{t}");
     assert!(!t.contains("passwd") && t.contains("extra"), "{t}");
+    // --entrypoint replaces the image's and drops its Cmd; the arguments follow the image.
+    let o = hoist(
+        root.path(),
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/echo",
+            BASE,
+            "via",
+            "entrypoint",
+        ],
+    );
+    assert_eq!(text(&o).trim(), "via entrypoint");
     // A bind source that does not exist is an error with --mount, as docker's.
     let (code, t) = run(
         root.path(),
