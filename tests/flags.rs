@@ -81,13 +81,19 @@ fn insecure_and_host_network_need_entitlements() {
     }
     let root = tempfile::tempdir().unwrap();
     let df = format!(
-        "FROM {BASE}\nRUN --security=insecure grep -E '^(CapEff|Seccomp):' /proc/self/status \
-         && mkdir -p /m && mount -t tmpfs none /m && echo MOUNTED\n"
+        "FROM {BASE}\nRUN echo RAN_BEFORE\nRUN --security=insecure grep -E '^(CapEff|Seccomp):' \
+         /proc/self/status && mkdir -p /m && mount -t tmpfs none /m && echo MOUNTED\n"
     );
     let (ok, t) = build(root.path(), &df, &[]);
     assert!(!ok, "{t}");
+    // Refused before anything runs, as BuildKit refuses the whole LLB.
     assert!(
-        t.contains("Dockerfile:2: RUN --security=insecure is not allowed")
+        !t.lines()
+            .any(|l| l.starts_with('#') && l.ends_with(" RAN_BEFORE")),
+        "{t}"
+    );
+    assert!(
+        t.contains("Dockerfile:3: RUN --security=insecure is not allowed")
             && t.contains("--allow security.insecure"),
         "{t}"
     );

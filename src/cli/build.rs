@@ -299,6 +299,13 @@ fn validate(
             }
         }
     }
+    // RUN steps that need an entitlement are refused before anything runs, as BuildKit's.
+    let entitlements = a.sandbox.entitlements(a.network.as_deref())?;
+    for p in &platform_plans {
+        if let Err((line, e)) = crate::engine::check_entitlements(entitlements, &p.graph) {
+            return Err(dockerfile_error(&df_name, &text, line, &e.to_string()));
+        }
+    }
     if a.dry_run {
         // Each platform's plan, headed by its platform when there are several.
         let several = platform_plans.len() > 1;
@@ -435,7 +442,7 @@ fn validate(
         no_cache_filter: a.no_cache_filter.clone(),
         pull: a.pull,
         network,
-        entitlements: a.sandbox.entitlements(a.network.as_deref())?,
+        entitlements,
         sandbox: a.sandbox.sandbox()?,
         annotations: a.sandbox.annotations()?,
         secrets,
@@ -597,6 +604,19 @@ fn report_failure(plan: &BuildPlan, e: &EngineError) {
                 &source.to_string()
             )
         );
+    }
+}
+
+/// Prints the Dockerfile excerpt at `line` with `message` and returns the error naming it.
+fn dockerfile_error(df_name: &str, text: &str, line: usize, message: &str) -> crate::Error {
+    let span = crate::parser::Span {
+        start: line,
+        end: line,
+    };
+    errln!("{}", redacted_render(df_name, text, span, message));
+    crate::Error::Dockerfile {
+        location: format!("{df_name}:{line}"),
+        message: message.to_string(),
     }
 }
 

@@ -16,7 +16,7 @@ mod stage;
 mod stream;
 
 pub use output::BuildOutcome;
-pub use run::Entitlements;
+pub use run::{Entitlements, check_graph as check_entitlements};
 pub use shared::SharedSteps;
 
 use crate::cache::CacheIndex;

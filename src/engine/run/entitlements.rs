@@ -86,6 +86,34 @@ pub(super) fn check(
     Ok((net, insecure))
 }
 
+/// Checks every RUN of the stages `graph` builds before anything runs, as BuildKit checks its
+/// whole LLB when it loads it: the first refused one, with its Dockerfile line.
+pub fn check_graph(
+    granted: Entitlements,
+    graph: &crate::graph::BuildGraph,
+) -> std::result::Result<(), (usize, EngineError)> {
+    for &i in &graph.order {
+        let Some(stage) = graph.stages.get(i) else {
+            continue;
+        };
+        for step in &stage.steps {
+            if let crate::parser::Instruction::Run {
+                network, security, ..
+            } = &step.node.instruction
+            {
+                check(
+                    granted,
+                    network.as_deref(),
+                    security.as_deref(),
+                    Network::Host,
+                )
+                .map_err(|e| (step.node.span.start, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +139,18 @@ mod tests {
         assert!(check(all, None, Some("weird"), Network::Host).is_err());
         assert!(Entitlements::default().allow("device").is_err());
         assert!(Entitlements::default().allow("net").is_err());
+    }
+
+    #[test]
+    fn the_whole_graph_is_checked_first() {
+        let text = "FROM busybox\nRUN echo one\nRUN --security=insecure id\n";
+        let df = crate::parser::parse(text).unwrap();
+        let g = crate::graph::build(&df, &Default::default()).unwrap();
+        let (line, e) = check_graph(Entitlements::default(), &g).unwrap_err();
+        assert_eq!(line, 3);
+        assert!(matches!(e, EngineError::NotEntitled { .. }));
+        let mut ok = Entitlements::default();
+        ok.allow("security.insecure").unwrap();
+        assert!(check_graph(ok, &g).is_ok());
     }
 }

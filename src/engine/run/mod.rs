@@ -13,7 +13,7 @@ mod ssh;
 mod tmpfs;
 
 pub(crate) use argv::run_argv;
-pub use entitlements::Entitlements;
+pub use entitlements::{Entitlements, check_graph};
 
 use super::stage::{RootView, State, layer_step, load_image};
 use super::{BuildEvent, Ctx, EngineError, Result, StageResult, config};
