@@ -58,6 +58,9 @@ fn sandbox_flags_reach_run_and_its_key() {
         "nofile=1024:2048",
         "--shm-size",
         "128m",
+        // Accepted as docker build with BuildKit accepts them.
+        "--rm",
+        "--force-rm",
     ];
     let (ok, t) = build(root.path(), &df, &flags);
     assert!(ok, "{t}");
@@ -455,6 +458,13 @@ fn docker_flags_hoist_lacks_are_named() {
     let o = hoist(root.path(), &["run", "-p", "80:80", BASE]);
     assert!(
         text(&o).contains("hoist run: -p is not supported yet"),
+        "{}",
+        text(&o)
+    );
+    // As docker: -it needs a terminal on stdin (the runner's is /dev/null).
+    let o = hoist(root.path(), &["run", "-it", BASE, "true"]);
+    assert!(
+        !o.status.success() && text(&o).contains("the input device is not a TTY"),
         "{}",
         text(&o)
     );
