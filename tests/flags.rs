@@ -226,6 +226,10 @@ fn annotations_on_manifest_and_index() {
             "org.opencontainers.image.title=one",
             "--annotation",
             "manifest:k=v=w",
+            "--annotation",
+            "manifest-descriptor:in.layout=yes",
+            "-t",
+            "localhost:5000/flags/one:1",
             "--output",
             &format!("type=oci,dest={}", tar.display()),
         ],
@@ -235,6 +239,14 @@ fn annotations_on_manifest_and_index() {
     let m = blob(&blobs, &index["manifests"][0]["digest"]);
     assert_eq!(m["annotations"]["org.opencontainers.image.title"], "one");
     assert_eq!(m["annotations"]["k"], "v=w");
+    assert!(m["annotations"].get("in.layout").is_none(), "{m}");
+    // A single image's descriptor is the layout's index.json entry, beside its name.
+    let entry = &index["manifests"][0]["annotations"];
+    assert_eq!(entry["in.layout"], "yes", "{index}");
+    assert_eq!(
+        entry["io.containerd.image.name"],
+        "localhost:5000/flags/one:1"
+    );
     // As BuildKit: no index on a single-platform build to annotate.
     let (ok, t) = build(
         root.path(),
@@ -260,6 +272,8 @@ fn annotations_on_manifest_and_index() {
             "manifest[linux/arm64]:arm=only",
             "--annotation",
             "manifest-descriptor:desc=d",
+            "--annotation",
+            "index-descriptor:top=t",
             "--output",
             &format!("type=oci,dest={}", tar.display()),
         ],
@@ -267,6 +281,10 @@ fn annotations_on_manifest_and_index() {
     assert!(ok, "{t}");
     let (layout, blobs) = read_layout(&tar);
     let index = blob(&blobs, &layout["manifests"][0]["digest"]);
+    assert_eq!(
+        layout["manifests"][0]["annotations"],
+        serde_json::json!({"top": "t"})
+    );
     // The entry's fields in BuildKit's (the image-spec's) order.
     let raw = String::from_utf8_lossy(&blobs[layout["manifests"][0]["digest"].as_str().unwrap()])
         .into_owned();

@@ -6,9 +6,10 @@
 //! - `index`: in the image index; a single-platform build has none, and BuildKit refuses
 //!   index annotations there ("index annotations not supported for single platform export");
 //! - `manifest-descriptor`: in the index's entry for each (or the named) platform's manifest;
-//!   without an index (one platform) the only such descriptor is an OCI layout's
-//!   `index.json` entry, which hoist does not annotate yet: refused with a clear error;
-//! - `index-descriptor`: the layout's `index.json` entry for the index: refused likewise.
+//!   without an index (one platform), in the `index.json` entry of an OCI layout output
+//!   (`--output type=oci`), the only descriptor of it BuildKit writes either;
+//! - `index-descriptor`: the `index.json` entry of the index in an OCI layout output; index
+//!   kinds need several platforms, as `index`.
 //!
 //! Manifests are rewritten after the engine passes (a new manifest blob, a new digest), so the
 //! index, the tags, the pushes and the outputs all see the annotated image.
@@ -63,11 +64,6 @@ pub enum AnnotationError {
          several --platform values"
     )]
     SinglePlatformIndex(String),
-    #[error(
-        "--annotation {0:?}: {1} annotations are not supported yet for this build (hoist has \
-         no {1} to put them on); use manifest: or index:"
-    )]
-    NoDescriptor(String, &'static str),
     #[error("--annotation {value:?}: no platform {platform} in this build")]
     NoSuchPlatform { value: String, platform: String },
 }
@@ -160,14 +156,8 @@ impl Annotations {
                     Kind::Index if !several => {
                         return Err(AnnotationError::SinglePlatformIndex(a.text()));
                     }
-                    Kind::IndexDescriptor => {
-                        return Err(AnnotationError::NoDescriptor(a.text(), "index-descriptor"));
-                    }
-                    Kind::ManifestDescriptor if !several => {
-                        return Err(AnnotationError::NoDescriptor(
-                            a.text(),
-                            "manifest-descriptor",
-                        ));
+                    Kind::IndexDescriptor if !several => {
+                        return Err(AnnotationError::SinglePlatformIndex(a.text()));
                     }
                     _ => {}
                 }
@@ -273,8 +263,9 @@ mod tests {
             Err(AnnotationError::SinglePlatformIndex(_))
         ));
         assert!(a("index:k=v").check(&two).is_ok());
-        assert!(a("manifest-descriptor:k=v").check(&one).is_err());
-        assert!(a("index-descriptor:k=v").check(&two).is_err());
+        assert!(a("manifest-descriptor:k=v").check(&one).is_ok());
+        assert!(a("index-descriptor:k=v").check(&two).is_ok());
+        assert!(a("index-descriptor:k=v").check(&one).is_err());
         assert!(matches!(
             a("manifest[linux/s390x]:k=v").check(&two),
             Err(AnnotationError::NoSuchPlatform { .. })

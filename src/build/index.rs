@@ -8,6 +8,7 @@ use super::Result;
 use crate::engine::BuildOutcome;
 use crate::oci::{Descriptor, Digest, Index, Platform, media};
 use crate::store::Store;
+use std::collections::BTreeMap;
 
 /// A stored image index over a build's platforms.
 #[derive(Debug, Clone)]
@@ -15,6 +16,9 @@ pub struct IndexImage {
     pub digest: Digest,
     pub size: u64,
     pub index: Index,
+    /// `--annotation index-descriptor:…`: for the index's own descriptor (an OCI layout's
+    /// `index.json` entry).
+    pub descriptor_annotations: BTreeMap<String, String>,
 }
 
 /// The index over `images` (no I/O): each entry is the platform's manifest descriptor with
@@ -63,6 +67,7 @@ pub fn store_index(
         digest,
         size: bytes.len() as u64,
         index,
+        descriptor_annotations: annotations.of(super::annotations::Kind::IndexDescriptor, None),
     })
 }
 
