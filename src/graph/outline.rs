@@ -532,9 +532,16 @@ pub fn targets_text(t: &Targets) -> String {
     tabulate(&rows, 1)
 }
 
-/// JSON as BuildKit writes `result.json` (two-space indent).
+/// JSON as BuildKit writes `result.json`: two-space indent, and Go's escaping of `<`, `>`,
+/// `&`, U+2028 and U+2029 (those characters occur only inside strings here).
 pub fn to_json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
+    serde_json::to_string_pretty(v)
+        .unwrap_or_default()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 #[cfg(test)]
@@ -578,6 +585,22 @@ mod tests {
             j["targets"][0]["location"],
             serde_json::json!({"ranges": [{"start": {"line": 5}, "end": {"line": 5}}]})
         );
+    }
+
+    #[test]
+    fn json_escapes_as_go() {
+        let t = Target {
+            name: "a".into(),
+            default: true,
+            description: "x <y> & z".into(),
+            base: String::new(),
+            platform: String::new(),
+            location: Location { ranges: vec![] },
+        };
+        let j = to_json(&t);
+        assert!(j.contains(r#""x \u003cy\u003e \u0026 z""#), "{j}");
+        let back: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(back["description"], "x <y> & z");
     }
 
     #[test]
