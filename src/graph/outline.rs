@@ -109,6 +109,9 @@ pub enum OutlineError {
 struct Stage<'a> {
     name: String,
     from: &'a Node,
+    /// FROM's image (raw) and `--platform`.
+    image: &'a str,
+    platform: Option<&'a str>,
     nodes: Vec<&'a Node>,
 }
 
@@ -194,9 +197,15 @@ fn split<'a>(df: &'a Dockerfile, text: &str) -> Parsed<'a> {
         docs.insert(n.span.start, comments(&lines, prev_end, n.span.start));
         prev_end = n.span.end.max(n.span.start);
         match &n.instruction {
-            Instruction::From { name, .. } => stages.push(Stage {
+            Instruction::From {
+                name,
+                image,
+                platform,
+            } => stages.push(Stage {
                 name: name.clone().unwrap_or_default().to_ascii_lowercase(),
                 from: n,
+                image,
+                platform: platform.as_deref(),
                 nodes: Vec::new(),
             }),
             _ => match stages.last_mut() {
@@ -226,19 +235,13 @@ pub fn targets(df: &Dockerfile, text: &str) -> Targets {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let Instruction::From {
-                image, platform, ..
-            } = &s.from.instruction
-            else {
-                unreachable!("stages start at FROM")
-            };
             let docs = p.docs.get(&s.from.span.start).cloned().unwrap_or_default();
             Target {
                 name: s.name.clone(),
                 default: i == last,
                 description: doc_comment(&docs, &s.name),
-                base: image.clone(),
-                platform: platform.clone().unwrap_or_default(),
+                base: s.image.to_string(),
+                platform: s.platform.unwrap_or_default().to_string(),
                 location: location(s.from),
             }
         })
@@ -262,9 +265,7 @@ fn stage_ref(stages: &[Stage], r: &str) -> Option<usize> {
 fn deps(stages: &[Stage], i: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let s = &stages[i];
-    if let Instruction::From { image, .. } = &s.from.instruction
-        && let Some(b) = stage_ref(&stages[..i], image)
-    {
+    if let Some(b) = stage_ref(&stages[..i], s.image) {
         out.push(b);
     }
     for n in &s.nodes {
@@ -361,15 +362,10 @@ pub fn outline(
     for &i in &order {
         let s = &p.stages[i];
         // Global ARGs the FROM line uses.
-        if let Instruction::From {
-            image, platform, ..
-        } = &s.from.instruction
-        {
-            let used = referenced(&format!("{image} {}", platform.as_deref().unwrap_or("")));
-            for name in used {
-                if let Some((n, v)) = globals.get(&name) {
-                    push_arg(&name, n, v.clone(), &mut args);
-                }
+        let used = referenced(&format!("{} {}", s.image, s.platform.unwrap_or("")));
+        for name in used {
+            if let Some((n, v)) = globals.get(&name) {
+                push_arg(&name, n, v.clone(), &mut args);
             }
         }
         let mut stage_known: BTreeMap<String, String> = BTreeMap::new();
