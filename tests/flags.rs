@@ -85,7 +85,8 @@ fn insecure_and_host_network_need_entitlements() {
     let root = tempfile::tempdir().unwrap();
     let df = format!(
         "FROM {BASE}\nRUN echo RAN_BEFORE\nRUN --security=insecure grep -E '^(CapEff|Seccomp):' \
-         /proc/self/status && mkdir -p /m && mount -t tmpfs none /m && echo MOUNTED\n"
+         /proc/self/status && mkdir -p /m && mount -t tmpfs none /m && echo MOUNTED && \
+         test -c /dev/loop-control && test -b /dev/loop0 && echo DEVICES\n"
     );
     let (ok, t) = build(root.path(), &df, &[]);
     assert!(!ok, "{t}");
@@ -103,6 +104,10 @@ fn insecure_and_host_network_need_entitlements() {
     let (ok, t) = build(root.path(), &df, &["--allow", "security.insecure"]);
     assert!(ok, "{t}");
     assert!(t.contains("Seccomp:\t0") && t.contains("MOUNTED"), "{t}");
+    assert!(
+        t.contains("DEVICES"),
+        "BuildKit's insecure-mode devices: {t}"
+    );
     // A plain RUN keeps the default sandbox.
     let (ok, t) = build(
         root.path(),

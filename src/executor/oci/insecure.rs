@@ -1,15 +1,17 @@
 //! BuildKit's insecure mode for one run (`RUN --security=insecure` with `--allow
 //! security.insecure`), applied to the typed spec after it is built: every capability the
 //! kernel knows in all five sets, no masked or read-only `/proc` paths, every character and
-//! block device allowed by the device cgroup, `/sys` and `/sys/fs/cgroup` writable. The
-//! seccomp filter is left out by the caller. This is the sandbox BuildKit gives such a step
+//! block device allowed by the device cgroup, `/sys` and `/sys/fs/cgroup` writable, and (as
+//! root of the host, not in hoist's user namespace) the device nodes BuildKit adds: `kmsg`,
+//! `cuse`, `fuse`, `kvm`, `net/tun`, `loop-control` and loop devices. The seccomp filter is
+//! left out by the caller. This is the sandbox BuildKit gives such a step
 //! (its `WithInsecureSpec` plus writable sysfs and cgroupfs), so `mount`, `modprobe`-free
 //! loop setups and similar privileged steps work as they do with `docker build`.
 
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType,
-    Spec,
+    Capabilities, Capability, LinuxCapabilitiesBuilder, LinuxDevice, LinuxDeviceBuilder,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, Spec,
 };
 
 /// Every capability by number (`capability.h` order), so a capability mask reads as names.
@@ -98,7 +100,17 @@ pub(super) fn apply(spec: &mut Spec) -> Result<(), OciSpecError> {
                 .build()?,
         ));
     }
+    let devices = if crate::userns::current().is_none() {
+        device_nodes(host_loop_devices())?
+    } else {
+        Vec::new()
+    };
     if let Some(l) = spec.linux_mut() {
+        if !devices.is_empty() {
+            let mut all = l.devices().clone().unwrap_or_default();
+            all.extend(devices);
+            l.set_devices(Some(all));
+        }
         l.set_masked_paths(Some(vec![]));
         l.set_readonly_paths(Some(vec![]));
         l.set_seccomp(None);
@@ -131,6 +143,55 @@ pub(super) fn apply(spec: &mut Spec) -> Result<(), OciSpecError> {
         }
     }
     Ok(())
+}
+
+/// The highest `/dev/loopN` the host has, if any.
+fn host_loop_devices() -> Option<u32> {
+    std::fs::read_dir("/dev")
+        .ok()?
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("loop")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+}
+
+/// BuildKit's device nodes for insecure mode: the fixed ones, and loop devices up to a few
+/// past the host's (BuildKit: the next free one plus 7).
+fn device_nodes(highest_loop: Option<u32>) -> Result<Vec<LinuxDevice>, OciSpecError> {
+    let dev = |path: String, typ, major, minor| {
+        LinuxDeviceBuilder::default()
+            .path(path)
+            .typ(typ)
+            .major(major)
+            .minor(minor)
+            .build()
+    };
+    let mut out = Vec::new();
+    for (path, minor_major) in [
+        ("/dev/kmsg", (1, 11)),
+        ("/dev/cuse", (10, 203)),
+        ("/dev/fuse", (10, 229)),
+        ("/dev/kvm", (10, 232)),
+        ("/dev/net/tun", (10, 200)),
+        ("/dev/loop-control", (10, 237)),
+    ] {
+        out.push(dev(
+            path.into(),
+            LinuxDeviceType::C,
+            minor_major.0,
+            minor_major.1,
+        )?);
+    }
+    let last = highest_loop.map_or(7, |h| i64::from(h) + 8);
+    for i in 0..=last {
+        out.push(dev(format!("/dev/loop{i}"), LinuxDeviceType::B, 7, i)?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -166,5 +227,19 @@ mod tests {
                 .contains(&serde_json::json!("ro"))
         );
         assert!(j["process"]["capabilities"]["ambient"].is_array());
+        let devices: Vec<&str> = j["linux"]["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["path"].as_str().unwrap())
+            .collect();
+        assert!(devices.contains(&"/dev/fuse") && devices.contains(&"/dev/loop-control"));
+    }
+
+    #[test]
+    fn loop_devices_reach_past_the_hosts() {
+        let n = |h| device_nodes(h).unwrap().len();
+        assert_eq!(n(None), 6 + 8);
+        assert_eq!(n(Some(3)), 6 + 12);
     }
 }
