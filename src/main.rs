@@ -1,7 +1,6 @@
 //! The `hoist` binary: enter a user namespace when run as an ordinary user, parse arguments,
 //! run, map errors to exit codes.
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,7 +13,8 @@ fn main() -> ExitCode {
     if let Some(n) = hoist::userns::enter() {
         hoist::cli::write_stderr(format_args!("{n}\n"));
     }
-    let cli = hoist::cli::Cli::parse();
+    // clap, with docker's flags that hoist lacks named as such.
+    let cli = hoist::cli::unsupported::parse_args();
     match hoist::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

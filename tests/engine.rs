@@ -142,6 +142,8 @@ impl Lab {
             squash: false,
             pull: false,
             network: Network::Host,
+            entitlements: Default::default(),
+            sandbox: Default::default(),
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
             compression: Default::default(),

@@ -79,6 +79,7 @@ fn spec(f: &Fixture, script: &str) -> RunSpec {
         mounts: vec![],
         limits: Limits::default(),
         security: Default::default(),
+        sandbox: Default::default(),
     }
 }
 

@@ -56,6 +56,7 @@ fn child_process() {
         mounts: vec![],
         limits: Limits::default(),
         security: Default::default(),
+        sandbox: Default::default(),
     };
     let _ = rt.run(&spec, &mut |_| {});
     // Not reached when a signal ends the process.

@@ -8,6 +8,7 @@ use super::Result;
 use crate::engine::BuildOutcome;
 use crate::oci::{Descriptor, Digest, Index, Platform, media};
 use crate::store::Store;
+use std::collections::BTreeMap;
 
 /// A stored image index over a build's platforms.
 #[derive(Debug, Clone)]
@@ -15,6 +16,9 @@ pub struct IndexImage {
     pub digest: Digest,
     pub size: u64,
     pub index: Index,
+    /// `--annotation index-descriptor:…`: for the index's own descriptor (an OCI layout's
+    /// `index.json` entry).
+    pub descriptor_annotations: BTreeMap<String, String>,
 }
 
 /// The index over `images` (no I/O): each entry is the platform's manifest descriptor with
@@ -46,9 +50,16 @@ pub fn index_of(images: &[(Platform, BuildOutcome)]) -> Index {
     }
 }
 
-/// Writes the index over `images` into the store.
-pub fn store_index(store: &Store, images: &[(Platform, BuildOutcome)]) -> Result<IndexImage> {
-    let index = index_of(images);
+/// Writes the index over `images` into the store, with the `index` and `manifest-descriptor`
+/// annotations of `annotations`.
+pub fn store_index(
+    store: &Store,
+    images: &[(Platform, BuildOutcome)],
+    annotations: &super::Annotations,
+) -> Result<IndexImage> {
+    let mut index = index_of(images);
+    let platforms: Vec<Platform> = images.iter().map(|(p, _)| p.clone()).collect();
+    annotations.apply_to_index(&mut index, &platforms);
     // Serialising plain data cannot fail; an empty document would fail the digest check.
     let bytes = serde_json::to_vec(&index).unwrap_or_default();
     let digest = store.put_blob(&bytes)?;
@@ -56,6 +67,7 @@ pub fn store_index(store: &Store, images: &[(Platform, BuildOutcome)]) -> Result
         digest,
         size: bytes.len() as u64,
         index,
+        descriptor_annotations: annotations.of(super::annotations::Kind::IndexDescriptor, None),
     })
 }
 

@@ -8,6 +8,7 @@
 //! platforms": each platform is one ordinary engine pass, as with BuildKit's per-platform
 //! build functions joined at export.
 
+pub mod annotations;
 mod cache_io;
 pub mod checks;
 pub mod index;
@@ -15,6 +16,7 @@ pub mod outputs;
 mod passes;
 mod publish;
 
+pub use annotations::Annotations;
 pub use cache_io::describe;
 pub use outputs::{Output, OutputKind};
 
@@ -62,6 +64,8 @@ pub enum BuildError {
         stage: String,
         error: crate::platform::PlatformError,
     },
+    #[error(transparent)]
+    Annotation(#[from] annotations::AnnotationError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -160,6 +164,12 @@ pub struct BuildPlan {
     pub squash: bool,
     pub pull: bool,
     pub network: Network,
+    /// `--allow` entitlements.
+    pub entitlements: crate::engine::Entitlements,
+    /// `--add-host`, `--ulimit`, `--shm-size` for every RUN.
+    pub sandbox: crate::executor::SandboxOptions,
+    /// `--annotation`s, added to the manifest, index and descriptors when the result is made.
+    pub annotations: annotations::Annotations,
     pub secrets: BTreeMap<String, Secret>,
     /// `--ssh` agent sockets by id.
     pub ssh: BTreeMap<String, PathBuf>,
@@ -249,16 +259,26 @@ pub struct BuildResult {
 
 /// Joins the per-platform results into one image: one platform is a plain manifest, several
 /// an index stored in `store`.
-fn assemble(store: &Store, outcomes: &[(Platform, BuildOutcome)]) -> Result<Assembled> {
+fn assemble(
+    store: &Store,
+    outcomes: &[(Platform, BuildOutcome)],
+    annotations: &Annotations,
+) -> Result<Assembled> {
     match outcomes {
         [(_, one)] => Ok(Assembled::Manifest(Box::new(one.clone()))),
-        several => Ok(Assembled::Index(index::store_index(store, several)?)),
+        several => Ok(Assembled::Index(index::store_index(
+            store,
+            several,
+            annotations,
+        )?)),
     }
 }
 
 /// Refuses, before any work, what cannot succeed: a Docker archive of several platforms, and
 /// RUN steps for a platform this machine cannot run (naming the package that would).
 fn precheck(plan: &BuildPlan) -> Result<()> {
+    let platforms: Vec<Platform> = plan.platforms.iter().map(|p| p.platform.clone()).collect();
+    plan.annotations.check(&platforms)?;
     if plan.platforms.len() > 1 && plan.outputs.iter().any(|o| o.kind == OutputKind::Docker) {
         return Err(BuildError::DockerMultiPlatform {
             platforms: plan
@@ -314,12 +334,13 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
         isolation: &*sandbox,
         ignore: &ignore,
     };
-    let outcomes = {
+    let mut outcomes = {
         // Dropped when the passes end, so a live view is finished before later notices.
         let reporter = observer.engine_reporter();
         passes.run(reporter.as_ref())?
     };
-    let image = assemble(&store, &outcomes)?;
+    plan.annotations.apply_to_manifests(&store, &mut outcomes)?;
+    let image = assemble(&store, &outcomes, &plan.annotations)?;
     for t in &plan.tags {
         store.set_image(&t.to_string(), image.digest())?;
     }
@@ -379,6 +400,8 @@ fn request(
         squash: plan.squash,
         pull: plan.pull,
         network: plan.network,
+        entitlements: plan.entitlements,
+        sandbox: plan.sandbox.clone(),
         secrets: plan.secrets.clone(),
         ssh: plan.ssh.clone(),
         compression: plan.compression,
@@ -449,14 +472,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let one = vec![(Platform::host(), outcome(1))];
-        let a = assemble(&store, &one).unwrap();
+        let a = assemble(&store, &one, &Annotations::default()).unwrap();
         assert!(matches!(a, Assembled::Manifest(_)));
         assert_eq!(a.digest(), &Digest::of(&[1]));
         let two = vec![
             (Platform::parse("linux/amd64").unwrap(), outcome(1)),
             (Platform::parse("linux/arm64").unwrap(), outcome(2)),
         ];
-        let a = assemble(&store, &two).unwrap();
+        let a = assemble(&store, &two, &Annotations::default()).unwrap();
         let Assembled::Index(i) = &a else {
             panic!("not an index: {a:?}")
         };

@@ -12,6 +12,7 @@ use crate::oci::{Descriptor, Platform, media};
 use crate::registry::ImageRef;
 use crate::store::Store;
 use crate::store::archive::ArchiveError;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -85,14 +86,22 @@ pub(super) fn write_all(
 ) -> crate::Result<()> {
     for o in &plan.outputs {
         match image {
-            Assembled::Manifest(outcome) => write_output(
-                store,
-                isolation,
-                outcome,
-                o,
-                &plan.tags,
-                plan.source_date_epoch,
-            )?,
+            Assembled::Manifest(outcome) => {
+                // `manifest-descriptor` annotations: on the layout's `index.json` entry.
+                let own = plan.annotations.of(
+                    super::annotations::Kind::ManifestDescriptor,
+                    platforms.first().map(|(p, _)| p),
+                );
+                write_output(
+                    store,
+                    isolation,
+                    outcome,
+                    o,
+                    &plan.tags,
+                    plan.source_date_epoch,
+                    &own,
+                )?
+            }
             Assembled::Index(index) => write_index_output(
                 store,
                 isolation,
@@ -178,7 +187,15 @@ fn write_index_output(
                     kind: OutputKind::Local,
                     dest: dest.join(p.dir_name()),
                 };
-                write_output(store, isolation, o, &sub, names, source_date_epoch)?;
+                write_output(
+                    store,
+                    isolation,
+                    o,
+                    &sub,
+                    names,
+                    source_date_epoch,
+                    &BTreeMap::new(),
+                )?;
             }
             Ok(())
         }
@@ -189,7 +206,15 @@ fn write_index_output(
                     kind: OutputKind::Local,
                     dest: tmp.path().join(p.dir_name()),
                 };
-                write_output(store, isolation, o, &sub, names, source_date_epoch)?;
+                write_output(
+                    store,
+                    isolation,
+                    o,
+                    &sub,
+                    names,
+                    source_date_epoch,
+                    &BTreeMap::new(),
+                )?;
             }
             let mut out = open_dest(dest)?;
             let opts = crate::layers::LayerOptions {
@@ -200,7 +225,10 @@ fn write_index_output(
             out.flush().map_err(io(dest))
         }
         OutputKind::Oci | OutputKind::Docker => {
-            let desc = Descriptor::new(media::OCI_INDEX, index.digest.clone(), index.size);
+            let mut desc = Descriptor::new(media::OCI_INDEX, index.digest.clone(), index.size);
+            if !index.descriptor_annotations.is_empty() {
+                desc.annotations = Some(index.descriptor_annotations.clone());
+            }
             let names: Vec<ArchiveName> = names.iter().map(archive_name).collect();
             let mtime = source_date_epoch.unwrap_or(0).max(0) as u64;
             let mut out = open_dest(dest)?;
@@ -235,6 +263,7 @@ pub fn write_output(
     output: &Output,
     names: &[ImageRef],
     source_date_epoch: Option<i64>,
+    descriptor_annotations: &BTreeMap<String, String>,
 ) -> Result<()> {
     let (kind, dest) = (output.kind, output.dest.as_path());
     match kind {
@@ -282,12 +311,16 @@ pub fn write_output(
             } else {
                 ArchiveFormat::Docker
             };
+            let mut manifest = Descriptor::new(
+                media::OCI_MANIFEST,
+                outcome.manifest_digest.clone(),
+                outcome.manifest_size,
+            );
+            if !descriptor_annotations.is_empty() {
+                manifest.annotations = Some(descriptor_annotations.clone());
+            }
             let image = ArchiveImage {
-                manifest: Descriptor::new(
-                    media::OCI_MANIFEST,
-                    outcome.manifest_digest.clone(),
-                    outcome.manifest_size,
-                ),
+                manifest,
                 config: outcome.config_digest.clone(),
                 layers: outcome
                     .manifest

@@ -100,9 +100,8 @@ pub struct BuildArgs {
     /// Evaluate the build checks and exit (non-zero when one fires); builds nothing
     #[arg(long)]
     pub check: bool,
-    /// What to do: build (default) or check (`--check`)
-    #[arg(long)]
-    pub call: Option<String>,
+    #[command(flatten)]
+    pub sandbox: super::build_flags::BuildSandboxArgs,
     #[command(flatten)]
     pub timeouts: super::RegistryTimeoutArgs,
     /// Build context: a directory, a git URL (`URL#REF:SUBDIR`), an http(s) tarball or
@@ -128,7 +127,7 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
         }
         Validated::Build(plan) => plan,
     };
-    if super::check::parse_call(a.check, a.call.as_deref())? == super::check::Call::Check {
+    if super::check::parse_call(a.check, a.sandbox.call.as_deref())? == super::check::Call::Check {
         return super::check::run(&plan);
     }
     super::check::before_build(&plan)?;
@@ -296,6 +295,13 @@ fn validate(
             }
         }
     }
+    // `--call outline|targets` answers from the Dockerfile instead of building.
+    if let Some(out) = a
+        .sandbox
+        .call_output(&df, &text, a.target.as_deref(), &build_args)?
+    {
+        return Ok(Validated::DryRun(out));
+    }
     // `--platform`, else `$DOCKER_DEFAULT_PLATFORM` (as docker build), else the host's.
     let platforms = match (&a.platform, std::env::var("DOCKER_DEFAULT_PLATFORM")) {
         (Some(p), _) => Platform::parse_list(p, "--platform")?,
@@ -317,7 +323,7 @@ fn validate(
         match PlatformPlan::resolve(&df, &graph_options, platform.clone()) {
             Ok(p) => platform_plans.push(p),
             Err(e) => {
-                if super::check::parse_call(a.check, a.call.as_deref())?
+                if super::check::parse_call(a.check, a.sandbox.call.as_deref())?
                     == super::check::Call::Check
                 {
                     super::check::before_resolve_error(
@@ -342,6 +348,13 @@ fn validate(
                 }
                 return Err(e.into());
             }
+        }
+    }
+    // RUN steps that need an entitlement are refused before anything runs, as BuildKit's.
+    let entitlements = a.sandbox.entitlements(a.network.as_deref())?;
+    for p in &platform_plans {
+        if let Err((line, e)) = crate::engine::check_entitlements(entitlements, &p.graph) {
+            return Err(dockerfile_error(&df_name, &text, line, &e.to_string()));
         }
     }
     if a.dry_run {
@@ -482,6 +495,9 @@ fn validate(
         squash: a.squash,
         pull: a.pull,
         network,
+        entitlements,
+        sandbox: a.sandbox.sandbox()?,
+        annotations: a.sandbox.annotations()?,
         secrets,
         ssh,
         compression,
@@ -641,6 +657,19 @@ fn report_failure(plan: &BuildPlan, e: &EngineError) {
                 &source.to_string()
             )
         );
+    }
+}
+
+/// Prints the Dockerfile excerpt at `line` with `message` and returns the error naming it.
+fn dockerfile_error(df_name: &str, text: &str, line: usize, message: &str) -> crate::Error {
+    let span = crate::parser::Span {
+        start: line,
+        end: line,
+    };
+    errln!("{}", redacted_render(df_name, text, span, message));
+    crate::Error::Dockerfile {
+        location: format!("{df_name}:{line}"),
+        message: message.to_string(),
     }
 }
 

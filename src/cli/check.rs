@@ -19,11 +19,14 @@ pub enum Call {
 /// `outline` and `targets`, are not supported).
 pub fn parse_call(check: bool, call: Option<&str>) -> crate::Result<Call> {
     let named = match call.map(|c| c.split(',').next().unwrap_or("").trim()) {
-        None | Some("build") => Call::Build,
+        // outline and targets are answered before this (`build_flags`), without building.
+        None | Some("build" | "outline" | "targets") => {
+            return Ok(if check { Call::Check } else { Call::Build });
+        }
         Some("check") => Call::Check,
         Some(other) => {
             return Err(crate::Error::Usage(format!(
-                "--call {other}: expected build or check"
+                "--call {other}: expected build, check, outline or targets"
             )));
         }
     };

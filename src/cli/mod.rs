@@ -23,14 +23,18 @@ macro_rules! err {
 
 pub mod archive;
 pub mod build;
+pub mod build_flags;
 pub mod check;
 pub mod images;
 pub mod login;
 pub mod maintenance;
 pub mod progress;
 pub mod pull_push;
+pub mod run_env;
+pub mod run_mounts;
 pub mod sandbox_run;
 pub mod system;
+pub mod unsupported;
 
 use crate::registry::{Client, TimeLimit};
 use clap::{Args, Parser, Subcommand};
@@ -152,6 +156,8 @@ pub enum Command {
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
     /// Run a command in a throwaway container of an image
+    // `-h` is docker run's `--hostname`: help is `--help` only there.
+    #[command(disable_help_flag = true)]
     Run(sandbox_run::RunArgs),
     /// Pull an image from a registry
     Pull(pull_push::PullArgs),

@@ -1,9 +1,11 @@
 //! `hoist run`: run a command in a throwaway sandbox of an image, like `docker run --rm`: the
 //! command is PID 1 (`--init` puts hoist's reaping init in front), with Docker's default
-//! seccomp profile and no `no_new_privs` unless `--security-opt` says otherwise.
+//! seccomp profile and no `no_new_privs` unless `--security-opt` says otherwise. Volumes and
+//! mounts are read in `run_mounts`, `--env-file` in `run_env`; `-t` gives the command a pty
+//! (the OCI runtime allocates and relays it), `-i` hoist's stdin.
 
 use super::GlobalArgs;
-use crate::executor::{self, Limits, Network, RunSpec, Seccomp, Security};
+use crate::executor::{self, Limits, Network, RunSpec, SandboxOptions, Seccomp, Security, Stdio};
 use crate::oci::RunConfig;
 use clap::Args;
 use std::io::Write;
@@ -27,7 +29,7 @@ pub struct RunArgs {
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
     /// Memory limit (e.g. 512m)
-    #[arg(long)]
+    #[arg(short = 'm', long)]
     pub memory: Option<String>,
     /// CPU limit (e.g. 1.5)
     #[arg(long)]
@@ -38,6 +40,42 @@ pub struct RunArgs {
     /// Override the image's entrypoint
     #[arg(long)]
     pub entrypoint: Option<String>,
+    /// Read environment variables from a file of KEY=VALUE lines (repeatable)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Bind mount or volume: [HOST-DIR|NAME:]CONTAINER-DIR[:ro|rw] (repeatable)
+    #[arg(short = 'v', long = "volume", value_name = "[SRC:]DST[:OPTS]")]
+    pub volumes: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…] (repeatable)
+    #[arg(long = "mount", value_name = "type=…,target=…")]
+    pub mounts: Vec<String>,
+    /// Keep stdin open: the command reads hoist's stdin
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY for the command
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Remove the container when it exits (always the case: hoist keeps no containers)
+    #[arg(long)]
+    pub rm: bool,
+    /// Container host name (default hoist)
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Name of the container (shown in hoist's messages about it)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Add a host-to-IP mapping to /etc/hosts: HOST:IP (repeatable)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Ulimit: TYPE=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable)
+    #[arg(long = "ulimit", value_name = "TYPE=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm, e.g. 128m (default 64m)
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
     /// Run an init inside the sandbox that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
@@ -61,6 +99,41 @@ pub struct RunArgs {
 /// Runs `hoist run`: the image's entrypoint/cmd (or the given command) in a throwaway sandbox,
 /// output to the terminal, the process's exit code as hoist's.
 pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
+    let name = a.name.as_deref().unwrap_or("hoist run");
+    run_named(g, &a).map_err(|e| match e {
+        // Name the container in what went wrong inside it, as docker's messages do.
+        crate::Error::Executor(e) if a.name.is_some() => {
+            crate::Error::Usage(format!("container {name}: {e}"))
+        }
+        e => e,
+    })
+}
+
+fn run_named(g: &GlobalArgs, a: &RunArgs) -> crate::Result<ExitCode> {
+    if let Some(n) = &a.name
+        && !valid_name(n)
+    {
+        return Err(crate::Error::Usage(format!(
+            "--name {n:?}: invalid container name, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    // As docker: `-it` needs a terminal to read from.
+    if a.tty && a.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(crate::Error::Usage(
+            "the input device is not a TTY; drop -t (or -i), or run hoist from a terminal".into(),
+        ));
+    }
+    if let Some(h) = &a.hostname
+        && (h.is_empty()
+            || h.len() > 253
+            || !h
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    {
+        return Err(crate::Error::Usage(format!(
+            "--hostname {h:?}: expected a host name (letters, digits, '-' and '.')"
+        )));
+    }
     let network = parse_network(&a.network)?;
     let memory = a.memory.as_deref().map(parse_memory).transpose()?;
     let cpus = a.cpus.as_deref().map(parse_cpus).transpose()?;
@@ -80,6 +153,9 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
         errln!("{note}");
     }
     let runtime = selected.isolation;
+    if let Some(n) = &a.name {
+        NAME.get_or_init(|| n.clone());
+    }
     executor::install_signal_handlers(Duration::from_secs(10), on_signal)?;
     // Whatever a killed hoist left behind in the pool goes first.
     executor::cleanup_stale(&pool)?;
@@ -103,7 +179,13 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
             a.image
         )));
     }
-    let env = merge_env(rc.env.as_deref().unwrap_or(&[]), &a.env, |k| {
+    // `--env-file` entries first, so `-e` overrides them (as docker).
+    let mut env_flags = Vec::new();
+    for f in &a.env_file {
+        env_flags.extend(super::run_env::read_env_file(f)?);
+    }
+    env_flags.extend(a.env.iter().cloned());
+    let env = merge_env(rc.env.as_deref().unwrap_or(&[]), &env_flags, |k| {
         std::env::var(k).ok()
     });
     let cwd = a
@@ -136,6 +218,25 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
         source: e,
     })?;
 
+    let volume_dirs = super::run_mounts::VolumeDirs {
+        named: &g.store_root().join("volumes"),
+        anonymous: &scratch.path().join("volumes"),
+    };
+    let mut mounts = Vec::new();
+    for v in &a.volumes {
+        mounts.push(super::run_mounts::parse_volume(v, &volume_dirs)?);
+    }
+    for m in &a.mounts {
+        mounts.push(super::run_mounts::parse_mount(m, &volume_dirs)?);
+    }
+    // Empty volumes get the image's files at their target first, as docker's.
+    let volumes = super::run_mounts::volumes(&mounts, &volume_dirs);
+    if !volumes.is_empty() {
+        let view = runtime.view(&lowers)?;
+        for (target, dir) in volumes {
+            super::run_mounts::populate(view.path(), target, dir)?;
+        }
+    }
     let spec = RunSpec {
         // An image may repeat a layer; overlay refuses a dir given twice (ELOOP).
         lowers,
@@ -144,15 +245,22 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
         env,
         cwd,
         user,
-        hostname: "hoist".into(),
+        hostname: a.hostname.clone().unwrap_or_else(|| "hoist".into()),
         network,
-        mounts: Vec::new(),
+        mounts,
         limits: Limits {
             memory,
             cpus,
             pids: a.pids_limit,
         },
         security,
+        sandbox: SandboxOptions {
+            stdio: Stdio {
+                stdin: a.interactive,
+                tty: a.tty,
+            },
+            ..sandbox_options(a)?
+        },
     };
     if let Some(note) = executor::limits_note(&spec.limits) {
         errln!("{note}");
@@ -166,8 +274,32 @@ pub fn run(g: &GlobalArgs, a: RunArgs) -> crate::Result<ExitCode> {
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
+/// `--add-host`, `--ulimit` and `--shm-size`, read as `hoist build` reads them.
+fn sandbox_options(a: &RunArgs) -> crate::Result<SandboxOptions> {
+    super::build_flags::BuildSandboxArgs {
+        add_host: a.add_host.clone(),
+        ulimit: a.ulimit.clone(),
+        shm_size: a.shm_size.clone(),
+        ..Default::default()
+    }
+    .sandbox()
+}
+
+/// `--name`, for the signal handler's message.
+static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn on_signal(sig: i32) {
-    errln!("hoist: signal {sig} received, stopping the sandbox");
+    match NAME.get() {
+        Some(n) => errln!("hoist: signal {sig} received, stopping container {n}"),
+        None => errln!("hoist: signal {sig} received, stopping the sandbox"),
+    }
+}
+
+/// docker's rule for a container name.
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
+        && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
 }
 
 /// The image's config and unpacked layers, pulling it first when the store lacks it (a local

@@ -17,6 +17,7 @@ mod stage;
 mod stream;
 
 pub use output::BuildOutcome;
+pub use run::{Entitlements, check_graph as check_entitlements};
 pub use shared::SharedSteps;
 
 use crate::cache::CacheIndex;
@@ -53,6 +54,15 @@ pub enum EngineError {
         command: String,
         code: i32,
         tail: String,
+    },
+    /// A RUN asks for what only an entitlement allows.
+    #[error(
+        "{what} is not allowed: it needs the {entitlement} entitlement; add `--allow \
+         {entitlement}` to hoist build (BuildKit refuses it the same way)"
+    )]
+    NotEntitled {
+        what: &'static str,
+        entitlement: &'static str,
     },
     #[error("invalid {what} value {value:?}: {reason}")]
     BadValue {
@@ -127,6 +137,10 @@ pub struct BuildRequest {
     pub squash: bool,
     pub pull: bool,
     pub network: Network,
+    /// `--allow`: what RUN may ask for beyond the default sandbox.
+    pub entitlements: Entitlements,
+    /// `--add-host`, `--ulimit`, `--shm-size`: applied to every RUN.
+    pub sandbox: crate::executor::SandboxOptions,
     pub secrets: BTreeMap<String, Secret>,
     /// `--ssh` agent sockets by id.
     pub ssh: BTreeMap<String, PathBuf>,

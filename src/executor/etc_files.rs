@@ -3,15 +3,21 @@
 //! over the stubs [`prepare`](super::prepare) created, so the image's own files stay as they
 //! were in the layer.
 
-use super::{Network, Result, RunSpec, io_err};
+use super::{ExtraHost, Network, Result, RunSpec, io_err};
 use std::path::{Path, PathBuf};
 
 /// The hostname a run gets when its spec names none.
 const DEFAULT_HOSTNAME: &str = "hoist";
 
-/// `/etc/hosts` for a sandbox named `hostname`.
-pub fn hosts_file(hostname: &str) -> String {
-    format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+/// `/etc/hosts` for a sandbox named `hostname`: BuildKit's two default lines, then each
+/// `--add-host` entry as `IP<tab>HOST`, in the order given.
+pub fn hosts_file(hostname: &str, extra: &[ExtraHost]) -> String {
+    let mut s =
+        format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for h in extra {
+        s.push_str(&format!("{}\t{}\n", h.ip, h.host));
+    }
+    s
 }
 
 /// `/etc/resolv.conf` for a sandbox: the host's, or public resolvers when it has none usable.
@@ -49,7 +55,11 @@ pub(crate) fn write(dir: &Path, spec: &RunSpec) -> Result<Vec<(String, PathBuf)>
                 spec.network,
             ),
         ),
-        ("/etc/hosts", dir.join("hosts"), hosts_file(hostname)),
+        (
+            "/etc/hosts",
+            dir.join("hosts"),
+            hosts_file(hostname, &spec.sandbox.extra_hosts),
+        ),
         (
             "/etc/hostname",
             dir.join("hostname"),
@@ -95,6 +105,10 @@ mod tests {
             mounts: vec![],
             limits: Default::default(),
             security: Default::default(),
+            sandbox: crate::executor::SandboxOptions {
+                extra_hosts: vec![crate::executor::sandbox::parse_add_host("db:10.1.2.3").unwrap()],
+                ..Default::default()
+            },
         };
         let files = write(tmp.path(), &spec).unwrap();
         let dests: Vec<&str> = files.iter().map(|(d, _)| d.as_str()).collect();
@@ -104,6 +118,11 @@ mod tests {
             std::fs::read_to_string(&files[1].1)
                 .unwrap()
                 .contains("localhost hoist")
+        );
+        assert!(
+            std::fs::read_to_string(&files[1].1)
+                .unwrap()
+                .ends_with("ip6-loopback\n10.1.2.3\tdb\n")
         );
     }
 }

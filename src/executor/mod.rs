@@ -37,6 +37,7 @@ mod oci;
 mod overlay;
 mod pool;
 mod prepare;
+pub mod sandbox;
 pub mod seccomp;
 mod select;
 pub mod user;
@@ -46,6 +47,7 @@ pub use chroot::{Chroot, helper_entry};
 pub use cleanup::{cleanup_stale, install_signal_handlers, shutdown_requested};
 pub use oci::{OciRuntime, limits_note};
 pub use pool::default_pool_dir;
+pub use sandbox::{ExtraHost, SandboxOptions, Stdio, Ulimit};
 pub use seccomp::Seccomp;
 pub use select::{CHROOT_NOTE, ISOLATION_ENV, IsolationKind, Selected, select};
 pub use user::ResolvedUser;
@@ -104,6 +106,10 @@ pub struct Security {
     pub no_new_privileges: bool,
     /// The seccomp filter (`--security-opt seccomp=…`).
     pub seccomp: Seccomp,
+    /// BuildKit's insecure mode (`RUN --security=insecure`, allowed by `--allow
+    /// security.insecure`): every capability, no seccomp filter, no masked or read-only
+    /// `/proc` paths, all devices allowed, `/sys` and the cgroup fs writable.
+    pub insecure: bool,
 }
 
 /// One process to run in a sandbox.
@@ -124,8 +130,10 @@ pub struct RunSpec {
     pub network: Network,
     pub mounts: Vec<Mount>,
     pub limits: Limits,
-    /// PID 1, `no_new_privs` and seccomp.
+    /// PID 1, `no_new_privs`, seccomp and insecure mode.
     pub security: Security,
+    /// Extra hosts, rlimits, `/dev/shm` size, stdin and terminal.
+    pub sandbox: SandboxOptions,
 }
 
 /// An isolation backend: it owns the whole life of a build's root filesystems, so that the
@@ -227,6 +235,15 @@ pub enum ExecutorError {
     /// A seccomp profile is unusable, or cannot be applied here.
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    /// The backend cannot give the sandbox something the run asks for.
+    #[error(
+        "{what} is not supported by the {backend} isolation; run hoist where it can use an \
+         OCI runtime (as root, or rootless with user namespaces), or leave {what} out"
+    )]
+    Unsupported {
+        backend: &'static str,
+        what: &'static str,
+    },
     /// hoist is shutting down after SIGINT/SIGTERM.
     #[error("interrupted: hoist is shutting down")]
     Interrupted,

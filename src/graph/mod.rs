@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod named;
+pub mod outline;
 pub mod plan;
 mod resolve;
 

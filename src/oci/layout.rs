@@ -52,7 +52,8 @@ pub struct ArchiveName {
 /// One image to archive: its manifest, the blobs it needs and its names.
 #[derive(Debug, Clone)]
 pub struct ArchiveImage {
-    /// The manifest's descriptor (media type, digest, size), without annotations.
+    /// The manifest's descriptor (media type, digest, size, and any annotations of its own,
+    /// such as `--annotation manifest-descriptor:…`).
     pub manifest: Descriptor,
     pub config: Digest,
     pub layers: Vec<Digest>,
@@ -67,16 +68,16 @@ impl ArchiveImage {
             .chain(std::iter::once(&self.manifest.digest))
     }
 
-    /// The image's entry in `index.json`: the manifest, annotated with the first name.
+    /// The image's entry in `index.json`: the manifest, annotated with the first name (added
+    /// to the descriptor's own annotations).
     pub fn index_descriptor(&self) -> Descriptor {
         let mut desc = self.manifest.clone();
         if let Some(first) = self.names.first() {
-            let mut a = BTreeMap::new();
+            let a = desc.annotations.get_or_insert_with(BTreeMap::new);
             a.insert(ANNOTATION_IMAGE_NAME.to_string(), first.full.clone());
             if let Some(tag) = &first.tag {
                 a.insert(ANNOTATION_REF_NAME.to_string(), tag.clone());
             }
-            desc.annotations = Some(a);
         }
         desc
     }

@@ -64,12 +64,14 @@ pub struct Descriptor {
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
+    // Fields in the OCI image-spec's (and so BuildKit's) JSON order: an annotated index entry
+    // serialises to the same bytes as BuildKit writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
+    pub urls: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub urls: Option<Vec<String>>,
+    pub platform: Option<Platform>,
 }
 
 impl Descriptor {

@@ -6,17 +6,19 @@
 mod argv;
 mod bind;
 mod cache;
+mod entitlements;
 mod in_root;
 mod secret;
 mod ssh;
 mod tmpfs;
 
 pub(crate) use argv::run_argv;
+pub use entitlements::{Entitlements, check_graph};
 
 use super::stage::{Named, RootView, State, layer_step, load_image, named};
 use super::{BuildEvent, Ctx, EngineError, Result, StageResult, config};
 use crate::cache::StepKey;
-use crate::executor::{Limits, Mount, MountKind, Network, RunSpec};
+use crate::executor::{Limits, Mount, MountKind, RunSpec};
 use crate::graph::{Source, Step};
 use crate::parser::expand::Lookup as _;
 use crate::parser::mounts::{MountSpec, parse_mount};
@@ -207,6 +209,7 @@ pub(crate) fn run_step(
         heredocs,
         mounts,
         network,
+        security,
         ..
     } = &step.node.instruction
     else {
@@ -215,18 +218,12 @@ pub(crate) fn run_step(
     let shell = config::shell_of(&st.config.config);
     let (argv, script) = run_argv(&shell, cmd, heredocs);
     let prepared = prepare_mounts(ctx, st, step, mounts, deps)?;
-    let net = match network.as_deref() {
-        Some("none") => Network::None,
-        Some("host") | Some("default") => Network::Host,
-        Some(other) => {
-            return Err(EngineError::BadValue {
-                what: "RUN --network",
-                value: other.into(),
-                reason: "expected default, none or host".into(),
-            });
-        }
-        None => ctx.req.network,
-    };
+    let (net, insecure) = entitlements::check(
+        ctx.req.entitlements,
+        network.as_deref(),
+        security.as_deref(),
+        ctx.req.network,
+    )?;
     let mut env = st.run_env();
     let user = st.config.config.user.clone().unwrap_or_default();
     let cwd = st
@@ -247,6 +244,18 @@ pub(crate) fn run_step(
         .part("cwd", cwd.as_str())
         .part("mounts", prepared.key.as_str())
         .network(net);
+    // Only when set, so the keys of plain RUNs stay as they were.
+    let sandbox_key = ctx.req.sandbox.key_text();
+    let key = if sandbox_key.is_empty() {
+        key
+    } else {
+        key.part("sandbox", sandbox_key)
+    };
+    let key = if insecure {
+        key.part("security", "insecure")
+    } else {
+        key
+    };
     let shown_args: Vec<(String, String)> = {
         let lookup = st.lookup();
         st.args
@@ -305,7 +314,11 @@ pub(crate) fn run_step(
             network: net,
             mounts,
             limits: Limits::default(),
-            security: Default::default(),
+            security: crate::executor::Security {
+                insecure,
+                ..Default::default()
+            },
+            sandbox: ctx.req.sandbox.clone(),
         };
         let mut tail: Vec<u8> = Vec::new();
         let reporter = ctx.reporter;

@@ -167,9 +167,38 @@ impl Drop for RunDir {
     }
 }
 
+/// What this backend cannot give a run, refused by name rather than ignored: it has no mount
+/// for `/dev/shm`, no rlimit or capability setup of its own, and no pty relay. (`--add-host`
+/// works: the shared `/etc/hosts` writer applies it.)
+fn refuse_unsupported(spec: &RunSpec) -> Result<()> {
+    let unsupported = |what| {
+        Err(ExecutorError::Unsupported {
+            backend: "chroot",
+            what,
+        })
+    };
+    if !spec.sandbox.ulimits.is_empty() {
+        return unsupported("--ulimit");
+    }
+    if spec.sandbox.shm_size.is_some() {
+        return unsupported("--shm-size");
+    }
+    if spec.security.insecure {
+        return unsupported("RUN --security=insecure");
+    }
+    if spec.sandbox.stdio.tty {
+        return unsupported("a terminal (-t)");
+    }
+    if spec.sandbox.stdio.stdin {
+        return unsupported("stdin (-i)");
+    }
+    Ok(())
+}
+
 impl Chroot {
     fn run_inner(&self, spec: &RunSpec, out: &mut dyn FnMut(&[u8])) -> Result<i32> {
         prepare::validate(spec)?;
+        refuse_unsupported(spec)?;
         let lowers = distinct_lowers(&spec.lowers);
         let before = self.tree(&lowers)?;
         let dir = self.pool.join(unique_name());

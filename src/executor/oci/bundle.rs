@@ -10,7 +10,9 @@
 //! add an `RLIMIT_NOFILE` of 1024, inheritable and ambient capabilities, `TERM=xterm` and an
 //! empty annotations map): the config says exactly what hoist asks for, nothing more.
 
-use crate::executor::{ExecutorError, Limits, Mount, MountKind, Network, ResolvedUser, Result};
+use crate::executor::{
+    ExecutorError, Limits, Mount, MountKind, Network, ResolvedUser, Result, Ulimit,
+};
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
@@ -92,6 +94,14 @@ pub struct SpecInputs<'a> {
     pub no_new_privileges: bool,
     /// The rendered seccomp filter ([`crate::executor::seccomp::filter`]); `None`: none.
     pub seccomp: Option<LinuxSeccomp>,
+    /// `process.rlimits` (`--ulimit`); none leaves the runtime's.
+    pub ulimits: &'a [Ulimit],
+    /// The `/dev/shm` tmpfs size in bytes (`--shm-size`); `None`: 64 MiB.
+    pub shm_size: Option<u64>,
+    /// BuildKit's insecure mode ([`insecure`]).
+    pub insecure: bool,
+    /// `process.terminal`: the runtime allocates a pty and relays it (`hoist run -t`).
+    pub terminal: bool,
 }
 
 /// [`DEFAULT_CAPS`] by their names (`CAP_CHOWN`, …), as seccomp profiles' conditions name them.
@@ -127,6 +137,9 @@ pub fn config(i: &SpecInputs) -> std::result::Result<Spec, OciSpecError> {
         .linux(linux)
         .build()?;
     spec.set_annotations(None);
+    if i.insecure {
+        super::insecure::apply(&mut spec)?;
+    }
     Ok(spec)
 }
 
@@ -155,7 +168,7 @@ fn process(i: &SpecInputs) -> std::result::Result<oci_spec::runtime::Process, Oc
     capabilities.set_inheritable(None);
     capabilities.set_ambient(None);
     let mut p = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(i.terminal)
         .user(user.build()?)
         .args(i.argv.to_vec())
         .env(i.env.clone())
@@ -163,7 +176,7 @@ fn process(i: &SpecInputs) -> std::result::Result<oci_spec::runtime::Process, Oc
         .capabilities(capabilities)
         .no_new_privileges(i.no_new_privileges)
         .build()?;
-    p.set_rlimits(None);
+    p.set_rlimits(rlimits(i.ulimits)?);
     Ok(p)
 }
 
@@ -202,12 +215,21 @@ fn mounts(i: &SpecInputs) -> std::result::Result<Vec<oci_spec::runtime::Mount>, 
                 "gid=5",
             ],
         )?,
-        m(
-            "/dev/shm",
-            "tmpfs",
-            Path::new("shm"),
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        )?,
+        match i.shm_size {
+            None => m(
+                "/dev/shm",
+                "tmpfs",
+                Path::new("shm"),
+                &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            )?,
+            // `--shm-size`: BuildKit mounts a plain tmpfs of that size there instead.
+            Some(b) => m(
+                "/dev/shm",
+                "tmpfs",
+                Path::new("tmpfs"),
+                &["nosuid", &format!("size={b}")],
+            )?,
+        },
         m(
             "/dev/mqueue",
             "mqueue",
@@ -265,6 +287,31 @@ fn mounts(i: &SpecInputs) -> std::result::Result<Vec<oci_spec::runtime::Mount>, 
         });
     }
     Ok(out)
+}
+
+/// `--ulimit` entries as OCI rlimits; `None` when there are none.
+fn rlimits(
+    ulimits: &[Ulimit],
+) -> std::result::Result<Option<Vec<oci_spec::runtime::PosixRlimit>>, OciSpecError> {
+    if ulimits.is_empty() {
+        return Ok(None);
+    }
+    ulimits
+        .iter()
+        .map(|u| {
+            // The type names are fixed strings: `parse_ulimit` admits only known ones.
+            let typ = serde_json::from_value::<oci_spec::runtime::PosixRlimitType>(
+                serde_json::Value::String(u.oci_type()),
+            )
+            .map_err(|e| OciSpecError::Other(format!("--ulimit {}: {e}", u.name)))?;
+            oci_spec::runtime::PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(u.soft)
+                .hard(u.hard)
+                .build()
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn namespaces(network: Network) -> std::result::Result<Vec<LinuxNamespace>, OciSpecError> {
@@ -370,6 +417,10 @@ mod tests {
             cgroups_path: "/hoist/x".into(),
             no_new_privileges: false,
             seccomp: None,
+            ulimits: &[],
+            shm_size: None,
+            insecure: false,
+            terminal: false,
         }
     }
 

@@ -22,6 +22,7 @@
 //! [`fixup`]: crate::executor::fixup
 
 mod bundle;
+mod insecure;
 mod rootfs;
 mod rootless;
 mod run_state;
@@ -158,12 +159,17 @@ impl OciRuntime {
         } else {
             spec.argv.clone()
         };
-        let seccomp = seccomp::for_run(
-            &spec.security.seccomp,
-            &bundle::default_cap_names(),
-            &self.binary,
-            out,
-        )?;
+        // Insecure mode runs without a filter, as BuildKit's.
+        let seccomp = if spec.security.insecure {
+            None
+        } else {
+            seccomp::for_run(
+                &spec.security.seccomp,
+                &bundle::default_cap_names(),
+                &self.binary,
+                out,
+            )?
+        };
         let config = bundle::config(&SpecInputs {
             rootfs: st.rootfs.clone(),
             argv: &argv,
@@ -178,6 +184,10 @@ impl OciRuntime {
             cgroups_path: format!("/hoist/{}", st.id),
             no_new_privileges: spec.security.no_new_privileges,
             seccomp,
+            ulimits: &spec.sandbox.ulimits,
+            shm_size: spec.sandbox.shm_size,
+            insecure: spec.security.insecure,
+            terminal: spec.sandbox.stdio.tty,
         })
         .map_err(ExecutorError::RuntimeConfig)?;
         let mut config = config;
@@ -186,7 +196,7 @@ impl OciRuntime {
         }
         bundle::write(&st.dir, &config)?;
 
-        let code = spawn::run(self, &mut st, spec.security.init, out)?;
+        let code = spawn::run(self, &mut st, spec.security.init, spec.sandbox.stdio, out)?;
 
         st.delete_container()?;
         root.finish(&mut st)?;
