@@ -465,10 +465,10 @@ fn run_with_a_pty_and_stdin() {
 #[test]
 fn docker_flags_hoist_lacks_are_named() {
     let root = tempfile::tempdir().unwrap();
-    let o = hoist(root.path(), &["build", "--squash", "."]);
+    let o = hoist(root.path(), &["build", "--load", "."]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o).contains("hoist build: --squash is not supported yet"),
+        text(&o).contains("hoist build: --load is not supported yet"),
         "{}",
         text(&o)
     );
