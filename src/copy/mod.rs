@@ -30,6 +30,7 @@ mod fsops;
 mod hash_cache;
 mod key;
 mod select;
+mod sent;
 mod write;
 
 use crate::parser::dockerignore::{IgnoreError, Matcher};
@@ -37,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 pub use hash_cache::HashCache;
 pub use key::content_key;
+pub use sent::SentPaths;
 
 /// The host path of `rel` inside `root`, every symlink resolved in-root (`..` and absolute
 /// links clamped at the root) by the same fd walk COPY uses; `None` when it does not exist.
@@ -93,6 +95,9 @@ pub struct CopyRequest {
     pub heredocs: Vec<(String, String)>,
     /// `SOURCE_DATE_EPOCH`: file times are clamped to it.
     pub source_date_epoch: Option<i64>,
+    /// The context paths BuildKit would have been sent (None: all of them); decides whether
+    /// a wildcard that matches nothing may copy nothing.
+    pub sent: Option<std::sync::Arc<SentPaths>>,
 }
 
 /// Errors from COPY/ADD.
@@ -108,11 +113,6 @@ pub enum CopyError {
         "failed to compute cache key: no source files were specified: pattern \"{pattern}\" matches no files in {root}"
     )]
     NoMatch { pattern: String, root: PathBuf },
-    /// Several sources need a directory destination.
-    #[error(
-        "when using COPY with more than one source file, the destination must be a directory and end with a /: {dest}"
-    )]
-    DestNotDir { dest: String },
     /// A destination component exists and is not a directory.
     #[error("cannot copy to {dest}: {path} exists in the image and is not a directory")]
     NotADirectory { dest: String, path: String },
