@@ -139,6 +139,7 @@ impl Lab {
             no_cache_filter: vec![],
             pull: false,
             network: Network::Host,
+            entitlements: Default::default(),
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
             compression: Default::default(),

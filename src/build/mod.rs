@@ -155,6 +155,8 @@ pub struct BuildPlan {
     pub no_cache_filter: Vec<String>,
     pub pull: bool,
     pub network: Network,
+    /// `--allow`: entitlements granted to RUN.
+    pub entitlements: crate::engine::Entitlements,
     pub secrets: BTreeMap<String, Secret>,
     /// `--ssh` agent sockets by id.
     pub ssh: BTreeMap<String, PathBuf>,
@@ -372,6 +374,7 @@ fn request(
         no_cache_filter: plan.no_cache_filter.clone(),
         pull: plan.pull,
         network: plan.network,
+        entitlements: plan.entitlements,
         secrets: plan.secrets.clone(),
         ssh: plan.ssh.clone(),
         compression: plan.compression,

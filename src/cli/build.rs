@@ -56,6 +56,10 @@ pub struct BuildArgs {
     /// Network for RUN: host (default) or none
     #[arg(long)]
     pub network: Option<String>,
+    /// Grant an entitlement to RUN: network.host (RUN --network=host) or security.insecure
+    /// (RUN --security=insecure); refused without it, as by BuildKit
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
     /// Secret to expose to RUN: id=ID,src=PATH or id=ID,env=VAR
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
@@ -350,6 +354,11 @@ fn validate(
             )));
         }
     };
+    let entitlements = crate::engine::Entitlements::parse(&a.allow).map_err(|e| {
+        usage(format!(
+            "--allow {e}: expected network.host or security.insecure"
+        ))
+    })?;
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => Some(v.parse::<i64>().map_err(|_| {
             usage(format!(
@@ -426,6 +435,7 @@ fn validate(
         no_cache_filter: a.no_cache_filter.clone(),
         pull: a.pull,
         network,
+        entitlements,
         secrets,
         ssh,
         compression,

@@ -86,6 +86,12 @@ pub enum EngineError {
         spec: String,
         why: &'static str,
     },
+    /// A RUN flag the build was not granted (BuildKit: "network.host is not allowed").
+    #[error("{what} needs the {entitlement} entitlement: grant it with --allow {entitlement}")]
+    NotEntitled {
+        what: &'static str,
+        entitlement: &'static str,
+    },
     /// WORKDIR's path (or one of its parents) exists and is not a directory.
     #[error(
         "mkdir {path}: not a directory (WORKDIR cannot make a directory where the image has a file)"
@@ -124,6 +130,32 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// What a build may do beyond BuildKit's defaults (`hoist build --allow`): without them, the
+/// RUN flags that need them fail, as under BuildKit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Entitlements {
+    /// `network.host`: `RUN --network=host`.
+    pub network_host: bool,
+    /// `security.insecure`: `RUN --security=insecure`.
+    pub security_insecure: bool,
+}
+
+impl Entitlements {
+    /// Parses `--allow` values (`network.host`, `security.insecure`, comma-separated or
+    /// repeated); the unknown one is returned as the error.
+    pub fn parse<S: AsRef<str>>(values: &[S]) -> std::result::Result<Entitlements, String> {
+        let mut e = Entitlements::default();
+        for v in values.iter().flat_map(|v| v.as_ref().split(',')) {
+            match v.trim() {
+                "network.host" => e.network_host = true,
+                "security.insecure" => e.security_insecure = true,
+                other => return Err(other.to_string()),
+            }
+        }
+        Ok(e)
+    }
+}
+
 /// Everything a build needs, after the CLI validated it.
 pub struct BuildRequest {
     /// How errors name the Dockerfile (`Dockerfile`, `-`, a path).
@@ -138,6 +170,8 @@ pub struct BuildRequest {
     pub no_cache_filter: Vec<String>,
     pub pull: bool,
     pub network: Network,
+    /// `--allow`: entitlements granted to RUN.
+    pub entitlements: Entitlements,
     pub secrets: BTreeMap<String, Secret>,
     /// `--ssh` agent sockets by id.
     pub ssh: BTreeMap<String, PathBuf>,

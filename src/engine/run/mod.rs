@@ -186,6 +186,7 @@ pub(crate) fn run_step(
         heredocs,
         mounts,
         network,
+        security,
         ..
     } = &step.node.instruction
     else {
@@ -194,6 +195,20 @@ pub(crate) fn run_step(
     let shell = config::shell_of(&st.config.config);
     let (argv, script) = run_argv(&shell, cmd, heredocs);
     let prepared = prepare_mounts(ctx, st, step, mounts, deps)?;
+    // BuildKit refuses these unless the build grants the entitlement (`--allow`).
+    let ent = ctx.req.entitlements;
+    if network.as_deref() == Some("host") && !ent.network_host {
+        return Err(EngineError::NotEntitled {
+            what: "RUN --network=host",
+            entitlement: "network.host",
+        });
+    }
+    if security.as_deref() == Some("insecure") && !ent.security_insecure {
+        return Err(EngineError::NotEntitled {
+            what: "RUN --security=insecure",
+            entitlement: "security.insecure",
+        });
+    }
     let net = match network.as_deref() {
         Some("none") => Network::None,
         Some("host") | Some("default") => Network::Host,
