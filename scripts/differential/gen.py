@@ -143,7 +143,7 @@ def _run(r, names, esc, stages=()):
             "echo $$ > /pid.txt", "pwd > /pwd.txt", "env | sort | grep -v -e HOSTNAME -e OTEL_ -e TRACEPARENT > /env.txt",
             "ls /mnt/b > /ls.txt 2>&1 || true", "touch /cache/x; ls /cache > /c.txt",
             "ln -s /out.txt /link", "rm -f /etc/group", "echo \"$a-$b\" > /ab.txt",
-            "umask > /umask.txt", "ls -ln /dst > /lsdst.txt 2>&1 || true", "false || true",
+            "umask > /umask.txt", "stat -c '%n %a %u:%g %s' /dst/* > /lsdst.txt 2>&1 || true", "false || true",
             "printf '%s\\n' \"$NAME\" > /name.txt", "echo ok > rel.txt", "mkfifo /fifo",
             "ls -ln /scratchpad > /tmpfs.txt 2>&1 || true", "whoami > /who.txt 2>&1 || true",
             "ls -a / > /root.txt", "ls -a /etc/t /dst > /tar.txt 2>&1 || true",

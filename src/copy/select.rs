@@ -600,6 +600,11 @@ fn copy_top<S: Sink>(
     dest_dir: bool,
     parents: Option<usize>,
 ) -> Result<()> {
+    // See `CopyRequest::unchecked_parents`: the pivot is copied with nothing matched.
+    let missing = |sink: &mut S| match parents {
+        Some(_) if req.unchecked_parents => sink.mkdir_all(dest),
+        _ => Err(not_found(rel, &w.root_path)),
+    };
     let found = match w.root.resolve(rel, true) {
         Ok(f) => f,
         Err(e)
@@ -607,11 +612,13 @@ fn copy_top<S: Sink>(
                 || e.raw_os_error() == Some(libc::ENOTDIR)
                 || e.raw_os_error() == Some(libc::ELOOP) =>
         {
-            return Err(not_found(rel, &w.root_path));
+            return missing(sink);
         }
         Err(e) => return Err(io_err(w.root_path.join(rel))(e)),
     };
-    let meta = found.meta.ok_or_else(|| not_found(rel, &w.root_path))?;
+    let Some(meta) = found.meta else {
+        return missing(sink);
+    };
     let canon_rel = found.comps.join("/");
     if w.ignored(rel, meta.kind) || w.ignored(&canon_rel, meta.kind) {
         return Err(not_found(rel, &w.root_path));
