@@ -95,10 +95,10 @@ pub struct CopyRequest {
     pub heredocs: Vec<(String, String)>,
     /// `SOURCE_DATE_EPOCH`: file times are clamped to it.
     pub source_date_epoch: Option<i64>,
-    /// `--parents` from an image's own filesystem (`--from=<image>`, or a stage that only
-    /// changed config on one): a named source that does not exist copies nothing. BuildKit
-    /// checks `--parents` sources only while hashing the source's content, which it skips
-    /// for an image.
+    /// `--parents` from the very filesystem the COPY writes to (`FROM img` and
+    /// `--from=img`, or `--from` the stage this one is built on, no file step since): a named
+    /// source that does not exist copies nothing. BuildKit checks `--parents` sources only
+    /// while hashing the source's content, which it skips for the input it writes to.
     pub unchecked_parents: bool,
     /// The context paths BuildKit would have been sent (None: all of them); decides whether
     /// a wildcard that matches nothing may copy nothing.

@@ -60,26 +60,6 @@ fn sent_paths(ctx: &Ctx) -> Result<copy::SentPaths> {
     Ok(copy::SentPaths::new(paths).map_err(copy::CopyError::from)?)
 }
 
-/// True when `source`'s filesystem is an image's as pulled: an image, or a stage whose steps
-/// only change config, built on one (BuildKit's state is then the image itself).
-fn is_plain_image(ctx: &Ctx, source: &Source) -> bool {
-    match source {
-        Source::Image(_) => true,
-        Source::Scratch => false,
-        Source::Stage(i) => ctx.req.graph.stages.get(*i).is_some_and(|s| {
-            s.steps.iter().all(|st| {
-                !matches!(
-                    st.node.instruction,
-                    Instruction::Run { .. }
-                        | Instruction::Copy(_)
-                        | Instruction::Add(_)
-                        | Instruction::Workdir(_)
-                )
-            }) && is_plain_image(ctx, &s.base)
-        }),
-    }
-}
-
 /// COPY (`add` false) or ADD `a` of `step`, `--from` sources taken from `deps`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn copy_step(
@@ -173,7 +153,13 @@ pub(super) fn copy_step(
         keep_git_dir: a.keep_git_dir,
         heredocs,
         source_date_epoch: ctx.req.source_date_epoch,
-        unchecked_parents: a.parents && step.from.as_ref().is_some_and(|f| is_plain_image(ctx, f)),
+        // BuildKit's copy reads the same state it writes to (`FROM img` + `--from=img`, or a
+        // stage built on the source stage with no file step since): one input, whose content
+        // it never hashes, so --parents sources go unchecked.
+        unchecked_parents: a.parents
+            && from_layers
+                .as_ref()
+                .is_some_and(|(lowers, _)| *lowers == st.lowers()),
         sent: from_layers
             .is_none()
             .then(|| sent_paths(ctx))
