@@ -429,3 +429,24 @@ fn precheck_context_sources(ctx: &Ctx) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Entitlements;
+
+    #[test]
+    fn entitlements_parse_like_buildx_allow() {
+        let e = Entitlements::parse(&["network.host,security.insecure"]).unwrap();
+        assert!(e.network_host && e.security_insecure);
+        let e = Entitlements::parse(&["network.host"]).unwrap();
+        assert!(e.network_host && !e.security_insecure);
+        assert_eq!(
+            Entitlements::parse::<&str>(&[]).unwrap(),
+            Entitlements::default()
+        );
+        assert_eq!(
+            Entitlements::parse(&["device"]).unwrap_err(),
+            "device".to_string()
+        );
+    }
+}
