@@ -244,7 +244,7 @@ fn several_sources_to_a_plain_destination_land_in_turn() {
     assert_eq!(t.read("z/a") + &t.read("z/b"), "ab");
     t.file("d/c", "c");
     let e = t.copy(req(&["a", "d"], "/w")).unwrap_err();
-    assert!(matches!(e, CopyError::NotADirectory { .. }), "{e}");
+    assert!(matches!(e, CopyError::DirOntoEarlierFile { .. }), "{e}");
 }
 
 #[test]

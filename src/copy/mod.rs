@@ -118,6 +118,11 @@ pub enum CopyError {
         "failed to compute cache key: no source files were specified: pattern \"{pattern}\" matches no files in {root}"
     )]
     NoMatch { pattern: String, root: PathBuf },
+    /// A directory source lands where an earlier source of the same COPY wrote a file.
+    #[error(
+        "cannot copy a directory to {path}: an earlier source of this COPY wrote a file there (give the destination a trailing / to copy into a directory)"
+    )]
+    DirOntoEarlierFile { path: String },
     /// A destination component exists and is not a directory.
     #[error("cannot copy to {dest}: {path} exists in the image and is not a directory")]
     NotADirectory { dest: String, path: String },

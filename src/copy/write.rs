@@ -562,15 +562,18 @@ impl Sink for Writer {
             dest: format!("/{}", dest.join("/")),
             path: format!("/{}", dest.join("/")),
         };
+        // An earlier source of this COPY wrote a file there (BuildKit: "cannot copy to
+        // non-directory").
+        let onto_file = || CopyError::DirOntoEarlierFile {
+            path: format!("/{}", dest.join("/")),
+        };
         if self.is_deferred(dest) {
-            return Err(not_dir());
+            return Err(onto_file());
         }
         let dir = self.out_dir(parent)?;
         if let Ok(m) = fsops::lstat_at(dir.as_fd(), name) {
             if m.kind != Kind::Dir {
-                // An earlier source of this COPY wrote a file there (BuildKit: "cannot copy
-                // to non-directory").
-                return Err(not_dir());
+                return Err(onto_file());
             }
             return match role {
                 DirRole::Top => Ok(false),
