@@ -41,6 +41,10 @@ fn copy_tree(from: &Path, to: &Path) {
         let dst = to.join(rel);
         if e.file_type().is_dir() {
             std::fs::create_dir_all(&dst).expect("mkdir");
+        } else if e.file_type().is_symlink() {
+            // Kept as a link (the generator's contexts hold dangling and absolute ones).
+            let target = std::fs::read_link(e.path()).expect("read fixture link");
+            std::os::unix::fs::symlink(target, &dst).expect("fixture link");
         } else {
             std::fs::copy(e.path(), &dst).expect("copy fixture file");
         }

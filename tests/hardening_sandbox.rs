@@ -97,7 +97,9 @@ fn special_passwd_and_group_files_fail_fast_with_a_clear_error() {
         ),
         (
             "zero-group",
-            "RUN rm /etc/group && ln -s /dev/zero /etc/group\nCOPY --chown=0:nogroup Dockerfile /x\n",
+            // RUN's USER, not --chown: a file operation falls back to the user's gid for a
+            // group it cannot find, as in BuildKit.
+            "RUN rm /etc/group && ln -s /dev/zero /etc/group\nUSER 0:nogroup\nRUN true\n",
             "unable to find group nogroup",
         ),
         (

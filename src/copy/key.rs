@@ -7,7 +7,7 @@
 use super::chmod::Chmod;
 use super::fsops::{self, Kind, Meta};
 use super::hash_cache::HashCache;
-use super::select::{self, Sink, SrcEntry};
+use super::select::{self, DirRole, Sink, SrcEntry};
 use super::{CopyError, CopyRequest, CopySource, Result, io_err};
 use crate::fsroot;
 use crate::oci::Digest;
@@ -198,7 +198,8 @@ impl Sink for Hasher<'_, '_, '_> {
     fn mkdir_all(&mut self, _dest: &[String]) -> Result<()> {
         Ok(())
     }
-    fn dir_begin(&mut self, m: &Meta, _rel: &str, dest: &[String], top: bool) -> Result<bool> {
+    fn dir_begin(&mut self, m: &Meta, _rel: &str, dest: &[String], role: DirRole) -> Result<bool> {
+        let top = role == DirRole::Top;
         let (u, g) = self.owner(m);
         self.line(format!(
             "d /{} {:o} {u}:{g} {top}",

@@ -30,6 +30,7 @@ mod fsops;
 mod hash_cache;
 mod key;
 mod select;
+mod sent;
 mod write;
 
 use crate::parser::dockerignore::{IgnoreError, Matcher};
@@ -39,6 +40,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use add::parse_http_date;
 pub use hash_cache::HashCache;
 pub use key::content_key;
+pub use sent::SentPaths;
 
 /// The host path of `rel` inside `root`, every symlink resolved in-root (`..` and absolute
 /// links clamped at the root) by the same fd walk COPY uses; `None` when it does not exist.
@@ -95,6 +97,14 @@ pub struct CopyRequest {
     pub heredocs: Vec<(String, String)>,
     /// `SOURCE_DATE_EPOCH`: file times are clamped to it.
     pub source_date_epoch: Option<i64>,
+    /// `--parents` from the very filesystem the COPY writes to (`FROM img` and
+    /// `--from=img`, or `--from` the stage this one is built on, no file step since): a named
+    /// source that does not exist copies nothing. BuildKit checks `--parents` sources only
+    /// while hashing the source's content, which it skips for the input it writes to.
+    pub unchecked_parents: bool,
+    /// The context paths BuildKit would have been sent (None: all of them); decides whether
+    /// a wildcard that matches nothing may copy nothing.
+    pub sent: Option<std::sync::Arc<SentPaths>>,
 }
 
 /// Errors from COPY/ADD.
@@ -110,11 +120,11 @@ pub enum CopyError {
         "failed to compute cache key: no source files were specified: pattern \"{pattern}\" matches no files in {root}"
     )]
     NoMatch { pattern: String, root: PathBuf },
-    /// Several sources need a directory destination.
+    /// A directory source lands where an earlier source of the same COPY wrote a file.
     #[error(
-        "when using COPY with more than one source file, the destination must be a directory and end with a /: {dest}"
+        "cannot copy a directory to {path}: an earlier source of this COPY wrote a file there (give the destination a trailing / to copy into a directory)"
     )]
-    DestNotDir { dest: String },
+    DirOntoEarlierFile { path: String },
     /// A destination component exists and is not a directory.
     #[error("cannot copy to {dest}: {path} exists in the image and is not a directory")]
     NotADirectory { dest: String, path: String },

@@ -4,6 +4,7 @@
 //! [`Sink`] that writes them ([`super::write::Writer`]) or hashes them ([`super::key`]).
 
 use super::fsops::{self, Kind, Meta};
+use super::sent::SentPaths;
 use super::{CopyError, CopyRequest, CopySource, Result, add, io_err};
 use crate::fsroot::Root;
 use crate::parser::dockerignore::{Matcher, go_clean, go_match};
@@ -21,6 +22,23 @@ pub(crate) struct SrcEntry<'a> {
     pub rel: &'a str,
 }
 
+/// How a directory reaches the destination; it decides the directory's metadata, as in
+/// BuildKit's copier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DirRole {
+    /// The source directory itself, whose contents land in the destination: a destination
+    /// the COPY creates is made like its other created directories (0755 or an octal
+    /// `--chmod`, the `--chown` owner), never with the source directory's mode.
+    Top,
+    /// A directory inside the source that the filters select: the source's metadata.
+    Child,
+    /// A directory made only because something below it is copied (`--parents`, a path an
+    /// include pattern reaches): a new one takes the source's metadata; one that exists
+    /// already (an earlier source of the same COPY, the image) only gets the source's mode
+    /// bits, without `--chmod`, as BuildKit's per-source copies leave it.
+    Parent,
+}
+
 /// What selection reports to.
 pub(crate) trait Sink {
     /// Whether entries keep their owner (rootfs sources) or land as 0:0.
@@ -36,7 +54,8 @@ pub(crate) trait Sink {
     fn mkdir_all(&mut self, dest: &[String]) -> Result<()>;
     /// A source directory starts at `dest`; returns whether its metadata is to be applied
     /// at [`Sink::dir_end`].
-    fn dir_begin(&mut self, meta: &Meta, rel: &str, dest: &[String], top: bool) -> Result<bool>;
+    fn dir_begin(&mut self, meta: &Meta, rel: &str, dest: &[String], role: DirRole)
+    -> Result<bool>;
     /// Where a directory that is copied below `dest` really lands: an image symlink to a
     /// directory at that path (merged-usr `lib -> usr/lib`) is followed in-root.
     fn redirect(&mut self, dest: Vec<String>) -> Result<Vec<String>> {
@@ -61,6 +80,7 @@ struct Pending {
     meta: Meta,
     rel: String,
     dest: Vec<String>,
+    role: DirRole,
     begun: Option<bool>,
 }
 
@@ -101,9 +121,42 @@ struct Walker<'a> {
     include: Option<Matcher>,
     /// Components of the include pattern when it has no `**` (deeper dirs cannot match).
     include_depth: Option<usize>,
+    /// The context paths BuildKit would have (None: the whole root is there).
+    sent: Option<&'a SentPaths>,
 }
 
 impl Walker<'_> {
+    /// True when BuildKit's context transfer would have sent directory `rel` (open as
+    /// `dir`): a source names it, or something not ignored below it.
+    fn sent_below(&self, dir: &OwnedFd, rel: &str) -> Result<bool> {
+        let Some(sent) = self.sent else {
+            return Ok(true);
+        };
+        // The context root always reaches the daemon.
+        if rel.is_empty() || sent.is_everything() || sent.names(rel) {
+            return Ok(true);
+        }
+        let here = self.root_path.join(rel);
+        for name in fsops::list_dir(dir).map_err(io_err(&here))? {
+            let meta = fsops::lstat_at(dir.as_fd(), &name).map_err(io_err(here.join(&name)))?;
+            let r = join(rel, &name);
+            if self.ignored(&r, meta.kind) {
+                continue;
+            }
+            if sent.names(&r) {
+                return Ok(true);
+            }
+            if meta.kind == Kind::Dir {
+                let sub =
+                    fsops::open_read_at(dir.as_fd(), &name).map_err(io_err(here.join(&name)))?;
+                if self.sent_below(&sub, &r)? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     fn ignored(&self, rel: &str, kind: Kind) -> bool {
         match self.ignore {
             Some(m) if m.is_excluded(rel) => kind != Kind::Dir || m.can_prune_dir(rel),
@@ -113,7 +166,7 @@ impl Walker<'_> {
 
     fn flush<S: Sink>(sink: &mut S, pending: &mut [Pending]) -> Result<()> {
         for p in pending.iter_mut().filter(|p| p.begun.is_none()) {
-            p.begun = Some(sink.dir_begin(&p.meta, &p.rel, &p.dest, false)?);
+            p.begun = Some(sink.dir_begin(&p.meta, &p.rel, &p.dest, p.role)?);
         }
         Ok(())
     }
@@ -163,13 +216,19 @@ impl Walker<'_> {
                 };
                 let sub =
                     fsops::open_read_at(dir.as_fd(), &name).map_err(io_err(here.join(&name)))?;
+                let selected = !(ignored || excluded || not_included);
                 pending.push(Pending {
                     meta,
                     rel: r.ign.clone(),
                     dest: child_dest.clone(),
+                    role: if selected {
+                        DirRole::Child
+                    } else {
+                        DirRole::Parent
+                    },
                     begun: None,
                 });
-                if !(ignored || excluded || not_included) {
+                if selected {
                     Self::flush(sink, pending)?;
                 }
                 n += self.tree(sink, &sub, &r, &child_dest, pending)?;
@@ -233,12 +292,10 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
     if sources.is_empty() {
         return Err(CopyError::NoSources);
     }
+    // Several sources and a destination without a trailing `/`: the reference asks for a
+    // directory, but BuildKit copies each source to the destination in turn (the last file
+    // wins), so hoist does the same.
     let dest_dir = req.dest.ends_with('/');
-    if sources.len() > 1 && !dest_dir {
-        return Err(CopyError::DestNotDir {
-            dest: req.dest.clone(),
-        });
-    }
     let exclude = if req.exclude.is_empty() {
         None
     } else {
@@ -272,6 +329,7 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
                 exclude: exclude.as_ref(),
                 include: None,
                 include_depth: None,
+                sent: None,
             };
             copy_top(&w, sink, req, &sub, &dest, dest_dir, None)?;
             continue;
@@ -295,6 +353,7 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
                 exclude: None,
                 include: None,
                 include_depth: None,
+                sent: None,
             };
             let unpack = req.unpack == Some(true);
             let f = w
@@ -328,6 +387,11 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
             exclude: exclude.as_ref(),
             include: None,
             include_depth: None,
+            sent: if keep_owner {
+                None
+            } else {
+                req.sent.as_deref()
+            },
         };
         local(w, sink, req, s, &dest, dest_dir)?;
     }
@@ -394,16 +458,24 @@ fn local<S: Sink>(
     };
     let base = comps[..fw].join("/");
     let pattern = comps[fw..].join("/");
+    let no_match = || CopyError::NoMatch {
+        pattern: s.to_string(),
+        root: w.root_path.clone(),
+    };
     let base_found = match w.root.resolve(&base, true) {
-        Ok(f) if f.meta.is_some_and(|m| m.kind == Kind::Dir) => f,
-        _ => {
-            return Err(CopyError::NoMatch {
-                pattern: s.to_string(),
-                root: w.root_path.clone(),
-            });
-        }
+        Ok(f) if f.meta.is_some_and(|m| m.kind == Kind::Dir) => Some(f),
+        _ => None,
     };
     if req.parents {
+        // BuildKit copies from the pivot with the source as an include pattern: a wildcard
+        // that reaches nothing copies nothing, and the destination is still made.
+        let Some(base_found) = base_found else {
+            let pivot_rel = comps[..pivot.min(comps.len())].join("/");
+            return match w.root.resolve(&pivot_rel, true) {
+                Ok(f) if f.meta.is_some_and(|m| m.kind == Kind::Dir) => sink.mkdir_all(dest),
+                _ => Err(no_match()),
+            };
+        };
         // Walk from the literal base with the whole source as an include pattern.
         w.include = Some(Matcher::from_patterns([full.as_str()])?);
         w.include_depth = (!full.contains("**")).then_some(comps.len());
@@ -422,6 +494,7 @@ fn local<S: Sink>(
                 meta,
                 rel: f.comps.join("/"),
                 dest: d,
+                role: DirRole::Parent,
                 begun: None,
             });
         }
@@ -430,25 +503,24 @@ fn local<S: Sink>(
         let rd = base_found
             .open_read()
             .map_err(io_err(w.root_path.join(&base)))?;
+        // With --parents, BuildKit copies from the pivot: --exclude patterns match paths
+        // relative to it (`dir/g0.sh`, not `g0.sh`).
         let rels = Rels {
             ign: base_found.comps.join("/"),
             inc: base.clone(),
-            ex: String::new(),
+            ex: comps[pivot.min(fw)..fw].join("/"),
         };
-        let n = w.tree(sink, &rd, &rels, &base_dest, &mut pending)?;
+        w.tree(sink, &rd, &rels, &base_dest, &mut pending)?;
         while let Some(p) = pending.pop() {
             if let Some(apply) = p.begun {
                 sink.dir_end(&p.meta, &p.rel, &p.dest, apply)?;
             }
         }
-        if n == 0 {
-            return Err(CopyError::NoMatch {
-                pattern: s.to_string(),
-                root: w.root_path.clone(),
-            });
-        }
         return Ok(());
     }
+    let Some(base_found) = base_found else {
+        return Err(no_match());
+    };
     let mut matches = Vec::new();
     let rd = base_found
         .open_read()
@@ -465,15 +537,16 @@ fn local<S: Sink>(
         &mut matches,
     )?;
     if matches.is_empty() {
-        return Err(CopyError::NoMatch {
-            pattern: s.to_string(),
-            root: w.root_path.clone(),
-        });
-    }
-    if matches.len() > 1 && !dest_dir {
-        return Err(CopyError::DestNotDir {
-            dest: req.dest.clone(),
-        });
+        // BuildKit allows a wildcard to match nothing, as long as its directory reached the
+        // daemon with the context (see `super::sent`).
+        let base_canon = base_found.comps.join("/");
+        let dir = base_found
+            .open_read()
+            .map_err(io_err(w.root_path.join(&base)))?;
+        if w.sent_below(&dir, &base_canon)? {
+            return Ok(());
+        }
+        return Err(no_match());
     }
     for m in matches {
         copy_top(&w, sink, req, &m, dest, dest_dir, None)?;
@@ -503,9 +576,9 @@ fn wildcard_walk(
         }
         let r = join(rel, &name);
         if go_match(pattern, &r).unwrap_or(false) {
-            if !w.exclude.is_some_and(|m| m.is_excluded(&r)) {
-                out.push(join(lit_rel, &r));
-            }
+            // --exclude is not applied to what the wildcard matched: BuildKit matches it
+            // below each match (`--exclude=*.md dir/*.md` still copies `dir/a.md`).
+            out.push(join(lit_rel, &r));
             continue;
         }
         if meta.kind == Kind::Dir && r.split('/').count() < depth {
@@ -527,6 +600,11 @@ fn copy_top<S: Sink>(
     dest_dir: bool,
     parents: Option<usize>,
 ) -> Result<()> {
+    // See `CopyRequest::unchecked_parents`: the pivot is copied with nothing matched.
+    let missing = |sink: &mut S| match parents {
+        Some(_) if req.unchecked_parents => sink.mkdir_all(dest),
+        _ => Err(not_found(rel, &w.root_path)),
+    };
     let found = match w.root.resolve(rel, true) {
         Ok(f) => f,
         Err(e)
@@ -534,11 +612,13 @@ fn copy_top<S: Sink>(
                 || e.raw_os_error() == Some(libc::ENOTDIR)
                 || e.raw_os_error() == Some(libc::ELOOP) =>
         {
-            return Err(not_found(rel, &w.root_path));
+            return missing(sink);
         }
         Err(e) => return Err(io_err(w.root_path.join(rel))(e)),
     };
-    let meta = found.meta.ok_or_else(|| not_found(rel, &w.root_path))?;
+    let Some(meta) = found.meta else {
+        return missing(sink);
+    };
     let canon_rel = found.comps.join("/");
     if w.ignored(rel, meta.kind) || w.ignored(&canon_rel, meta.kind) {
         return Err(not_found(rel, &w.root_path));
@@ -566,6 +646,7 @@ fn copy_top<S: Sink>(
                 meta: m,
                 rel: f.comps.join("/"),
                 dest: d,
+                role: DirRole::Parent,
                 begun: None,
             });
         }
@@ -582,18 +663,26 @@ fn copy_top<S: Sink>(
         && req.unpack != Some(false)
         && meta.kind == Kind::File
         && add::is_archive(&found).map_err(io_err(w.root_path.join(rel)))?;
+    // The parents --parents reproduces first, so they are made as source directories, not
+    // as plain destination parents.
+    Walker::flush(sink, &mut pending)?;
     if !target.is_empty() && !unpack {
         sink.mkdir_all(&target[..target.len() - 1])?;
     }
-    Walker::flush(sink, &mut pending)?;
     let name = found.name.clone().unwrap_or_else(|| ".".into());
     if meta.kind == Kind::Dir {
-        let begun = sink.dir_begin(&meta, &canon_rel, &target, parents.is_none())?;
+        let role = if parents.is_none() {
+            DirRole::Top
+        } else {
+            DirRole::Child
+        };
+        let begun = sink.dir_begin(&meta, &canon_rel, &target, role)?;
         let rd = found.open_read().map_err(io_err(w.root_path.join(rel)))?;
+        // --exclude matches below the copied source, or below the pivot with --parents.
         let rels = Rels {
             ign: canon_rel.clone(),
             inc: rel.to_string(),
-            ex: String::new(),
+            ex: parents.map_or_else(String::new, |p| comps[p.min(comps.len())..].join("/")),
         };
         w.tree(sink, &rd, &rels, &target, &mut Vec::new())?;
         sink.dir_end(&meta, &canon_rel, &target, begun)?;

@@ -6,7 +6,7 @@
 
 use super::chmod::Chmod;
 use super::fsops::{self, Kind, Meta};
-use super::select::{Sink, SrcEntry};
+use super::select::{DirRole, Sink, SrcEntry};
 use super::{CopyError, CopyRequest, CopySource, Result, add, io_err};
 use crate::fsroot::{self, Root};
 use crate::layers::{ExtraFile, ExtraFiles};
@@ -548,29 +548,68 @@ impl Sink for Writer {
         Ok(())
     }
 
-    fn dir_begin(&mut self, _meta: &Meta, _rel: &str, dest: &[String], top: bool) -> Result<bool> {
+    fn dir_begin(
+        &mut self,
+        meta: &Meta,
+        _rel: &str,
+        dest: &[String],
+        role: DirRole,
+    ) -> Result<bool> {
         let Some((name, parent)) = dest.split_last() else {
             return Ok(false); // the root of the layer: never re-moded
         };
-        let dir = self.out_dir(parent)?;
-        if let Ok(m) = fsops::lstat_at(dir.as_fd(), name)
-            && m.kind == Kind::Dir
-        {
-            return Ok(!top);
+        let not_dir = || CopyError::NotADirectory {
+            dest: format!("/{}", dest.join("/")),
+            path: format!("/{}", dest.join("/")),
+        };
+        // An earlier source of this COPY wrote a file there (BuildKit: "cannot copy to
+        // non-directory").
+        let onto_file = || CopyError::DirOntoEarlierFile {
+            path: format!("/{}", dest.join("/")),
+        };
+        if self.is_deferred(dest) {
+            return Err(onto_file());
         }
-        match self.image_meta(dest) {
+        let dir = self.out_dir(parent)?;
+        if let Ok(m) = fsops::lstat_at(dir.as_fd(), name) {
+            if m.kind != Kind::Dir {
+                return Err(onto_file());
+            }
+            return match role {
+                DirRole::Top => Ok(false),
+                DirRole::Child => Ok(true),
+                DirRole::Parent => {
+                    rustix::fs::chmodat(
+                        dir.as_fd(),
+                        name.as_str(),
+                        rustix::fs::Mode::from_raw_mode(meta.perm),
+                        rustix::fs::AtFlags::empty(),
+                    )
+                    .map_err(|e| io_err(self.path_of(dest))(e.into()))?;
+                    Ok(false)
+                }
+            };
+        }
+        match (self.image_meta(dest), role) {
             // An existing image directory as the destination keeps its own metadata.
-            Some(m) if m.kind == Kind::Dir && top => {
+            (Some(m), DirRole::Top) if m.kind == Kind::Dir => {
                 self.mkdir_with(dest, (m.uid, m.gid), m.perm, (m.mtime, m.mtime_nsec))?;
                 return Ok(false);
             }
-            Some(m) if m.kind != Kind::Dir => {
-                return Err(CopyError::NotADirectory {
-                    dest: format!("/{}", dest.join("/")),
-                    path: format!("/{}", dest.join("/")),
-                });
+            (Some(m), DirRole::Parent) if m.kind == Kind::Dir => {
+                self.mkdir_with(dest, (m.uid, m.gid), meta.perm, (m.mtime, m.mtime_nsec))?;
+                return Ok(false);
             }
+            (Some(m), _) if m.kind != Kind::Dir => return Err(not_dir()),
             _ => {}
+        }
+        if role == DirRole::Top {
+            // Made like the destination's other new directories; only the time is the
+            // source directory's.
+            let owner = self.chown.unwrap_or((0, 0));
+            let t = self.clamp((meta.mtime, meta.mtime_nsec));
+            self.mkdir_with(dest, owner, self.created_dir_mode(), t)?;
+            return Ok(false);
         }
         let path = self.path_of(dest);
         self.undefer(dest);

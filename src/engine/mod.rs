@@ -86,6 +86,22 @@ pub enum EngineError {
         expected: Digest,
         actual: Digest,
     },
+    /// A name in `--chown` or USER that a file operation cannot look up: the step has no
+    /// filesystem below it (`--link`, or FROM scratch before anything was added). BuildKit
+    /// fails these too ("invalid user index: -1").
+    #[error(
+        "{what} {spec:?} names a user or group, but {why}, so there is no /etc/passwd or /etc/group to look it up in; use numeric ids (uid:gid)"
+    )]
+    NameWithoutFilesystem {
+        what: &'static str,
+        spec: String,
+        why: &'static str,
+    },
+    /// WORKDIR's path (or one of its parents) exists and is not a directory.
+    #[error(
+        "mkdir {path}: not a directory (WORKDIR cannot make a directory where the image has a file)"
+    )]
+    WorkdirNotDir { path: String },
     #[error("secret {id:?} is required but was not given (use --secret id={id},src=FILE)")]
     MissingSecret { id: String },
     #[error("invalid --mount: {0}")]

@@ -106,9 +106,16 @@ pub(crate) fn prepare(rootfs: &Path, spec: &RunSpec) -> Result<Prepared> {
             p.swapped.push(s);
         }
     }
-    // Kept in the layer, as BuildKit leaves them.
+    // Kept in the layer, as BuildKit leaves them: the runtime makes them. Except that when one
+    // did not exist and a mount lands inside it (a shebang heredoc's `/dev/pipes/EOT`),
+    // BuildKit's mount-stub cleaner records it with the mount's other missing parents and
+    // removes it after the run, if empty: it is a stub then.
     for d in ["/dev", "/proc", "/sys"] {
-        p.ensure(d, true)?;
+        let made = p.ensure(d, true)?;
+        let inside = format!("{d}/");
+        if spec.mounts.iter().any(|m| m.target.starts_with(&inside)) {
+            p.stubs.extend(made);
+        }
     }
     p.ensure(&spec.cwd, true)?;
     // The literal check (`validate`) misses symlinks: `/fdlink/3` with `fdlink ->

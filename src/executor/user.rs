@@ -185,38 +185,6 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<ResolvedUser> {
     resolve_with(user, &p, &g, rootfs)
 }
 
-/// Resolves a `COPY --chown` value like BuildKit: `name` gives the user's uid and primary
-/// gid, a bare number `N` gives `N:N`; a group part overrides the gid.
-pub fn resolve_chown_with(
-    spec: &str,
-    passwd: &[PasswdEntry],
-    groups: &[GroupEntry],
-    rootfs: &Path,
-) -> Result<(u32, u32)> {
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let (uid, mut gid) = if let Ok(n) = u.parse::<u32>() {
-        (n, n)
-    } else if u.is_empty() {
-        (0, 0)
-    } else {
-        let e = passwd
-            .iter()
-            .find(|p| p.name == u)
-            .ok_or_else(|| ExecutorError::UnknownUser {
-                name: u.into(),
-                rootfs: rootfs.into(),
-            })?;
-        (e.uid, e.gid)
-    };
-    if let Some(g) = g.filter(|g| !g.is_empty()) {
-        gid = lookup_group(g, groups, rootfs)?;
-    }
-    Ok((uid, gid))
-}
-
 /// Resolves the owner BuildKit's file operations give a path for a `USER` value (WORKDIR's
 /// mkdir): a number `N` is `N:N`; a name is looked up in passwd and is root when absent (no
 /// error, unlike RUN); a group part, numeric or a name found in group, overrides the gid.
@@ -242,10 +210,21 @@ pub fn file_op_owner(spec: &str, passwd: &[PasswdEntry], groups: &[GroupEntry]) 
     (uid, gid)
 }
 
-/// Resolves `COPY --chown` against the rootfs' /etc/passwd and /etc/group.
+/// Resolves `COPY --chown` against the rootfs' /etc/passwd and /etc/group. BuildKit resolves
+/// it as a file operation, like WORKDIR's owner ([`file_op_owner`]): a name that the files do
+/// not list (or a missing file) falls back instead of failing, unlike USER for RUN.
 pub fn resolve_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32)> {
     let (p, g) = read_dbs(rootfs)?;
-    resolve_chown_with(spec, &p, &g, rootfs)
+    Ok(file_op_owner(spec, &p, &g))
+}
+
+/// True when a `--chown` or USER value names a user or group (rather than numbers):
+/// BuildKit can only look names up in a filesystem the file operation is based on.
+/// `root` counts as a number, as in BuildKit's parser.
+pub fn names_an_id(spec: &str) -> bool {
+    spec.split(':')
+        .take(2)
+        .any(|p| p != "root" && p.parse::<u32>().is_err())
 }
 
 #[cfg(test)]
@@ -373,7 +352,12 @@ mod tests {
         assert_eq!(resolve_chown(t.path(), "42").unwrap(), (42, 42));
         assert_eq!(resolve_chown(t.path(), "42:7").unwrap(), (42, 7));
         assert_eq!(resolve_chown(t.path(), "1000:docker").unwrap(), (1000, 999));
-        assert!(resolve_chown(t.path(), "ghost").is_err());
-        assert!(resolve_chown(t.path(), "app:ghosts").is_err());
+        // Unknown names fall back as in BuildKit's file operations: root, the user's gid.
+        assert_eq!(resolve_chown(t.path(), "ghost").unwrap(), (0, 0));
+        assert_eq!(resolve_chown(t.path(), "app:ghosts").unwrap(), (1000, 1000));
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_chown(empty.path(), "app:staff").unwrap(), (0, 0));
+        assert!(names_an_id("app") && names_an_id("0:staff") && names_an_id(":staff"));
+        assert!(!names_an_id("root") && !names_an_id("1000:50") && !names_an_id("7"));
     }
 }

@@ -1,5 +1,5 @@
-//! RUN's argv: shell form, exec form, and heredocs (as the script, as a shebang file, or
-//! read by the shell after the command line).
+//! RUN's argv: shell form, exec form, and heredocs (as the script, as a shebang file run by
+//! the shell, or read by the shell after the command line).
 
 use crate::engine::stage::heredoc_name;
 use crate::parser::{Command, Heredoc};
@@ -23,8 +23,12 @@ pub(crate) fn run_argv(
             if only {
                 let h = &heredocs[0];
                 if h.content.starts_with("#!") {
+                    // BuildKit mounts the script and still runs it through the shell
+                    // (`/bin/sh -c /dev/pipes/EOT`), which the script sees (SHLVL=2).
                     let path = format!("/dev/pipes/{}", h.name);
-                    return (vec![path.clone()], Some((path, h.content.clone())));
+                    let mut v = shell.to_vec();
+                    v.push(path.clone());
+                    return (v, Some((path, h.content.clone())));
                 }
                 let mut v = shell.to_vec();
                 v.push(h.content.clone());
@@ -81,7 +85,7 @@ mod tests {
             &Command::Shell("<<EOF".into()),
             &[hd("EOF", "#!/usr/bin/env python3\nprint(1)\n")],
         );
-        assert_eq!(argv, vec!["/dev/pipes/EOF"]);
+        assert_eq!(argv, vec!["/bin/sh", "-c", "/dev/pipes/EOF"]);
         assert_eq!(file.unwrap().1, "#!/usr/bin/env python3\nprint(1)\n");
     }
 

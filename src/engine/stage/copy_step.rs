@@ -8,11 +8,57 @@ use crate::cache::StepKey;
 use crate::copy::{self, CopyRequest, CopySource};
 use crate::engine::{Ctx, EngineError, Result, StageResult, config};
 use crate::graph::{Source, Step};
-use crate::parser::CopyArgs;
 use crate::parser::expand;
+use crate::parser::mounts::MountSpec;
+use crate::parser::{CopyArgs, Instruction};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// The context paths BuildKit's frontend would ask the client for: the sources of every
+/// COPY/ADD without `--from` and every RUN bind or tmpfs mount without `from` (BuildKit adds
+/// those too, a tmpfs as the whole context), in the stages this build runs.
+fn sent_paths(ctx: &Ctx) -> Result<copy::SentPaths> {
+    let graph = &ctx.req.graph;
+    let mut paths: Vec<String> = Vec::new();
+    for step in graph
+        .order
+        .iter()
+        .filter_map(|&i| graph.stages.get(i))
+        .flat_map(|s| &s.steps)
+    {
+        match &step.node.instruction {
+            Instruction::Copy(a) | Instruction::Add(a) if step.from.is_none() => {
+                paths.extend(
+                    a.sources
+                        .iter()
+                        .filter(|s| {
+                            !a.heredocs
+                                .iter()
+                                .any(|h| heredoc_name(s).is_some_and(|n| n == h.name))
+                        })
+                        .filter(|s| !s.starts_with("http://") && !s.starts_with("https://"))
+                        .cloned(),
+                );
+            }
+            Instruction::Run { mounts, .. } => {
+                for m in mounts {
+                    match crate::parser::mounts::parse_mount(m) {
+                        Ok(MountSpec::Bind {
+                            source, from: None, ..
+                        }) => paths.push(source.unwrap_or_default()),
+                        Ok(MountSpec::Tmpfs { .. }) => paths.push(String::new()),
+                        Ok(_) => {}
+                        // A mount word with a variable: its path is not known yet.
+                        Err(_) => paths.push("$".into()),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(copy::SentPaths::new(paths).map_err(copy::CopyError::from)?)
+}
 
 /// COPY (`add` false) or ADD `a` of `step`, `--from` sources taken from `deps`.
 #[allow(clippy::too_many_arguments)]
@@ -121,6 +167,18 @@ pub(super) fn copy_step(
         keep_git_dir: a.keep_git_dir,
         heredocs,
         source_date_epoch: ctx.req.source_date_epoch,
+        // BuildKit's copy reads the same state it writes to (`FROM img` + `--from=img`, or a
+        // stage built on the source stage with no file step since): one input, whose content
+        // it never hashes, so --parents sources go unchecked.
+        unchecked_parents: a.parents
+            && from_layers
+                .as_ref()
+                .is_some_and(|(lowers, _)| *lowers == st.lowers()),
+        sent: from_layers
+            .is_none()
+            .then(|| sent_paths(ctx))
+            .transpose()?
+            .map(Arc::new),
     };
     // The key needs no mounted view: the context's content key, or the source stage/image's
     // identity. Views are opened (and --chown names resolved) only when the step runs.
@@ -168,12 +226,26 @@ pub(super) fn copy_step(
     // `--link` (BuildKit applies it when there is no --chmod): the files are copied onto an
     // empty tree, so the layer holds fresh parent dirs and never looks at the image below, and
     // its cache entry does not depend on the layers below either (a changed base still reuses
-    // it). A --chown by name reads the image's passwd, so that one stays keyed on the chain.
+    // it). A --chown name cannot be looked up there (below).
     let link = a.link && req.chmod.is_none();
-    let independent = link
-        && chown_spec
-            .as_deref()
-            .is_none_or(|c| c.split(':').all(|p| p.parse::<u32>().is_ok()));
+    // BuildKit looks a --chown name up in the filesystem the copy is based on; a --link copy
+    // (based on an empty tree) or the first file step of a FROM scratch stage has none.
+    if let Some(spec) = chown_spec
+        .as_deref()
+        .filter(|s| crate::executor::user::names_an_id(s))
+        && (link || st.layers.is_empty())
+    {
+        return Err(EngineError::NameWithoutFilesystem {
+            what: "--chown",
+            spec: spec.to_string(),
+            why: if link {
+                "a --link copy is made on an empty tree"
+            } else {
+                "the stage is still empty (FROM scratch, nothing added yet)"
+            },
+        });
+    }
+    let independent = link;
     let chain_key = st.key.clone();
     if independent {
         st.key = StepKey::new("link").root();

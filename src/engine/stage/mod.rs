@@ -188,9 +188,17 @@ pub(crate) fn run_stage(
                 config: r.config.clone(),
                 layers: r.layers.clone(),
                 key: r.key.clone(),
-                // A stage built on a stage starts with its ARGs (BuildKit's state carries them).
+                // A stage built on a stage starts with its ARGs (BuildKit's state carries them),
+                // but below the env of the image it starts from: an inherited ARG no longer
+                // shadows an ENV of its name (BuildKit: `ENV P=env`, `ARG P=arg`, then
+                // `FROM that-stage` sees "env").
                 args: r.args.clone(),
-                arg_env: r.arg_env.clone(),
+                arg_env: r
+                    .arg_env
+                    .iter()
+                    .filter(|(n, _)| r.config.config.env_get(n).is_none())
+                    .cloned()
+                    .collect(),
                 cmd_set: false,
                 last_created: r.config.created.clone(),
                 stream,

@@ -15,6 +15,13 @@ pub(super) fn make_workdir(ctx: &Ctx, st: &State, dir: &str, out: &Path) -> Resu
         Some(ctx.isolation.view(&lowers)?)
     };
     let user = st.config.config.user.clone().unwrap_or_default();
+    if view.is_none() && !user.is_empty() && crate::executor::user::names_an_id(&user) {
+        return Err(EngineError::NameWithoutFilesystem {
+            what: "USER",
+            spec: user,
+            why: "WORKDIR creates its directory on an empty stage (FROM scratch, nothing added yet)",
+        });
+    }
     // The owner as BuildKit's mkdir resolves USER (N is N:N; an unknown name is root).
     let owner = match (&view, user.is_empty()) {
         (_, true) => (0, 0),
@@ -33,10 +40,16 @@ pub(super) fn make_workdir(ctx: &Ctx, st: &State, dir: &str, out: &Path) -> Resu
             .as_ref()
             .and_then(|v| std::fs::symlink_metadata(v.path().join(&rel)).ok());
         match existing {
-            Some(m) if m.file_type().is_symlink() || !m.is_dir() => {
+            Some(m) if m.file_type().is_symlink() => {
                 // Following an image symlink here could leave the root; BuildKit resolves it
                 // in-root. The directory exists in some form: nothing to create.
                 return Ok(created_any);
+            }
+            Some(m) if !m.is_dir() => {
+                // BuildKit's MkdirAll stops at a file: the build fails.
+                return Err(EngineError::WorkdirNotDir {
+                    path: format!("/{}", rel.display()),
+                });
             }
             Some(m) => {
                 std::fs::create_dir(&target).map_err(|source| EngineError::Io {
