@@ -65,6 +65,10 @@ impl Reporter for PassReporter<'_> {
                 },
             },
             BuildEvent::Cached { id } => BuildEvent::Cached { id: self.id(id) },
+            BuildEvent::CacheMiss { id, reason } => BuildEvent::CacheMiss {
+                id: self.id(id),
+                reason,
+            },
             BuildEvent::Output { id, data } => BuildEvent::Output {
                 id: self.id(id),
                 data,

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 /// HTTP `Last-Modified` dates, for the other downloads (remote contexts).
 pub(crate) use add::parse_http_date;
 pub use hash_cache::HashCache;
-pub use key::content_key;
+pub use key::{content_key, content_key_lines, split_line};
 
 /// The host path of `rel` inside `root`, every symlink resolved in-root (`..` and absolute
 /// links clamped at the root) by the same fd walk COPY uses; `None` when it does not exist.

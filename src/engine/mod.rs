@@ -149,6 +149,9 @@ pub enum BuildEvent {
     Started { id: usize, name: String },
     /// It was satisfied from the cache.
     Cached { id: usize },
+    /// It missed the cache and runs; `reason` says why (an instruction, build arg, file, base
+    /// image or parent change, `--no-cache`, or no entry). Secret-looking values never appear.
+    CacheMiss { id: usize, reason: String },
     /// Output from a RUN.
     Output { id: usize, data: Vec<u8> },
     /// It finished.
