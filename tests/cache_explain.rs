@@ -142,3 +142,45 @@ fn json_progress_carries_the_reason() {
     assert_eq!(ev.len(), 1, "{out}");
     assert_eq!(ev[0]["reason"], "files changed: /a (mode changed)", "{out}");
 }
+
+#[test]
+fn explain_cache_reports_without_building() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), DF).unwrap();
+    std::fs::write(ctx.path().join("hello.txt"), "hello\n").unwrap();
+    build(root.path(), ctx.path(), &[]);
+    let explain = |extra: &[&str]| {
+        let mut args = vec!["--explain-cache"];
+        args.extend_from_slice(extra);
+        build(root.path(), ctx.path(), &args)
+    };
+    let warm = explain(&[]);
+    assert!(miss_lines(&warm).is_empty(), "{warm}");
+    assert_eq!(warm.matches(" CACHED").count(), 3, "{warm}");
+
+    std::fs::write(ctx.path().join("hello.txt"), "changed\n").unwrap();
+    let out = explain(&["--build-arg=VERSION=7"]);
+    let misses = miss_lines(&out);
+    assert_eq!(misses.len(), 3, "{out}");
+    assert!(
+        misses[0].contains("files changed: /app/hello.txt (content changed)"),
+        "{out}"
+    );
+    assert!(
+        misses[1].contains("build arg VERSION changed (\"1\" → \"7\")"),
+        "{out}"
+    );
+    // Nothing ran: no RUN output, no image line, and the real build still has it all to do,
+    // for the same reasons (explaining records nothing).
+    for m in &misses {
+        let id = m.split(' ').next().unwrap();
+        assert!(!out.contains(&format!("{id} DONE")), "{out}");
+    }
+    assert!(!out.contains("built "), "{out}");
+    let built = build(root.path(), ctx.path(), &["--build-arg=VERSION=7"]);
+    assert_eq!(miss_lines(&built), misses, "{built}");
+}

@@ -93,6 +93,12 @@ pub(crate) fn layer_step_with(
     }
     // A miss: say why (this is the only place records are read or written).
     let pending = explain::report_miss(ctx, st, &parts, &st.key, &key, no_cache, id);
+    if ctx.req.explain_only {
+        // `--explain-cache`: later steps chain on the key this one would have.
+        st.key = key;
+        st.push_history(created_by, false, None);
+        return Ok(());
+    }
     let tmp = ctx.store.tmp_dir()?;
     let out = tmp.path().join("layer");
     std::fs::create_dir(&out).map_err(|source| EngineError::Io {
