@@ -1,6 +1,7 @@
 //! Every cache miss explained (issue 17): a rebuild's plain progress says on a `cache miss`
 //! line why each step ran — the changed file of a COPY, the changed build arg of a RUN (never
-//! the value of a secret-looking one), `--no-cache` — and a warm rebuild prints none.
+//! the value of a secret-looking one), a new base image's digests, `--no-cache` — and a warm
+//! rebuild prints none; `--explain-cache` says the same without running anything.
 
 mod common;
 
@@ -183,4 +184,33 @@ fn explain_cache_reports_without_building() {
     assert!(!out.contains("built "), "{out}");
     let built = build(root.path(), ctx.path(), &["--build-arg=VERSION=7"]);
     assert_eq!(miss_lines(&built), misses, "{built}");
+}
+
+#[test]
+fn a_new_base_image_is_named_with_both_digests() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "ARG BASE=localhost:5000/busybox:latest\nFROM $BASE\nRUN echo hi > /hi\n",
+    )
+    .unwrap();
+    build(root.path(), ctx.path(), &[]);
+    let out = build(
+        root.path(),
+        ctx.path(),
+        &["--build-arg=BASE=localhost:5000/debian:bookworm"],
+    );
+    let misses = miss_lines(&out);
+    assert_eq!(misses.len(), 1, "{out}");
+    let (old, new) = misses[0]
+        .split_once("cache miss: the base image changed (")
+        .and_then(|(_, r)| r.strip_suffix(')'))
+        .and_then(|r| r.split_once(" → "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(old.starts_with("sha256:") && new.starts_with("sha256:") && old != new);
+    assert!(out.contains(&format!("debian:bookworm@{new}")), "{out}");
 }
