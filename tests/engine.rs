@@ -151,6 +151,7 @@ impl Lab {
             platform: Platform::host(),
             stream_push: None,
             shared: Default::default(),
+            explain_only: false,
         }
     }
 

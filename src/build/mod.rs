@@ -11,6 +11,7 @@
 pub mod annotations;
 mod cache_io;
 pub mod checks;
+mod explain;
 pub mod index;
 pub mod outputs;
 mod passes;
@@ -21,6 +22,7 @@ pub use cache_io::describe;
 pub use outputs::{Output, OutputKind};
 
 use cache_io::CacheTransfer;
+pub use explain::explain;
 
 use crate::cache::CacheIndex;
 use crate::cache::transfer::CacheLocation;
@@ -190,6 +192,8 @@ pub struct BuildPlan {
     pub registry: RegistrySettings,
     /// Automatic garbage collection after the build (`builder.gc`); `None` = off.
     pub gc: Option<crate::gc::GcConfig>,
+    /// `--explain-cache`: the CLI calls [`explain`] instead of [`execute`].
+    pub explain_cache: bool,
 }
 
 /// Something done besides the build steps, for the CLI to tell the user.
@@ -414,6 +418,8 @@ fn request(
             None
         },
         shared,
+        // Only `explain` asks for explain mode: `execute` always builds.
+        explain_only: false,
     }
 }
 

@@ -17,16 +17,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The shared id sequence: the last id given, and each (pass, engine id)'s global id.
-type Ids = Mutex<(usize, HashMap<(usize, usize), usize>)>;
+pub(super) type Ids = Mutex<(usize, HashMap<(usize, usize), usize>)>;
 
 /// One pass's view of the shared progress sink: renumbers its step ids into one sequence
 /// and prefixes step names with the platform (only when there are several passes).
-struct PassReporter<'a> {
-    inner: &'a dyn Reporter,
+pub(super) struct PassReporter<'a> {
+    pub inner: &'a dyn Reporter,
     /// `os/arch[/variant]` to put in step names; None for a single pass.
-    label: Option<String>,
-    pass: usize,
-    ids: &'a Ids,
+    pub label: Option<String>,
+    pub pass: usize,
+    pub ids: &'a Ids,
 }
 
 impl PassReporter<'_> {
@@ -65,6 +65,10 @@ impl Reporter for PassReporter<'_> {
                 },
             },
             BuildEvent::Cached { id } => BuildEvent::Cached { id: self.id(id) },
+            BuildEvent::CacheMiss { id, reason } => BuildEvent::CacheMiss {
+                id: self.id(id),
+                reason,
+            },
             BuildEvent::Output { id, data } => BuildEvent::Output {
                 id: self.id(id),
                 data,

@@ -31,6 +31,9 @@ pub fn key(parent: &Digest, parts: &[&str]) -> Digest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepKey {
     parts: Vec<(&'static str, String)>,
+    /// Not hashed: the per-file lines behind a COPY/ADD `content` part, kept so a miss can
+    /// name the files that changed (see [`super::explain`]).
+    files: Option<Vec<String>>,
 }
 
 impl StepKey {
@@ -39,6 +42,7 @@ impl StepKey {
     pub fn new(kind: &str) -> StepKey {
         StepKey {
             parts: vec![("kind", kind.to_string())],
+            files: None,
         }
     }
 
@@ -46,6 +50,27 @@ impl StepKey {
     pub fn part(mut self, name: &'static str, value: impl Into<String>) -> StepKey {
         self.parts.push((name, value.into()));
         self
+    }
+
+    /// Attaches the file lines the `content` part was hashed from (not part of the digest).
+    pub fn with_files(mut self, lines: Vec<String>) -> StepKey {
+        self.files = Some(lines);
+        self
+    }
+
+    /// The attached file lines, if any.
+    pub fn files(&self) -> Option<&[String]> {
+        self.files.as_deref()
+    }
+
+    /// The named parts, in order.
+    pub fn parts(&self) -> &[(&'static str, String)] {
+        &self.parts
+    }
+
+    /// The step's kind (the first part).
+    pub fn kind(&self) -> &str {
+        self.parts.first().map_or("", |(_, v)| v.as_str())
     }
 
     /// Appends the RUN network mode. The strings are those the first keys used, so existing

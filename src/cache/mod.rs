@@ -4,8 +4,10 @@
 //! that decide its result (the expanded instruction, the args/env it can see, the content key
 //! of exactly the files it reads). Secrets never enter a key. The index keeps one small JSON
 //! file per key (`<root>/cache/<hex>.json`, written by temp file + rename); an entry whose
-//! layer blob is gone is a miss, never an error.
+//! layer blob is gone is a miss, never an error. Beside the entries, `inputs/` keeps what the
+//! last run of each step place was keyed on, to explain the next miss (see [`explain`]).
 
+pub mod explain;
 mod key;
 pub mod transfer;
 
@@ -114,6 +116,35 @@ impl CacheIndex {
         };
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
         let body = serde_json::to_vec(entry).map_err(|e| io(e.into()))?;
+        tmp.write_all(&body).map_err(io)?;
+        tmp.persist(&p).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    fn inputs_path(&self, identity: &Digest) -> PathBuf {
+        self.dir
+            .join("inputs")
+            .join(format!("{}.json", identity.hex()))
+    }
+
+    /// The inputs record last written for the step place `identity`; unreadable or corrupt
+    /// records are simply absent (the explanation then says no entry existed).
+    pub fn get_inputs(&self, identity: &Digest) -> Option<explain::StepInputs> {
+        let bytes = fs::read(self.inputs_path(identity)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Records the inputs of the step place `identity` atomically (replacing the last one).
+    pub fn put_inputs(&self, identity: &Digest, inputs: &explain::StepInputs) -> Result<()> {
+        let p = self.inputs_path(identity);
+        let dir = self.dir.join("inputs");
+        let io = |source| CacheError::Io {
+            path: p.clone(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(io)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+        let body = serde_json::to_vec(inputs).map_err(|e| io(e.into()))?;
         tmp.write_all(&body).map_err(io)?;
         tmp.persist(&p).map_err(|e| io(e.error))?;
         Ok(())

@@ -93,6 +93,9 @@ pub struct BuildArgs {
     /// Parse and plan only; print the plan
     #[arg(long)]
     pub dry_run: bool,
+    /// Say for every step whether it would be CACHED or why it would miss; build nothing
+    #[arg(long)]
+    pub explain_cache: bool,
     /// Named context NAME=VALUE (repeatable): a directory, docker-image://REF,
     /// oci-layout://DIR[:TAG|@DIGEST], target:STAGE, a git URL or an http(s) tarball
     #[arg(long = "build-context")]
@@ -129,6 +132,10 @@ pub fn run(g: &GlobalArgs, a: BuildArgs) -> crate::Result<ExitCode> {
     };
     if super::check::parse_call(a.check, a.sandbox.call.as_deref())? == super::check::Call::Check {
         return super::check::run(&plan);
+    }
+    if plan.explain_cache {
+        crate::build::explain(&plan, &Console { mode })?;
+        return Ok(ExitCode::SUCCESS);
     }
     super::check::before_build(&plan)?;
     let result = match crate::build::execute(&plan, &Console { mode }) {
@@ -509,6 +516,7 @@ fn validate(
         cache_to,
         iidfile: a.iidfile.clone(),
         metadata_file: a.metadata_file.clone(),
+        explain_cache: a.explain_cache,
         gc: match g.gc_config() {
             Ok(c) => Some(c),
             Err(e) => {

@@ -117,6 +117,9 @@ impl Reporter for Printer {
                     serde_json::json!({"event": "started", "id": id, "name": name})
                 }
                 BuildEvent::Cached { id } => serde_json::json!({"event": "cached", "id": id}),
+                BuildEvent::CacheMiss { id, reason } => {
+                    serde_json::json!({"event": "cache miss", "id": id, "reason": reason})
+                }
                 BuildEvent::Output { id, data } => {
                     serde_json::json!({"event": "output", "id": id, "data": String::from_utf8_lossy(data)})
                 }
@@ -159,6 +162,14 @@ impl Reporter for Printer {
                     }
                 } else {
                     self.line(&format!("#{id} CACHED"));
+                }
+            }
+            BuildEvent::CacheMiss { id, reason } => {
+                if tty {
+                    let name = steps.get(&id).map(|s| s.name.clone()).unwrap_or_default();
+                    self.line(&format!("=> cache miss {name}: {reason}"));
+                } else {
+                    self.line(&format!("#{id} cache miss: {reason}"));
                 }
             }
             BuildEvent::Output { id, data } => {

@@ -261,6 +261,17 @@ impl Sink for Hasher<'_, '_, '_> {
 /// (file contents, the paths, modes and owners they land with, symlink targets), and never
 /// for ignored, excluded or unrelated files. mtimes are not part of it (as in BuildKit).
 pub fn content_key(src: &CopySource, req: &CopyRequest, cache: &HashCache) -> Result<Digest> {
+    content_key_lines(src, req, cache).map(|(d, _)| d)
+}
+
+/// [`content_key`] with the lines it hashed, one per file after a header line; a cache miss
+/// names the changed files from them (see [`split_line`]). Returning them costs nothing: the
+/// key is made of them anyway.
+pub fn content_key_lines(
+    src: &CopySource,
+    req: &CopyRequest,
+    cache: &HashCache,
+) -> Result<(Digest, Vec<String>)> {
     let chmod = match &req.chmod {
         Some(s) => Some(Chmod::parse(s).ok_or_else(|| CopyError::BadChmod { spec: s.clone() })?),
         None => None,
@@ -294,6 +305,7 @@ pub fn content_key(src: &CopySource, req: &CopyRequest, cache: &HashCache) -> Re
     })?;
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut key = Sha256::new();
+    let mut texts = Vec::with_capacity(lines.len());
     for line in lines {
         let text = match line {
             Line::Ready(t) => t,
@@ -311,10 +323,85 @@ pub fn content_key(src: &CopySource, req: &CopyRequest, cache: &HashCache) -> Re
         };
         key.update(text.as_bytes());
         key.update(b"\n");
+        texts.push(text);
     }
     let hex = hex::encode(key.finalize());
-    Digest::from_hex(&hex).map_err(|e| CopyError::HashCache {
+    let digest = Digest::from_hex(&hex).map_err(|e| CopyError::HashCache {
         path: PathBuf::new(),
         reason: e.to_string(),
-    })
+    })?;
+    Ok((digest, texts))
+}
+
+/// One file line of [`content_key_lines`] as `(destination path, mode, the rest)`; the header
+/// line gives None. Symlink and git lines have no mode (empty). Paths may hold spaces, so the
+/// fixed fields are taken from the right (a symlink's target from the first ` uid:gid `).
+pub fn split_line(line: &str) -> Option<(&str, &str, &str)> {
+    let (kind, body) = line.split_once(' ')?;
+    if kind.len() != 1 || !body.starts_with('/') {
+        return None;
+    }
+    match kind {
+        // `l /path u:g target`
+        "l" => {
+            let at = body
+                .char_indices()
+                .filter(|(_, c)| *c == ' ')
+                .find(|(i, _)| {
+                    let word = body[i + 1..].split(' ').next().unwrap_or("");
+                    word.split_once(':').is_some_and(|(u, g)| {
+                        !u.is_empty()
+                            && !g.is_empty()
+                            && u.bytes().all(|b| b.is_ascii_digit())
+                            && g.bytes().all(|b| b.is_ascii_digit())
+                    })
+                });
+            let (i, _) = at?;
+            Some((&body[..i], "", &body[i + 1..]))
+        }
+        // `a /path HASH owner` and `g /path URL COMMIT`
+        "a" | "g" => {
+            let mut it = body.rsplitn(3, ' ');
+            it.next()?;
+            it.next()?;
+            let path = it.next()?;
+            Some((path, "", &body[path.len() + 1..]))
+        }
+        // `f /path MODE u:g HASH`, `d /path MODE u:g TOP`, `h …`, devices `c /path MODE u:g RDEV`
+        _ => {
+            let mut it = body.rsplitn(4, ' ');
+            it.next()?;
+            it.next()?;
+            let mode = it.next()?;
+            let path = it.next()?;
+            let rest_start = path.len() + 1 + mode.len() + 1;
+            Some((path, mode, &body[rest_start..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_line;
+
+    #[test]
+    fn split_line_takes_fixed_fields_from_the_right() {
+        assert_eq!(
+            split_line("f /app/my file.txt 644 0:0 abc"),
+            Some(("/app/my file.txt", "644", "0:0 abc"))
+        );
+        assert_eq!(
+            split_line("d /app 755 0:0 true"),
+            Some(("/app", "755", "0:0 true"))
+        );
+        assert_eq!(
+            split_line("l /app/link 0:0 ../target dir"),
+            Some(("/app/link", "", "0:0 ../target dir"))
+        );
+        assert_eq!(
+            split_line("a /app/x.tar sha256:1 1:2"),
+            Some(("/app/x.tar", "", "sha256:1 1:2"))
+        );
+        assert_eq!(split_line("v1 add=false parents=false"), None);
+    }
 }

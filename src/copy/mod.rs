@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 /// HTTP `Last-Modified` dates, for the other downloads (remote contexts).
 pub(crate) use add::parse_http_date;
 pub use hash_cache::HashCache;
-pub use key::content_key;
+pub use key::{content_key, content_key_lines, split_line};
 pub use sent::SentPaths;
 
 /// The host path of `rel` inside `root`, every symlink resolved in-root (`..` and absolute

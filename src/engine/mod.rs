@@ -170,6 +170,9 @@ pub struct BuildRequest {
     /// Steps already computed by another platform's pass of the same build (see
     /// [`shared`]); a fresh default for a single pass.
     pub shared: Arc<SharedSteps>,
+    /// `--explain-cache` (see [`explain`]): compute every step's key and say hit or why it
+    /// would miss, running nothing.
+    pub explain_only: bool,
 }
 
 /// A progress event; `id` numbers steps in the order they start, like BuildKit's vertices.
@@ -179,6 +182,9 @@ pub enum BuildEvent {
     Started { id: usize, name: String },
     /// It was satisfied from the cache.
     Cached { id: usize },
+    /// It missed the cache and runs; `reason` says why (an instruction, build arg, file, base
+    /// image or parent change, `--no-cache`, or no entry). Secret-looking values never appear.
+    CacheMiss { id: usize, reason: String },
     /// Output from a RUN.
     Output { id: usize, data: Vec<u8> },
     /// It finished.
@@ -265,6 +271,36 @@ pub fn build(
     isolation: &dyn Isolation,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome> {
+    run_stages(req, store, registry, isolation, reporter, |ctx, target| {
+        output::write_image(ctx, target)
+    })
+}
+
+/// `hoist build --explain-cache`: every step of the stages the target needs reports a hit
+/// (`Cached`) or the reason it would run (`CacheMiss`), and nothing runs or is written (base
+/// images are still pulled: their digests are part of the keys). `req.explain_only` must be
+/// set. A step after a miss is keyed on the key the missed step would have, so every key is
+/// known; only a `RUN --mount=from=<stage>` of a stage with a missed step cannot be explained
+/// (the files it binds are not there) and fails the explanation at that step.
+pub fn explain(
+    req: &BuildRequest,
+    store: &Store,
+    registry: Option<&Client>,
+    isolation: &dyn Isolation,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    run_stages(req, store, registry, isolation, reporter, |_, _| Ok(()))
+}
+
+/// Runs the stages the target needs, then `finish` on the target's result.
+fn run_stages<T>(
+    req: &BuildRequest,
+    store: &Store,
+    registry: Option<&Client>,
+    isolation: &dyn Isolation,
+    reporter: &dyn Reporter,
+    finish: impl FnOnce(&Ctx, &StageResult) -> Result<T>,
+) -> Result<T> {
     let ctx = Ctx {
         req,
         store,
@@ -337,7 +373,7 @@ pub fn build(
     let _ = ctx.hashes.save();
     let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     let target = results.get(&g.target).ok_or(EngineError::Cancelled)?;
-    output::write_image(&ctx, target)
+    finish(&ctx, target)
 }
 
 /// Fails fast, before any image is pulled or step run, when a COPY/ADD names a context file

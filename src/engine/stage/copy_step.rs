@@ -182,14 +182,16 @@ pub(super) fn copy_step(
     };
     // The key needs no mounted view: the context's content key, or the source stage/image's
     // identity. Views are opened (and --chown names resolved) only when the step runs.
-    let content = match &from_layers {
-        Some((_, k)) => format!("from:{k}"),
+    // The hashed lines come along (unhashed) so a miss can name the files that changed.
+    let (content, files) = match &from_layers {
+        Some((_, k)) => (format!("from:{k}"), None),
         None => {
             let src = CopySource::Context {
                 root: dir.0,
                 ignore: dir.1,
             };
-            copy::content_key(&src, &req, &ctx.hashes)?.to_string()
+            let (digest, lines) = copy::content_key_lines(&src, &req, &ctx.hashes)?;
+            (digest.to_string(), Some(lines))
         }
     };
     let kw = if add { "ADD" } else { "COPY" };
@@ -250,58 +252,54 @@ pub(super) fn copy_step(
     if independent {
         st.key = StepKey::new("link").root();
     }
-    let r = layer_step_with(
-        ctx,
-        st,
-        name,
-        no_cache,
-        StepKey::new(kw)
-            .part("sources", srcs)
-            .part("dest", dest.as_str())
-            .part("flags", flags)
-            .part("content", content),
-        created_by,
-        |st, out, _| {
-            // --chown names resolve in the destination image's passwd/group.
-            let image_view = RootView::open(ctx, &st.lowers())?;
-            let empty_dest = if link {
-                Some(ctx.store.tmp_dir()?)
-            } else {
-                None
-            };
-            let dest_root = empty_dest
-                .as_ref()
-                .map_or_else(|| image_view.path(), |t| t.path());
-            if let Some(spec) = &chown_spec {
-                req.chown = Some(crate::executor::user::resolve_chown(
-                    image_view.path(),
-                    spec,
-                )?);
-            }
-            let src_view = match &from_layers {
-                Some((lowers, _)) => {
-                    match &step.from {
-                        Some(Source::Stage(i)) => {
-                            if let Some(r) = deps.get(i) {
-                                materialize(ctx, &r.layers)?;
-                            }
+    let mut key = StepKey::new(kw)
+        .part("sources", srcs)
+        .part("dest", dest.as_str())
+        .part("flags", flags)
+        .part("content", content);
+    if let Some(lines) = files {
+        key = key.with_files(lines);
+    }
+    let r = layer_step_with(ctx, st, name, no_cache, key, created_by, |st, out, _| {
+        // --chown names resolve in the destination image's passwd/group.
+        let image_view = RootView::open(ctx, &st.lowers())?;
+        let empty_dest = if link {
+            Some(ctx.store.tmp_dir()?)
+        } else {
+            None
+        };
+        let dest_root = empty_dest
+            .as_ref()
+            .map_or_else(|| image_view.path(), |t| t.path());
+        if let Some(spec) = &chown_spec {
+            req.chown = Some(crate::executor::user::resolve_chown(
+                image_view.path(),
+                spec,
+            )?);
+        }
+        let src_view = match &from_layers {
+            Some((lowers, _)) => {
+                match &step.from {
+                    Some(Source::Stage(i)) => {
+                        if let Some(r) = deps.get(i) {
+                            materialize(ctx, &r.layers)?;
                         }
-                        Some(Source::Image(_) | Source::Scratch | Source::Context(_)) | None => {}
                     }
-                    Some(RootView::open(ctx, lowers)?)
+                    Some(Source::Image(_) | Source::Scratch | Source::Context(_)) | None => {}
                 }
-                None => None,
-            };
-            let src = match &src_view {
-                Some(v) => CopySource::Rootfs(v.path()),
-                None => CopySource::Context {
-                    root: dir.0,
-                    ignore: dir.1,
-                },
-            };
-            Ok(Some(copy::apply_deferred(&src, &req, dest_root, out)?))
-        },
-    );
+                Some(RootView::open(ctx, lowers)?)
+            }
+            None => None,
+        };
+        let src = match &src_view {
+            Some(v) => CopySource::Rootfs(v.path()),
+            None => CopySource::Context {
+                root: dir.0,
+                ignore: dir.1,
+            },
+        };
+        Ok(Some(copy::apply_deferred(&src, &req, dest_root, out)?))
+    });
     if independent {
         // Later steps still build on everything below.
         st.key = StepKey::new("link")

@@ -1,8 +1,10 @@
 //! The cached layer step: key → cache hit (reuse the layer) or miss (fill an empty dir, commit
-//! it as a layer blob and snapshot, record the cache entry); and unpacking layers on demand.
+//! it as a layer blob and snapshot, record the cache entry and, for the next miss's
+//! explanation, the step's inputs); and unpacking layers on demand.
 
 use super::State;
 use super::clock::now_rfc3339;
+use super::explain;
 use crate::cache::{CacheEntry, CachedLayer, StepKey};
 use crate::engine::shared::Produced;
 use crate::engine::{BuildEvent, Ctx, EngineError, Layer, Result, base, stream};
@@ -44,7 +46,8 @@ pub(crate) fn layer_step_with(
     created_by: String,
     work: impl FnOnce(&State, &Path, usize) -> Result<Option<layers::ExtraFiles>>,
 ) -> Result<()> {
-    let key = key.digest(&st.key);
+    let parts = key;
+    let key = parts.digest(&st.key);
     let id = ctx.new_id();
     let t = Instant::now();
     ctx.reporter.event(BuildEvent::Started {
@@ -88,6 +91,14 @@ pub(crate) fn layer_step_with(
         st.push_history(created_by, false, created);
         return Ok(());
     }
+    // A miss: say why (this is the only place records are read or written).
+    let pending = explain::report_miss(ctx, st, &parts, &st.key, &key, no_cache, id);
+    if ctx.req.explain_only {
+        // `--explain-cache`: later steps chain on the key this one would have.
+        st.key = key;
+        st.push_history(created_by, false, None);
+        return Ok(());
+    }
     let tmp = ctx.store.tmp_dir()?;
     let out = tmp.path().join("layer");
     std::fs::create_dir(&out).map_err(|source| EngineError::Io {
@@ -107,6 +118,7 @@ pub(crate) fn layer_step_with(
     st.key = key.clone();
     let Some(extra) = produced else {
         *memo = Some(Produced::Nothing);
+        explain::record(ctx, pending);
         st.push_history(created_by, true, None);
         ctx.reporter.event(BuildEvent::Done {
             id,
@@ -128,6 +140,7 @@ pub(crate) fn layer_step_with(
             created: Some(created.clone()),
         },
     )?;
+    explain::record(ctx, pending);
     ctx.use_key(&key);
     *memo = Some(Produced::Layer(
         Box::new(layer.clone()),

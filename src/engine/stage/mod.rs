@@ -5,6 +5,7 @@ mod clock;
 mod config_step;
 mod copy_step;
 mod dispatch;
+mod explain;
 mod heredoc;
 mod images;
 mod layer_step;
@@ -52,6 +53,8 @@ pub(crate) struct State {
     pub last_created: Option<String>,
     /// This is the target stage: its new layers are streamed to the push destination.
     pub stream: bool,
+    /// Where the current step is, for cache-miss explanations.
+    pub at: explain::StepAt,
 }
 
 impl State {
@@ -181,6 +184,7 @@ pub(crate) fn run_stage(
             cmd_set: false,
             last_created: None,
             stream,
+            at: Default::default(),
         },
         Source::Stage(i) => {
             let r = deps.get(i).ok_or(EngineError::Cancelled)?;
@@ -202,6 +206,7 @@ pub(crate) fn run_stage(
                 cmd_set: false,
                 last_created: r.config.created.clone(),
                 stream,
+                at: Default::default(),
             }
         }
         Source::Image(reference) => {
@@ -253,6 +258,7 @@ pub(crate) fn run_stage(
                         cmd_set: false,
                         last_created: None,
                         stream,
+                        at: Default::default(),
                     }
                 }
             }
@@ -298,6 +304,14 @@ pub(crate) fn run_stage(
     steps.extend(stage.steps.iter().cloned());
     let (base_layers, base_history) = (st.layers.len(), st.config.history.len());
 
+    st.at.stage = format!(
+        "{}@{}",
+        stage
+            .name
+            .clone()
+            .unwrap_or_else(|| stage.index.to_string()),
+        platform.to_string_short()
+    );
     let mut namer = StepNamer::new(ctx, stage, &steps);
     if let Some(f) = from_name {
         let id = ctx.new_id();
@@ -313,6 +327,8 @@ pub(crate) fn run_stage(
             return Err(EngineError::Cancelled);
         }
         let name = namer.name(&step.node, n < triggers_n);
+        st.at.index = n;
+        st.at.text = step.node.original.clone();
         dispatch::run_step(ctx, &mut st, step, deps, &name, no_cache)
             .map_err(|e| at(ctx, &step.node, e))?;
     }
@@ -357,6 +373,10 @@ fn image_state(b: crate::engine::base::BaseImage, platform: &Platform, stream: b
         cmd_set: false,
         last_created,
         stream,
+        at: explain::StepAt {
+            base: Some(b.manifest_digest.to_string()),
+            ..Default::default()
+        },
     }
 }
 
