@@ -150,6 +150,33 @@ impl CacheIndex {
         Ok(())
     }
 
+    /// Drops the inputs records whose step's cache entry is gone (GC or prune removed it):
+    /// a record only explains a miss against an entry that could have hit, so it lives as
+    /// long as that entry and the records stay as many as the entries. Returns how many went.
+    pub fn prune_inputs(&self) -> Result<usize> {
+        let dir = self.dir.join("inputs");
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        let mut gone = 0;
+        for e in rd.flatten() {
+            let p = e.path();
+            let live = fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<explain::StepInputs>(&b).ok())
+                .and_then(|r| r.key.parse::<Digest>().ok())
+                .is_some_and(|k| self.path(&k).is_file());
+            if !live {
+                match fs::remove_file(&p) {
+                    Ok(()) => gone += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(CacheError::Io { path: p, source }),
+                }
+            }
+        }
+        Ok(gone)
+    }
+
     /// Every readable entry (for `hoist prune`, which keeps what they name).
     pub fn entries(&self) -> Result<Vec<CacheEntry>> {
         let rd = fs::read_dir(&self.dir).map_err(|source| CacheError::Io {
@@ -280,6 +307,41 @@ mod tests {
         assert_eq!(idx.get(&k), Some(e));
         fs::write(dir.path().join(format!("{}.json", k.hex())), b"{not json").unwrap();
         assert!(idx.get(&k).is_none());
+    }
+
+    #[test]
+    fn inputs_records_go_with_their_cache_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = CacheIndex::open(dir.path()).unwrap();
+        let record = |key: &Digest| explain::StepInputs {
+            key: key.to_string(),
+            parent: String::new(),
+            text: "RUN x".into(),
+            base: None,
+            args: vec![],
+            parts: vec![],
+            files: None,
+        };
+        let (live, dead) = (Digest::of(b"live"), Digest::of(b"dead"));
+        let entry = CacheEntry {
+            layer: CachedLayer {
+                digest: Digest::of(b"l"),
+                diff_id: Digest::of(b"d"),
+                size: 1,
+                media_type: "m".into(),
+            },
+            created: None,
+        };
+        idx.put(&live, &entry).unwrap();
+        idx.put_inputs(&Digest::of(b"place1"), &record(&live))
+            .unwrap();
+        idx.put_inputs(&Digest::of(b"place2"), &record(&dead))
+            .unwrap();
+        assert_eq!(idx.prune_inputs().unwrap(), 1);
+        assert!(idx.get_inputs(&Digest::of(b"place1")).is_some());
+        assert!(idx.get_inputs(&Digest::of(b"place2")).is_none());
+        idx.remove(&live).unwrap();
+        assert_eq!(idx.prune_inputs().unwrap(), 1);
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub fn trim_build_cache_and_collect_roots(
     } else if let Some(keep) = keep_storage {
         index.trim(keep)?;
     }
+    index.prune_inputs()?;
     let mut roots = ExtraRoots::default();
     for e in index.entries()? {
         roots.blobs.insert(e.layer.digest);

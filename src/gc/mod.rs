@@ -155,6 +155,7 @@ pub fn collect_garbage(
             }
         }
     }
+    index.prune_inputs()?;
     let report = store.prune_locked(&roots)?;
     out.blobs = report.blobs_removed;
     out.snapshots = report.snapshots_removed;
