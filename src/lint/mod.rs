@@ -186,30 +186,13 @@ pub(crate) fn suggest<'a>(val: &str, options: impl IntoIterator<Item = &'a str>)
         if opt == val {
             return None;
         }
-        let d = levenshtein(val, opt);
+        let d = crate::parser::levenshtein(val, opt);
         if d < min {
             min = d;
             best = Some(opt.to_string());
         }
     }
     best.filter(|b| !b.is_empty())
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Runs every check over `req`.

@@ -25,4 +25,5 @@ pub enum ParseError {
 /// Result alias for the parser.
 pub type Result<T> = std::result::Result<T, ParseError>;
 
+pub(crate) use dockerfile::levenshtein;
 pub use dockerfile::{parse, parse_instruction};

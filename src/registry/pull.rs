@@ -192,19 +192,7 @@ impl Client {
         let scopes = vec![pull_scope(&r.repository)];
         // A concurrent `prune` must not collect blobs between their download and set_image.
         let _gc = store.gc_shared_lock()?;
-        let (bytes, _mt, digest) = self.platform_manifest(r, platform, &scopes)?;
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadManifest {
-                url: r.to_string(),
-                reason: format!("invalid image manifest: {e}"),
-            })?;
-        if manifest.config.size > MAX_CONFIG_SIZE {
-            return Err(RegistryError::TooLarge {
-                what: format!("config {}", manifest.config.digest),
-                url: r.to_string(),
-                limit: MAX_CONFIG_SIZE,
-            });
-        }
+        let (bytes, digest, manifest) = self.image_manifest(r, platform, &scopes)?;
         self.fetch_blob_scoped(r, &manifest.config, store, &scopes)?;
         self.parallel_each(&manifest.layers, |d| {
             self.fetch_blob_scoped(r, d, store, &scopes)
@@ -222,6 +210,30 @@ impl Client {
         })
     }
 
+    /// The image manifest of `r` for `platform` (its bytes, digest and parsed form), with a
+    /// config no larger than the limit.
+    fn image_manifest(
+        &self,
+        r: &ImageRef,
+        platform: &Platform,
+        scopes: &[String],
+    ) -> Result<(Vec<u8>, Digest, Manifest)> {
+        let (bytes, _mt, digest) = self.platform_manifest(r, platform, scopes)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadManifest {
+                url: r.to_string(),
+                reason: format!("invalid image manifest: {e}"),
+            })?;
+        if manifest.config.size > MAX_CONFIG_SIZE {
+            return Err(RegistryError::TooLarge {
+                what: format!("config {}", manifest.config.digest),
+                url: r.to_string(),
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
+        Ok((bytes, digest, manifest))
+    }
+
     /// The config of `r` for `platform` without its layers (`build --check` reads the base
     /// images' env): the manifest, then the config blob, verified and kept in the store.
     pub fn pull_config(
@@ -232,19 +244,7 @@ impl Client {
     ) -> Result<crate::oci::ImageConfig> {
         self.operation(format!("fetching the config of {r}"), || {
             let scopes = vec![pull_scope(&r.repository)];
-            let (bytes, _mt, _digest) = self.platform_manifest(r, platform, &scopes)?;
-            let manifest: Manifest =
-                serde_json::from_slice(&bytes).map_err(|e| RegistryError::BadManifest {
-                    url: r.to_string(),
-                    reason: format!("invalid image manifest: {e}"),
-                })?;
-            if manifest.config.size > MAX_CONFIG_SIZE {
-                return Err(RegistryError::TooLarge {
-                    what: format!("config {}", manifest.config.digest),
-                    url: r.to_string(),
-                    limit: MAX_CONFIG_SIZE,
-                });
-            }
+            let (_bytes, _digest, manifest) = self.image_manifest(r, platform, &scopes)?;
             self.fetch_blob_scoped(r, &manifest.config, store, &scopes)?;
             let raw = store.read_blob(&manifest.config.digest)?;
             serde_json::from_slice(&raw).map_err(|e| RegistryError::BadManifest {

@@ -173,19 +173,7 @@ pub(crate) fn run_stage(
     let stream = stage.index == ctx.req.graph.target;
     let platform = stage_platform(ctx, stage);
     let mut st = match &stage.base {
-        Source::Scratch => State {
-            config: scratch_config(&platform),
-            layers: vec![],
-            key: StepKey::new("scratch")
-                .part("platform", platform.to_string_short())
-                .root(),
-            args: vec![],
-            arg_env: vec![],
-            cmd_set: false,
-            last_created: None,
-            stream,
-            at: Default::default(),
-        },
+        Source::Scratch => scratch_state(&platform, stream),
         Source::Stage(i) => {
             let r = deps.get(i).ok_or(EngineError::Cancelled)?;
             State {
@@ -247,19 +235,7 @@ pub(crate) fn run_stage(
                         from: Some(Source::Context(k.clone())),
                         mount_from: vec![],
                     });
-                    State {
-                        config: scratch_config(&platform),
-                        layers: vec![],
-                        key: StepKey::new("scratch")
-                            .part("platform", platform.to_string_short())
-                            .root(),
-                        args: vec![],
-                        arg_env: vec![],
-                        cmd_set: false,
-                        last_created: None,
-                        stream,
-                        at: Default::default(),
-                    }
+                    scratch_state(&platform, stream)
                 }
             }
         }
@@ -347,6 +323,23 @@ pub(crate) fn run_stage(
 }
 
 /// The state a stage starts with on image `b` (FROM an image or an OCI layout).
+/// An empty stage (`FROM scratch`, or the start of a named directory's files).
+fn scratch_state(platform: &Platform, stream: bool) -> State {
+    State {
+        config: scratch_config(platform),
+        layers: vec![],
+        key: StepKey::new("scratch")
+            .part("platform", platform.to_string_short())
+            .root(),
+        args: vec![],
+        arg_env: vec![],
+        cmd_set: false,
+        last_created: None,
+        stream,
+        at: Default::default(),
+    }
+}
+
 fn image_state(b: crate::engine::base::BaseImage, platform: &Platform, stream: bool) -> State {
     // The platform too: a single-platform base serves every platform it is asked for.
     let key = StepKey::new("image")
