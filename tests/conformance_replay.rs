@@ -10,6 +10,9 @@
 //! fixed: `replay_known_divergences` (ignored by default; `cargo test --test conformance_replay
 //! -- --ignored`) replays those and fails while they still differ, so fixing one shows up as
 //! that test passing for it; then delete the file.
+//!
+//! `replay_matches_buildkit_rootless` builds the same cases as an ordinary user with a
+//! subordinate range (issue 15's "the images are the same as a root build").
 
 #![allow(clippy::print_stderr)]
 
@@ -51,8 +54,15 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Who runs hoist: root with a store, or an ordinary user (rootless mode 1, issue 15) with a
+/// home of its own that the case's context is staged in.
+enum Builder<'a> {
+    Root(&'a Path),
+    User(&'a common::rootless::User, &'a Path),
+}
+
 /// Builds one case with hoist; `Err` says how it differs from BuildKit's result.
-fn replay(case: &Path, root: &Path, base: &replay_util::Snapshot) -> Result<(), String> {
+fn replay(case: &Path, who: &Builder, base: &replay_util::Snapshot) -> Result<(), String> {
     let name = case
         .file_name()
         .expect("name")
@@ -62,7 +72,10 @@ fn replay(case: &Path, root: &Path, base: &replay_util::Snapshot) -> Result<(), 
         serde_json::from_slice(&std::fs::read(case.join("expected.json")).expect("read"))
             .expect("expected.json");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let ctx = tmp.path().join("ctx");
+    let ctx = match who {
+        Builder::Root(_) => tmp.path().join("ctx"),
+        Builder::User(_, home) => home.join("cases").join(&name),
+    };
     copy_tree(&case.join("context"), &ctx);
     if let Some(modes) = exp["modes"].as_object() {
         for (p, m) in modes {
@@ -72,8 +85,21 @@ fn replay(case: &Path, root: &Path, base: &replay_util::Snapshot) -> Result<(), 
                 .expect("chmod context file");
         }
     }
-    let image = format!("{}/replay/{name}:1", common::lab::LAB_REGISTRY);
-    let out = Hoist::new(root)
+    let (hoist, repo) = match who {
+        Builder::Root(root) => (Hoist::new(root), "replay"),
+        Builder::User(u, home) => {
+            let o = std::process::Command::new("chown")
+                .arg("-R")
+                .arg(format!("{}:{}", u.uid, u.gid))
+                .arg(home.join("cases"))
+                .output()
+                .expect("chown");
+            assert!(o.status.success(), "chown the staged case");
+            (common::rootless::as_user(u, home), "replay-rootless")
+        }
+    };
+    let image = format!("{}/{repo}/{name}:1", common::lab::LAB_REGISTRY);
+    let out = hoist
         .args(["build", "-t", &image, "--push"])
         .arg(&ctx)
         .output();
@@ -107,11 +133,20 @@ fn replay(case: &Path, root: &Path, base: &replay_util::Snapshot) -> Result<(), 
     }
 }
 
-fn run(known: bool) {
+fn run(known: bool, rootless: bool) {
     if !common::ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
         return;
     }
+    if rootless && !common::rootless::ready() {
+        return;
+    }
     let root = tempfile::tempdir().expect("root");
+    let u = rootless.then(|| common::rootless::user("hoist-rl", Some((400000, 65536))));
+    let home = u.as_ref().map(|u| common::rootless::home(u, &[]));
+    let who = match (&u, &home) {
+        (Some(u), Some(h)) => Builder::User(u, h.path()),
+        _ => Builder::Root(root.path()),
+    };
     let base = replay_util::load(LAB_BASE);
     let mut failed = Vec::new();
     let mut n = 0;
@@ -120,7 +155,7 @@ fn run(known: bool) {
             continue;
         }
         n += 1;
-        if let Err(e) = replay(&case, root.path(), &base) {
+        if let Err(e) = replay(&case, &who, &base) {
             failed.push(format!("{}:\n    {e}", case.display()));
         }
     }
@@ -134,11 +169,18 @@ fn run(known: bool) {
 
 #[test]
 fn replay_matches_buildkit() {
-    run(false);
+    run(false, false);
+}
+
+/// The same cases built by an ordinary user with a subordinate range (rootless mode 1): the
+/// images must be BuildKit's too.
+#[test]
+fn replay_matches_buildkit_rootless() {
+    run(false, true);
 }
 
 #[test]
 #[ignore = "known divergences, each explained in its case's known-divergence file"]
 fn replay_known_divergences() {
-    run(true);
+    run(true, false);
 }
