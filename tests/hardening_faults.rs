@@ -331,6 +331,8 @@ fn check_write_run(
     // pass measures again).
     let best_effort = |h: &String| {
         h.contains(&format!("{}/cache/content/", root.display()))
+            // The cache-miss explanation's record: a failed write loses one explanation.
+            || h.contains(&format!("{}/cache/inputs/", root.display()))
             || h.contains(&format!("{}/meta/.boot-id-", root.display()))
             || h.contains(&format!("{}/meta/.gc-usage-", root.display()))
     };
@@ -341,6 +343,7 @@ fn check_write_run(
         );
         let tmp: Vec<_> = std::fs::read_dir(root.join("cache/content"))
             .into_iter()
+            .chain(std::fs::read_dir(root.join("cache/inputs")))
             .flatten()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
