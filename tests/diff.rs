@@ -25,7 +25,10 @@ fn build(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) {
 
 fn diff(root: &Path, args: &[&str]) -> (Option<i32>, String) {
     let o = Hoist::new(root).arg("diff").args(args).output();
-    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
 }
 
 #[test]

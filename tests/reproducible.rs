@@ -38,18 +38,22 @@ fn git(dir: &Path, args: &[&str]) {
 
 fn context(in_git: bool) -> tempfile::TempDir {
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("Dockerfile"), DF).unwrap();
-    std::fs::write(ctx.path().join("f"), "from the context\n").unwrap();
-    if in_git {
-        git(ctx.path(), &["init", "-q"]);
-        git(ctx.path(), &["add", "."]);
-        git(ctx.path(), &["commit", "-q", "-m", "one"]);
-    }
+    fill(ctx.path(), in_git);
     ctx
 }
 
+fn fill(dir: &Path, in_git: bool) {
+    std::fs::write(dir.join("Dockerfile"), DF).unwrap();
+    std::fs::write(dir.join("f"), "from the context\n").unwrap();
+    if in_git {
+        git(dir, &["init", "-q"]);
+        git(dir, &["add", "."]);
+        git(dir, &["commit", "-q", "-m", "one"]);
+    }
+}
+
 /// Builds `ctx` with `--reproducible` in a fresh store; returns (manifest digest, config).
-fn build(ctx: &Path, sde: Option<&str>) -> (String, serde_json::Value) {
+fn build(ctx: impl AsRef<std::ffi::OsStr>, sde: Option<&str>) -> (String, serde_json::Value) {
     let root = tempfile::tempdir().unwrap();
     let mut h = Hoist::new(root.path());
     if let Some(s) = sde {
@@ -117,4 +121,59 @@ fn outside_git_the_epoch_is_zero_and_source_date_epoch_wins() {
     let repo = context(true);
     let (_, config) = build(repo.path(), Some("1700000000"));
     assert_eq!(config["created"], "2023-11-14T22:13:20Z", "{config}");
+}
+
+/// A throwaway `git daemon` serving one repository; killed on drop.
+struct GitServer {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git_server() -> GitServer {
+    common::require("git", "git");
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    fill(&work, true);
+    git(dir.path(), &["clone", "-q", "--bare", "work", "repo.git"]);
+    let port = common::free_port();
+    // git-daemon itself: the `git daemon` wrapper would be left orphaned on kill.
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+    let mut child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", dir.path().display()))
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_port(port, &mut child, "git daemon");
+    GitServer {
+        child,
+        url: format!("git://127.0.0.1:{port}/repo.git"),
+        _dir: dir,
+    }
+}
+
+#[test]
+fn a_git_url_context_takes_the_fetched_commits_time() {
+    if !ready(&[Need::Root, Need::LabRegistry]) {
+        return;
+    }
+    let server = git_server();
+    let (first, config) = build(&server.url, None);
+    assert_eq!(config["created"], "2020-09-13T12:26:40Z", "{config}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (second, _) = build(&server.url, None);
+    assert_eq!(first, second, "two builds of one fetched commit differ");
 }
