@@ -55,7 +55,16 @@ fn fill(dir: &Path, in_git: bool) {
 /// Builds `ctx` with `--reproducible` in a fresh store; returns (manifest digest, config).
 fn build(ctx: impl AsRef<std::ffi::OsStr>, sde: Option<&str>) -> (String, serde_json::Value) {
     let root = tempfile::tempdir().unwrap();
-    let mut h = Hoist::new(root.path());
+    build_in(root.path(), ctx, sde)
+}
+
+/// Builds `ctx` with `--reproducible` in the store at `root`.
+fn build_in(
+    root: &Path,
+    ctx: impl AsRef<std::ffi::OsStr>,
+    sde: Option<&str>,
+) -> (String, serde_json::Value) {
+    let mut h = Hoist::new(root);
     if let Some(s) = sde {
         h = h.epoch(s);
     }
@@ -64,10 +73,10 @@ fn build(ctx: impl AsRef<std::ffi::OsStr>, sde: Option<&str>) -> (String, serde_
         .arg(ctx)
         .output();
     assert!(o.status.success(), "{}", text(&o));
-    let o = Hoist::new(root.path()).args(["inspect", "repro"]).output();
+    let o = Hoist::new(root).args(["inspect", "repro"]).output();
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let base = Hoist::new(root.path()).args(["inspect", LAB_BASE]).output();
+    let base = Hoist::new(root).args(["inspect", LAB_BASE]).output();
     let b: serde_json::Value = serde_json::from_slice(&base.stdout).unwrap();
     let hist = |v: &serde_json::Value| v["Config"]["history"].as_array().unwrap().clone();
     let (own, base) = (hist(&v[0]), hist(&b[0]));
@@ -107,6 +116,16 @@ fn one_commit_built_twice_in_fresh_stores_gives_one_digest() {
     assert!(o.status.success());
     let (second, _) = build(ctx.path(), None);
     assert_eq!(first, second, "two builds of one commit differ");
+
+    // A store holding the same steps built without an epoch: they are not reused.
+    let warm = tempfile::tempdir().unwrap();
+    let o = Hoist::new(warm.path())
+        .args(["build", "-q", "-t", "plain"])
+        .arg(ctx.path())
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let (third, _) = build_in(warm.path(), ctx.path(), None);
+    assert_eq!(first, third, "layers cached without the epoch were reused");
 }
 
 #[test]
