@@ -8,6 +8,7 @@ pub mod cache;
 pub mod cli;
 pub mod context;
 pub mod copy;
+pub mod diff;
 pub mod engine;
 pub mod executor;
 pub mod fsroot;
@@ -51,6 +52,8 @@ pub enum Error {
     Gc(#[from] gc::GcError),
     #[error(transparent)]
     Context(#[from] context::ContextError),
+    #[error(transparent)]
+    Diff(#[from] diff::DiffError),
     /// An image archive (`hoist load`) that is not what it claims: names the file.
     #[error("{path}: {source}")]
     Archive {

@@ -16,6 +16,7 @@ pub mod index;
 pub mod outputs;
 mod passes;
 mod publish;
+pub mod reproducible;
 
 pub use annotations::Annotations;
 pub use cache_io::describe;

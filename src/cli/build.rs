@@ -48,6 +48,10 @@ pub struct BuildArgs {
     /// legacy flag): same filesystem and config; history marks the squashed steps empty
     #[arg(long)]
     pub squash: bool,
+    /// Reproducible output: SOURCE_DATE_EPOCH (else the context's git HEAD commit time, else
+    /// 0) clamps every timestamp in the layers the build makes, the history and the config
+    #[arg(long)]
+    pub reproducible: bool,
     /// Always pull base images
     #[arg(long)]
     pub pull: bool,
@@ -431,6 +435,14 @@ fn validate(
             ))
         })?),
         _ => None,
+    };
+    let source_date_epoch = match a.reproducible {
+        true => Some(crate::build::reproducible::epoch(
+            &context,
+            contexts.commit_time,
+            source_date_epoch,
+        )),
+        false => source_date_epoch,
     };
     let mut push = a.push;
     let mut tags = tags;

@@ -25,6 +25,7 @@ pub mod archive;
 pub mod build;
 pub mod build_flags;
 pub mod check;
+pub mod diff;
 pub mod images;
 pub mod login;
 pub mod maintenance;
@@ -171,6 +172,8 @@ pub enum Command {
     Rmi(images::RmiArgs),
     /// Show an image's config and manifest as JSON
     Inspect(images::InspectArgs),
+    /// Explain why two images differ: config fields, then per layer the files that differ
+    Diff(diff::DiffArgs),
     /// Save images to a tar archive (docker-archive or OCI layout)
     Save(archive::SaveArgs),
     /// Load images from a tar archive
@@ -306,6 +309,7 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
         Command::Tag(a) => images::tag(g, a),
         Command::Rmi(a) => images::rmi(g, a),
         Command::Inspect(a) => images::inspect(g, a),
+        Command::Diff(a) => diff::run(g, a),
         Command::Save(a) => archive::save(g, a),
         Command::Load(a) => archive::load(g, a),
         Command::Prune(a) => maintenance::prune(g, a),

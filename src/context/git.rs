@@ -198,6 +198,16 @@ fn auth_env(remote: &str, opts: &RemoteOptions) -> Vec<(String, String)> {
 
 /// Fetches `url` into `tmp` and returns the context directory (the checkout's SUBDIR).
 pub(super) fn fetch(url: &str, tmp: &Path, opts: &RemoteOptions) -> Result<PathBuf> {
+    fetch_with_time(url, tmp, opts).map(|(dir, _)| dir)
+}
+
+/// [`fetch`], and the checked-out commit's committer time (seconds since the epoch), which
+/// `--reproducible` takes as `SOURCE_DATE_EPOCH`.
+pub(super) fn fetch_with_time(
+    url: &str,
+    tmp: &Path,
+    opts: &RemoteOptions,
+) -> Result<(PathBuf, Option<i64>)> {
     let GitRef {
         remote,
         reference,
@@ -244,6 +254,8 @@ pub(super) fn fetch(url: &str, tmp: &Path, opts: &RemoteOptions) -> Result<PathB
             });
         }
     }
+    // Read before `.git` may go; a commit always has one, so a failure here is git's.
+    let commit_time = git.run(&["log", "-1", "--format=%ct"])?.parse::<i64>().ok();
     if !keep_git_dir.unwrap_or(opts.keep_git_dir) {
         let g = checkout.join(".git");
         std::fs::remove_dir_all(&g).map_err(super::io_err(&g))?;
@@ -255,7 +267,7 @@ pub(super) fn fetch(url: &str, tmp: &Path, opts: &RemoteOptions) -> Result<PathB
             limit,
         });
     }
-    in_root_dir(&checkout, &subdir, url)
+    Ok((in_root_dir(&checkout, &subdir, url)?, commit_time))
 }
 
 fn is_commit_id(r: &str) -> bool {

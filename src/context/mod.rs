@@ -140,11 +140,11 @@ impl Remote {
 
     /// Fetches the main context into a new directory under `tmp` and returns it: a git
     /// checkout's SUBDIR, an unpacked tarball, or a directory holding only `Dockerfile` for
-    /// plain text.
-    pub fn fetch(&self, tmp: &Path, opts: &RemoteOptions) -> Result<PathBuf> {
+    /// plain text; and for git the commit's time (see [`Prepared::commit_time`]).
+    pub fn fetch(&self, tmp: &Path, opts: &RemoteOptions) -> Result<(PathBuf, Option<i64>)> {
         match self {
-            Remote::Git(url) => git::fetch(url, tmp, opts),
-            Remote::Http(url) => http::fetch(url, tmp, &opts.limits()),
+            Remote::Git(url) => git::fetch_with_time(url, tmp, opts),
+            Remote::Http(url) => Ok((http::fetch(url, tmp, &opts.limits())?, None)),
         }
     }
 
@@ -277,6 +277,8 @@ pub struct Prepared {
     pub dockerfile: Option<PathBuf>,
     /// The named contexts (and the temp dirs of everything fetched, held until dropped).
     pub named: std::sync::Arc<NamedContexts>,
+    /// With a git main context, the fetched commit's time (for `--reproducible`).
+    pub commit_time: Option<i64>,
 }
 
 /// Fetches a remote main context and prepares every named context, before the build.
@@ -287,6 +289,7 @@ pub fn prepare(flags: &Flags) -> Result<Prepared> {
             main: None,
             dockerfile: None,
             named: Default::default(),
+            commit_time: None,
         });
     }
     let keep_git_dir = flags.build_args.iter().any(|a| {
@@ -314,14 +317,14 @@ pub fn prepare(flags: &Flags) -> Result<Prepared> {
     };
     let store = Store::open(flags.store_root)?;
     let mut named = NamedContexts::default();
-    let main = match remote {
+    let (main, commit_time) = match remote {
         Some(r) => {
             let tmp = store.tmp_dir()?;
-            let dir = r.fetch(tmp.path(), &opts)?;
+            let (dir, time) = r.fetch(tmp.path(), &opts)?;
             named._hold.push(tmp);
-            Some(dir)
+            (Some(dir), time)
         }
-        None => None,
+        None => (None, None),
     };
     let dockerfile = match &main {
         Some(dir) if flags.file != Some("-") => Some(in_root_file(
@@ -337,6 +340,7 @@ pub fn prepare(flags: &Flags) -> Result<Prepared> {
         main,
         dockerfile,
         named: std::sync::Arc::new(named),
+        commit_time,
     })
 }
 

@@ -16,6 +16,22 @@ pub struct BuildOutcome {
     pub cache_keys: Vec<Digest>,
 }
 
+/// BuildKit's `rewrite-timestamp` rule for history: the base image's entries keep their
+/// times; every later entry created after `sde` (or with no time) is set to `sde`. Steps
+/// with no layer copy the base's `created`, which may be later than the epoch.
+fn clamp_history(config: &mut ImageConfig, base_history: usize, sde: i64) {
+    for h in config.history.iter_mut().skip(base_history) {
+        let late = h
+            .created
+            .as_deref()
+            .and_then(super::stage::parse_rfc3339)
+            .is_none_or(|t| t > sde);
+        if late {
+            h.created = Some(super::stage::rfc3339(sde));
+        }
+    }
+}
+
 pub(crate) fn write_image(ctx: &Ctx, target: &StageResult) -> Result<BuildOutcome> {
     let squashed;
     let target = if ctx.req.squash {
@@ -34,6 +50,7 @@ pub(crate) fn write_image(ctx: &Ctx, target: &StageResult) -> Result<BuildOutcom
     config.rootfs.kind = "layers".into();
     config.rootfs.diff_ids = target.layers.iter().map(|l| l.diff_id.clone()).collect();
     if let Some(sde) = ctx.req.source_date_epoch {
+        clamp_history(&mut config, target.base_history, sde);
         config.created = Some(super::stage::rfc3339(sde));
     } else if config.created.is_none() {
         config.created = config.history.iter().rev().find_map(|h| h.created.clone());

@@ -46,7 +46,12 @@ pub(crate) fn layer_step_with(
     created_by: String,
     work: impl FnOnce(&State, &Path, usize) -> Result<Option<layers::ExtraFiles>>,
 ) -> Result<()> {
-    let parts = key;
+    // Files and `created` depend on the epoch: a layer made under another (or none) is not
+    // this step's. Keys without one stay as they were, so existing cache entries match.
+    let parts = match ctx.req.source_date_epoch {
+        Some(sde) => key.part("epoch", sde.to_string()),
+        None => key,
+    };
     let key = parts.digest(&st.key);
     let id = ctx.new_id();
     let t = Instant::now();

@@ -14,7 +14,7 @@ mod naming;
 mod view;
 mod workdir;
 
-pub use clock::rfc3339;
+pub use clock::{parse_rfc3339, rfc3339};
 pub(crate) use heredoc::heredoc_name;
 pub(crate) use images::load_image;
 pub(crate) use layer_step::{commit_layer_with, layer_step, materialize};
