@@ -9,6 +9,7 @@
 
 pub mod explain;
 mod key;
+pub mod mounts;
 pub mod transfer;
 
 pub use key::{StepKey, key};
@@ -32,6 +33,9 @@ pub enum CacheError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Writing or unpacking a cache mount's blob failed.
+    #[error("cache mount blob: {0}")]
+    Layers(#[from] crate::layers::LayersError),
     /// A registry call of cache export/import failed.
     #[error("build cache at {reference}: {source}")]
     Remote {

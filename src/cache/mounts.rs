@@ -1,0 +1,479 @@
+//! Cache mounts that travel: `--cache-to …,cache-mounts=true` carries the contents of the
+//! `RUN --mount=type=cache` dirs a build used inside the cache artifact, and `--cache-from`
+//! restores them, so a step that must rerun on another machine still starts warm.
+//!
+//! Each mount is one layer blob (the tar [`write_layer`] makes of the mount's `data` dir:
+//! names, contents, modes, owners, xattrs) added to the artifact's layers with annotations
+//! naming its store id (the id the mount sees, plus its seed when it has `from=`) and its
+//! root's mode and owner. Equal contents give the same blob digest, so an unchanged mount is
+//! not sent again (the push skips blobs the registry has; `type=local` skips files it has).
+//! A changed mount is re-sent whole: there is no per-file or chunked splitting.
+//!
+//! Export skips, each with a note: an empty mount (nothing to carry), one larger than
+//! `cache-mounts-max` (default [`DEFAULT_MAX`]), and one holding the value of any `--secret`
+//! of the build in any file (a secret mounted *inside* a cache dir is a bind mount over an
+//! empty stub, so only a command that copied it there could put it in; such a mount is never
+//! exported). Restore treats the blob as hostile: it is unpacked by the safe extractor
+//! (in-root, no links out, `.wh.` names are plain files) with the uncompressed size bounded
+//! by the cap, into a temp dir published by a no-replace rename under the mount's lock, and
+//! only where the local mount is absent or empty: a local warm cache is never replaced.
+
+use super::{CacheError, Result};
+use crate::layers::{
+    DecompressHint, ExtractLimits, ExtractMode, LayerOptions, unpack_with_limits, write_layer,
+};
+use crate::oci::Descriptor;
+use crate::store::Store;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Annotation on a cache-mount layer: the mount's store id.
+pub const ID_ANNOTATION: &str = "dev.hoist.cache-mount.id";
+/// Annotation on a cache-mount layer: the mount root's `MODE:UID:GID` (mode in octal).
+pub const ROOT_ANNOTATION: &str = "dev.hoist.cache-mount.root";
+/// Default `cache-mounts-max`: the largest mount exported (bytes of file data).
+pub const DEFAULT_MAX: u64 = 1 << 30;
+
+/// The cache-mount options of a `--cache-to`/`--cache-from` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Export (`--cache-to`, default off as in BuildKit, which never exports them) or
+    /// restore (`--cache-from`, default on: what the artifact carries is used).
+    pub enabled: bool,
+    /// `cache-mounts-max=SIZE`: larger mounts are not exported (nor restored).
+    pub max: u64,
+}
+
+impl MountOptions {
+    /// Reads `cache-mounts=` and `cache-mounts-max=` from a parsed `--cache-to`
+    /// (`export = true`) or `--cache-from` value.
+    pub fn parse(kv: &BTreeMap<&str, &str>, export: bool) -> std::result::Result<Self, String> {
+        let enabled = match kv.get("cache-mounts").copied() {
+            None => !export,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(v) => return Err(format!("cache-mounts={v}: use true or false")),
+        };
+        let max = match kv.get("cache-mounts-max").copied() {
+            None => DEFAULT_MAX,
+            Some(v) => docker_size(v).ok_or_else(|| {
+                format!("cache-mounts-max={v}: not a size (use e.g. 500m, 1g, 2GiB)")
+            })?,
+        };
+        Ok(MountOptions { enabled, max })
+    }
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            enabled: false,
+            max: DEFAULT_MAX,
+        }
+    }
+}
+
+/// A size as Docker writes memory sizes: `512`, `64k`, `500m`, `1g` (binary units, `b`
+/// optional); `KiB`/`MB`-style units as `hoist prune --keep-storage` takes them.
+fn docker_size(v: &str) -> Option<u64> {
+    let t = v.trim().to_ascii_lowercase();
+    let binary = |n: &str, shift: u32| n.parse::<u64>().ok()?.checked_mul(1u64 << shift);
+    for (suffix, shift) in [("kb", 10), ("mb", 20), ("gb", 30), ("tb", 40)] {
+        if let Some(n) = t.strip_suffix(suffix) {
+            // Docker's RAMInBytes: `1gb` is 1 GiB.
+            if let Some(b) = binary(n, shift) {
+                return Some(b);
+            }
+        }
+    }
+    for (suffix, shift) in [("k", 10), ("m", 20), ("g", 30), ("t", 40), ("b", 0)] {
+        if let Some(n) = t.strip_suffix(suffix)
+            && let Some(b) = binary(n, shift)
+        {
+            return Some(b);
+        }
+    }
+    super::parse_size(&t)
+}
+
+/// What a cache-mount export produced: layers to add to the artifact, and what was skipped.
+#[derive(Debug, Default)]
+pub struct Exported {
+    pub layers: Vec<Descriptor>,
+    pub notes: Vec<String>,
+}
+
+/// Writes each cache mount in `used` (store ids) as a layer blob in the store. `secrets` are
+/// the build's `--secret` values by id: a mount holding any of them is skipped.
+pub fn export(
+    store: &Store,
+    used: &[String],
+    opts: &MountOptions,
+    secrets: &[(&str, &[u8])],
+) -> Result<Exported> {
+    let mut out = Exported::default();
+    let ids: BTreeSet<&String> = used.iter().collect();
+    for id in ids {
+        let dir = store.cache_mount_dir(id)?;
+        let data = dir.join("data");
+        if !data.is_dir() {
+            continue;
+        }
+        // Steps of a concurrent build using a `sharing=locked` mount finish first: the tar
+        // is of one consistent state.
+        let _lock = store.lock(&format!("cache-mount:{id}"), true)?;
+        let (bytes, entries) = measure(&data)?;
+        if entries == 0 {
+            continue;
+        }
+        if bytes > opts.max {
+            out.notes.push(format!(
+                "cache mount {id:?} not exported: {bytes} bytes is over cache-mounts-max={} \
+                 (raise it to carry this mount)",
+                opts.max
+            ));
+            continue;
+        }
+        if let Some((file, secret)) = find_secret(&data, secrets)? {
+            out.notes.push(format!(
+                "cache mount {id:?} not exported: {} holds the value of secret {secret:?}",
+                file.strip_prefix(&data).unwrap_or(&file).display()
+            ));
+            continue;
+        }
+        let mut w = store.blob_writer()?;
+        let blob = write_layer(&data, &LayerOptions::default(), &mut w)?;
+        w.commit(Some(&blob.digest))?;
+        let m = std::fs::metadata(&data).map_err(io(&data))?;
+        let mut desc = Descriptor::new(&blob.media_type, blob.digest, blob.size);
+        desc.annotations = Some(BTreeMap::from([
+            (ID_ANNOTATION.to_string(), id.clone()),
+            (
+                ROOT_ANNOTATION.to_string(),
+                format!("{:o}:{}:{}", m.mode() & 0o7777, m.uid(), m.gid()),
+            ),
+        ]));
+        out.layers.push(desc);
+    }
+    Ok(out)
+}
+
+/// The store id a cache-mount layer is for, `None` for an ordinary cache layer.
+pub fn mount_id(desc: &Descriptor) -> Option<&str> {
+    desc.annotations
+        .as_ref()?
+        .get(ID_ANNOTATION)
+        .map(|s| s.as_str())
+}
+
+/// Restores the cache-mount layers among `layers` (their blobs already in the store) into
+/// the store's cache mount dirs that are absent or empty. Returns how many were restored and
+/// notes on those skipped.
+pub fn restore(
+    store: &Store,
+    layers: &[Descriptor],
+    opts: &MountOptions,
+) -> Result<(usize, Vec<String>)> {
+    let mut restored = 0;
+    let mut notes = Vec::new();
+    for l in layers {
+        let Some(id) = mount_id(l) else { continue };
+        let dir = store.cache_mount_dir(id)?;
+        let data = dir.join("data");
+        let _lock = store.lock(&format!("cache-mount:{id}"), true)?;
+        if !is_absent_or_empty(&data)? {
+            continue;
+        }
+        match unpack_into(store, l, &dir, opts) {
+            Ok(tmp) => {
+                // An empty local dir gives way; a non-empty one (filled since) wins.
+                let _ = std::fs::remove_dir(&data);
+                let placed = rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &tmp,
+                    rustix::fs::CWD,
+                    &data,
+                    rustix::fs::RenameFlags::NOREPLACE,
+                );
+                if placed.is_err() {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    continue;
+                }
+                restored += 1;
+            }
+            Err(e) => notes.push(format!("cache mount {id:?} not restored: {e}")),
+        }
+    }
+    Ok((restored, notes))
+}
+
+fn is_absent_or_empty(data: &Path) -> Result<bool> {
+    match std::fs::read_dir(data) {
+        Ok(mut d) => Ok(d.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(io(data)(e)),
+    }
+}
+
+/// Unpacks one mount layer into a new temp dir in `dir`; returns it (removed on failure).
+fn unpack_into(store: &Store, l: &Descriptor, dir: &Path, opts: &MountOptions) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".restore-{}-{n}", std::process::id()));
+    let result = (|| {
+        std::fs::create_dir(&tmp).map_err(io(&tmp))?;
+        let blob = store.blob_path(&l.digest);
+        let f = std::fs::File::open(&blob).map_err(io(&blob))?;
+        let limits = ExtractLimits {
+            // File data within the cap, plus tar headers and padding.
+            max_total_bytes: opts.max.saturating_mul(2).saturating_add(64 << 20),
+            ..ExtractLimits::default()
+        };
+        unpack_with_limits(
+            f,
+            DecompressHint::MediaType(&l.media_type),
+            &tmp,
+            ExtractMode::Archive,
+            &limits,
+        )?;
+        if let Some((mode, uid, gid)) = l
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ROOT_ANNOTATION))
+            .and_then(|r| parse_root(r))
+        {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+                .map_err(io(&tmp))?;
+            crate::userns::io_chown_result(std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)))
+                .map_err(io(&tmp))?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// `MODE:UID:GID` (octal mode, permission bits only).
+fn parse_root(r: &str) -> Option<(u32, u32, u32)> {
+    let mut it = r.split(':');
+    let mode = u32::from_str_radix(it.next()?, 8).ok()? & 0o7777;
+    let uid = it.next()?.parse().ok()?;
+    let gid = it.next()?.parse().ok()?;
+    it.next().is_none().then_some((mode, uid, gid))
+}
+
+/// Bytes of regular-file data and number of entries under `dir` (links never followed).
+fn measure(dir: &Path) -> Result<(u64, u64)> {
+    let mut bytes = 0u64;
+    let mut entries = 0u64;
+    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+        let e = e.map_err(|e| walk_err(dir, e))?;
+        entries += 1;
+        if e.file_type().is_file() {
+            bytes += e.metadata().map_err(|e| walk_err(dir, e))?.len();
+        }
+    }
+    Ok((bytes, entries))
+}
+
+/// The first regular file under `dir` whose content contains a secret's value, with the
+/// secret's id. Files are read in chunks with an overlap, so a value across two reads is
+/// found.
+fn find_secret<'a>(dir: &Path, secrets: &[(&'a str, &[u8])]) -> Result<Option<(PathBuf, &'a str)>> {
+    let secrets: Vec<(&str, &[u8])> = secrets
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .copied()
+        .collect();
+    let Some(longest) = secrets.iter().map(|(_, v)| v.len()).max() else {
+        return Ok(None);
+    };
+    let finders: Vec<(&str, memchr::memmem::Finder)> = secrets
+        .iter()
+        .map(|(id, v)| (*id, memchr::memmem::Finder::new(v)))
+        .collect();
+    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+        let e = e.map_err(|e| walk_err(dir, e))?;
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let path = e.path();
+        let mut f = std::fs::File::open(path).map_err(io(path))?;
+        let mut buf = Vec::with_capacity((1 << 20) + longest);
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            let k = f.read(&mut chunk).map_err(io(path))?;
+            if k == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..k]);
+            if let Some((id, _)) = finders.iter().find(|(_, f)| f.find(&buf).is_some()) {
+                return Ok(Some((path.to_path_buf(), id)));
+            }
+            // Keep the tail that could start a value continued by the next read.
+            let keep = longest.saturating_sub(1).min(buf.len());
+            buf.drain(..buf.len() - keep);
+        }
+    }
+    Ok(None)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn walk_err(dir: &Path, e: walkdir::Error) -> CacheError {
+    let path = e.path().unwrap_or(dir).to_path_buf();
+    CacheError::Io {
+        path,
+        source: e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_options() {
+        let kv = |s: &'static str| -> BTreeMap<&str, &str> {
+            s.split(',').filter_map(|p| p.split_once('=')).collect()
+        };
+        let o = MountOptions::parse(&kv("type=local"), true).unwrap();
+        assert_eq!(o, MountOptions::default());
+        assert!(
+            MountOptions::parse(&kv("type=local"), false)
+                .unwrap()
+                .enabled
+        );
+        let o = MountOptions::parse(&kv("cache-mounts=true,cache-mounts-max=1g"), true).unwrap();
+        assert_eq!(
+            o,
+            MountOptions {
+                enabled: true,
+                max: 1 << 30
+            }
+        );
+        for (v, n) in [
+            ("512", 512),
+            ("64k", 64 << 10),
+            ("500m", 500 << 20),
+            ("2gb", 2 << 30),
+            ("1GiB", 1 << 30),
+            ("10MB", 10 << 20),
+        ] {
+            assert_eq!(docker_size(v), Some(n), "{v}");
+        }
+        let e = MountOptions::parse(&kv("cache-mounts-max=lots"), true).unwrap_err();
+        assert!(e.contains("not a size"), "{e}");
+        let e = MountOptions::parse(&kv("cache-mounts=yes"), true).unwrap_err();
+        assert!(e.contains("true or false"), "{e}");
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        (d, s)
+    }
+
+    fn fill(s: &Store, id: &str, files: &[(&str, &[u8])]) -> PathBuf {
+        let data = s.cache_mount_dir(id).unwrap().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        for (name, content) in files {
+            let p = data.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        data
+    }
+
+    fn on() -> MountOptions {
+        MountOptions {
+            enabled: true,
+            max: DEFAULT_MAX,
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_contents_modes_and_owners_and_never_clobbers() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_a, a) = store();
+        let data = fill(&a, "/root/.cache/pip", &[("wheels/x.whl", b"wheel bytes")]);
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::os::unix::fs::chown(data.join("wheels/x.whl"), Some(1234), Some(99)).unwrap();
+        let ids = vec!["/root/.cache/pip".to_string(), "unused".to_string()];
+        let ex = export(&a, &ids, &on(), &[]).unwrap();
+        assert_eq!(ex.layers.len(), 1, "the empty/absent mount is not exported");
+        // Unchanged content: the same blob.
+        let again = export(&a, &ids, &on(), &[]).unwrap();
+        assert_eq!(again.layers[0].digest, ex.layers[0].digest);
+
+        let (_b, b) = store();
+        let mut w = b.blob_writer().unwrap();
+        std::io::copy(
+            &mut std::fs::File::open(a.blob_path(&ex.layers[0].digest)).unwrap(),
+            &mut w,
+        )
+        .unwrap();
+        w.commit(Some(&ex.layers[0].digest)).unwrap();
+        assert_eq!(restore(&b, &ex.layers, &on()).unwrap().0, 1);
+        let got = b.cache_mount_dir("/root/.cache/pip").unwrap().join("data");
+        assert_eq!(
+            std::fs::read(got.join("wheels/x.whl")).unwrap(),
+            b"wheel bytes"
+        );
+        let m = std::fs::metadata(got.join("wheels/x.whl")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1234, 99));
+        assert_eq!(std::fs::metadata(&got).unwrap().mode() & 0o7777, 0o750);
+
+        // A local warm cache is kept as it is.
+        std::fs::write(got.join("wheels/x.whl"), b"local").unwrap();
+        assert_eq!(restore(&b, &ex.layers, &on()).unwrap().0, 0);
+        assert_eq!(std::fs::read(got.join("wheels/x.whl")).unwrap(), b"local");
+    }
+
+    #[test]
+    fn oversized_and_secret_holding_mounts_are_not_exported() {
+        let (_a, a) = store();
+        fill(&a, "big", &[("f", &[7u8; 4096])]);
+        let mut secret = vec![b'x'; (1 << 20) - 3];
+        secret.extend_from_slice(b"s3cr3t-value");
+        // The secret's value straddles two 1 MiB reads.
+        fill(&a, "leaky", &[("a/copy", &secret)]);
+        let opts = MountOptions {
+            enabled: true,
+            max: 4095,
+        };
+        let ex = export(&a, &["big".into()], &opts, &[]).unwrap();
+        assert!(ex.layers.is_empty());
+        assert!(
+            ex.notes[0].contains("over cache-mounts-max=4095"),
+            "{:?}",
+            ex.notes
+        );
+        let ex = export(
+            &a,
+            &["leaky".into()],
+            &on(),
+            &[("token", b"s3cr3t-value".as_slice())],
+        )
+        .unwrap();
+        assert!(ex.layers.is_empty());
+        assert!(
+            ex.notes[0].contains("a/copy holds the value of secret \"token\""),
+            "{:?}",
+            ex.notes
+        );
+    }
+}
