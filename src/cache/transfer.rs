@@ -631,6 +631,49 @@ mod tests {
     }
 
     #[test]
+    fn only_changed_cache_mounts_are_sent_again() {
+        let a = side();
+        let put = |id: &str, content: &[u8]| {
+            let data = a.store.cache_mount_dir(id).unwrap().join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("f"), content).unwrap();
+        };
+        put("m1", b"one");
+        put("m2", b"two");
+        let ids = vec!["m1".to_string(), "m2".to_string()];
+        let used = UsedMounts {
+            ids: &ids,
+            secrets: vec![],
+        };
+        let remote = FakeRemote::default();
+        let mut to = CacheLocation::registry(ImageRef::parse("localhost:5000/c:m").unwrap(), true);
+        // Off by default: no mount goes.
+        let st = export(&a.index, &a.store, &[], &used, &to, Some(&remote)).unwrap();
+        assert_eq!((st.mounts, *remote.uploads.borrow()), (0, 1));
+        to.mounts.enabled = true;
+        let st = export(&a.index, &a.store, &[], &used, &to, Some(&remote)).unwrap();
+        assert_eq!((st.mounts, *remote.uploads.borrow()), (2, 3));
+        export(&a.index, &a.store, &[], &used, &to, Some(&remote)).unwrap();
+        assert_eq!(*remote.uploads.borrow(), 3, "nothing changed, nothing sent");
+        put("m1", b"one, changed");
+        export(&a.index, &a.store, &[], &used, &to, Some(&remote)).unwrap();
+        assert_eq!(
+            *remote.uploads.borrow(),
+            4,
+            "only the changed mount is sent"
+        );
+
+        let b = side();
+        let from = CacheLocation::registry(ImageRef::parse("localhost:5000/c:m").unwrap(), false);
+        let st = import(&b.index, &b.store, &from, Some(&remote)).unwrap();
+        assert_eq!(st.mounts, 2);
+        let got =
+            |id: &str| std::fs::read(b.store.cache_mount_dir(id).unwrap().join("data/f")).unwrap();
+        assert_eq!(got("m1"), b"one, changed");
+        assert_eq!(got("m2"), b"two");
+    }
+
+    #[test]
     fn missing_remote_cache_imports_nothing() {
         let b = side();
         let remote = FakeRemote::default();
