@@ -15,8 +15,9 @@
 //! empty stub, so only a command that copied it there could put it in; such a mount is never
 //! exported). Restore treats the blob as hostile: it is unpacked by the safe extractor
 //! (in-root, no links out, `.wh.` names are plain files) with the uncompressed size bounded
-//! by the cap, into a temp dir published by a no-replace rename under the mount's lock, and
-//! only where the local mount is absent or empty: a local warm cache is never replaced.
+//! by the cap, into a temp dir, under the mount's lock, and only where the local mount is
+//! absent or empty: a local warm cache is never replaced. See [`place`] for how each
+//! `sharing=` mode stays safe while the restored tree goes in.
 
 use super::{CacheError, Result};
 use crate::layers::{
@@ -188,25 +189,46 @@ pub fn restore(
         }
         match unpack_into(store, l, &dir, opts) {
             Ok(tmp) => {
-                // An empty local dir gives way; a non-empty one (filled since) wins.
-                let _ = std::fs::remove_dir(&data);
-                let placed = rustix::fs::renameat_with(
-                    rustix::fs::CWD,
-                    &tmp,
-                    rustix::fs::CWD,
-                    &data,
-                    rustix::fs::RenameFlags::NOREPLACE,
-                );
-                if placed.is_err() {
-                    let _ = std::fs::remove_dir_all(&tmp);
-                    continue;
+                if place(&tmp, &data) {
+                    restored += 1;
                 }
-                restored += 1;
+                let _ = std::fs::remove_dir_all(&tmp);
             }
             Err(e) => notes.push(format!("cache mount {id:?} not restored: {e}")),
         }
     }
     Ok((restored, notes))
+}
+
+/// Puts the restored tree `tmp` at `data`, never replacing anything there. The restore holds
+/// the mount's lock, which every `sharing=locked|private` user of it holds while its step
+/// runs; a `sharing=shared` user takes no lock and may have an existing empty `data`
+/// mounted right now, so that dir is kept (its inode stays the one mounted) and the
+/// restored entries are moved into it one by one. An absent `data` appears whole, by one
+/// rename. True when anything was placed.
+fn place(tmp: &Path, data: &Path) -> bool {
+    let rename = |from: &Path, to: &Path| {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            from,
+            rustix::fs::CWD,
+            to,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .is_ok()
+    };
+    if !data.exists() {
+        return rename(tmp, data);
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return false;
+    };
+    let mut placed = false;
+    for e in entries.flatten() {
+        // A name a user of the mount created meanwhile is theirs: the restored one yields.
+        placed |= rename(&e.path(), &data.join(e.file_name()));
+    }
+    placed
 }
 
 fn is_absent_or_empty(data: &Path) -> Result<bool> {
@@ -437,10 +459,67 @@ mod tests {
         assert_eq!((m.uid(), m.gid()), (1234, 99));
         assert_eq!(std::fs::metadata(&got).unwrap().mode() & 0o7777, 0o750);
 
+        // A local empty mount dir (maybe mounted by a sharing=shared step right now) is
+        // filled in place: the same inode.
+        let (_c, c) = store();
+        let empty = fill(&c, "/root/.cache/pip", &[]);
+        let ino = std::fs::metadata(&empty).unwrap().ino();
+        for l in &ex.layers {
+            let mut w = c.blob_writer().unwrap();
+            std::io::copy(
+                &mut std::fs::File::open(a.blob_path(&l.digest)).unwrap(),
+                &mut w,
+            )
+            .unwrap();
+            w.commit(Some(&l.digest)).unwrap();
+        }
+        assert_eq!(restore(&c, &ex.layers, &on()).unwrap().0, 1);
+        assert_eq!(std::fs::metadata(&empty).unwrap().ino(), ino);
+        assert_eq!(
+            std::fs::read(empty.join("wheels/x.whl")).unwrap(),
+            b"wheel bytes"
+        );
+        let left: Vec<_> = std::fs::read_dir(empty.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["data"], "no temp dir is left");
+
         // A local warm cache is kept as it is.
         std::fs::write(got.join("wheels/x.whl"), b"local").unwrap();
         assert_eq!(restore(&b, &ex.layers, &on()).unwrap().0, 0);
         assert_eq!(std::fs::read(got.join("wheels/x.whl")).unwrap(), b"local");
+    }
+
+    #[test]
+    fn a_hostile_mount_blob_stays_inside_its_mount() {
+        let (_b, b) = store();
+        let outside = tempfile::tempdir().unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        tar.append_link(&mut h, "esc", outside.path()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, "esc/pwned", &b"owned"[..]).unwrap();
+        let raw = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        let blob = gz.finish().unwrap();
+        let digest = b.put_blob(&blob).unwrap();
+        let mut desc =
+            Descriptor::new(crate::oci::media::OCI_LAYER_GZIP, digest, blob.len() as u64);
+        desc.annotations = Some(BTreeMap::from([(ID_ANNOTATION.into(), "evil".into())]));
+        restore(&b, &[desc], &on()).unwrap();
+        assert!(!outside.path().join("pwned").exists(), "escaped the mount");
+        let data = b.cache_mount_dir("evil").unwrap().join("data");
+        assert!(
+            std::fs::symlink_metadata(data.join("esc")).is_ok(),
+            "the tree was restored in-root"
+        );
     }
 
     #[test]
