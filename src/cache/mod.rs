@@ -9,6 +9,7 @@
 
 pub mod explain;
 mod key;
+mod mount_parts;
 pub mod mounts;
 pub mod transfer;
 

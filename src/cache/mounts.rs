@@ -2,12 +2,12 @@
 //! `RUN --mount=type=cache` dirs a build used inside the cache artifact, and `--cache-from`
 //! restores them, so a step that must rerun on another machine still starts warm.
 //!
-//! Each mount is one layer blob (the tar [`write_layer`] makes of the mount's `data` dir:
-//! names, contents, modes, owners, xattrs) added to the artifact's layers with annotations
-//! naming its store id (the id the mount sees, plus its seed when it has `from=`) and its
-//! root's mode and owner. Equal contents give the same blob digest, so an unchanged mount is
-//! not sent again (the push skips blobs the registry has; `type=local` skips files it has).
-//! A changed mount is re-sent whole: there is no per-file or chunked splitting.
+//! Each mount goes as one or more gzip tar blobs, its parts (see [`super::mount_parts`]: cut
+//! where path names say, so a small change to a large mount re-sends one part), added to the
+//! artifact's layers with annotations naming its store id (the id the mount sees, plus its
+//! seed when it has `from=`), its root's mode and owner, and the part's place. Equal contents
+//! give the same blob digests, so an unchanged part is not sent again (the push skips blobs
+//! the registry has; `type=local` skips files it has).
 //!
 //! Export skips, each with a note: an empty mount (nothing to carry), one larger than
 //! `cache-mounts-max` (default [`DEFAULT_MAX`]), and one holding the value of any `--secret`
@@ -19,11 +19,10 @@
 //! absent or empty: a local warm cache is never replaced. See [`place`] for how each
 //! `sharing=` mode stays safe while the restored tree goes in.
 
+use super::mount_parts::{DEFAULT_SPLIT, Split, write_parts};
 use super::{CacheError, Result};
-use crate::layers::{
-    DecompressHint, ExtractLimits, ExtractMode, LayerOptions, unpack_with_limits, write_layer,
-};
-use crate::oci::Descriptor;
+use crate::layers::{DecompressHint, ExtractLimits, ExtractMode, unpack_with_limits};
+use crate::oci::{Descriptor, media};
 use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -34,6 +33,9 @@ use std::path::{Path, PathBuf};
 pub const ID_ANNOTATION: &str = "dev.hoist.cache-mount.id";
 /// Annotation on a cache-mount layer: the mount root's `MODE:UID:GID` (mode in octal).
 pub const ROOT_ANNOTATION: &str = "dev.hoist.cache-mount.root";
+/// Annotation on a cache-mount layer: which part of the mount it is, `I/N` (see
+/// [`super::mount_parts`]).
+pub const PART_ANNOTATION: &str = "dev.hoist.cache-mount.part";
 /// Default `cache-mounts-max`: the largest mount exported (bytes of file data).
 pub const DEFAULT_MAX: u64 = 1 << 30;
 
@@ -114,6 +116,17 @@ pub fn export(
     opts: &MountOptions,
     secrets: &[(&str, &[u8])],
 ) -> Result<Exported> {
+    export_split(store, used, opts, secrets, &DEFAULT_SPLIT)
+}
+
+/// [`export`] with the parts cut by `split`.
+fn export_split(
+    store: &Store,
+    used: &[String],
+    opts: &MountOptions,
+    secrets: &[(&str, &[u8])],
+    split: &Split,
+) -> Result<Exported> {
     let mut out = Exported::default();
     let ids: BTreeSet<&String> = used.iter().collect();
     for id in ids {
@@ -144,19 +157,19 @@ pub fn export(
             ));
             continue;
         }
-        let mut w = store.blob_writer()?;
-        let blob = write_layer(&data, &LayerOptions::default(), &mut w)?;
-        w.commit(Some(&blob.digest))?;
         let m = std::fs::metadata(&data).map_err(io(&data))?;
-        let mut desc = Descriptor::new(&blob.media_type, blob.digest, blob.size);
-        desc.annotations = Some(BTreeMap::from([
-            (ID_ANNOTATION.to_string(), id.clone()),
-            (
-                ROOT_ANNOTATION.to_string(),
-                format!("{:o}:{}:{}", m.mode() & 0o7777, m.uid(), m.gid()),
-            ),
-        ]));
-        out.layers.push(desc);
+        let root = format!("{:o}:{}:{}", m.mode() & 0o7777, m.uid(), m.gid());
+        let parts = write_parts(store, &data, split)?;
+        let n = parts.len();
+        for (i, (digest, size)) in parts.into_iter().enumerate() {
+            let mut desc = Descriptor::new(media::OCI_LAYER_GZIP, digest, size);
+            desc.annotations = Some(BTreeMap::from([
+                (ID_ANNOTATION.to_string(), id.clone()),
+                (ROOT_ANNOTATION.to_string(), root.clone()),
+                (PART_ANNOTATION.to_string(), format!("{}/{n}", i + 1)),
+            ]));
+            out.layers.push(desc);
+        }
     }
     Ok(out)
 }
@@ -179,15 +192,21 @@ pub fn restore(
 ) -> Result<(usize, Vec<String>)> {
     let mut restored = 0;
     let mut notes = Vec::new();
+    // Each mount's parts, in the artifact's order.
+    let mut by_id: BTreeMap<&str, Vec<&Descriptor>> = BTreeMap::new();
     for l in layers {
-        let Some(id) = mount_id(l) else { continue };
+        if let Some(id) = mount_id(l) {
+            by_id.entry(id).or_default().push(l);
+        }
+    }
+    for (id, parts) in by_id {
         let dir = store.cache_mount_dir(id)?;
         let data = dir.join("data");
         let _lock = store.lock(&format!("cache-mount:{id}"), true)?;
         if !is_absent_or_empty(&data)? {
             continue;
         }
-        match unpack_into(store, l, &dir, opts) {
+        match unpack_into(store, &parts, &dir, opts) {
             Ok(tmp) => {
                 if place(&tmp, &data) {
                     restored += 1;
@@ -239,31 +258,41 @@ fn is_absent_or_empty(data: &Path) -> Result<bool> {
     }
 }
 
-/// Unpacks one mount layer into a new temp dir in `dir`; returns it (removed on failure).
-fn unpack_into(store: &Store, l: &Descriptor, dir: &Path, opts: &MountOptions) -> Result<PathBuf> {
+/// Unpacks one mount's parts, in order, into a new temp dir in `dir`; returns it (removed on
+/// failure). Their uncompressed tars together stay within twice the cap (headers and padding
+/// of many small files) plus 64 MiB.
+fn unpack_into(
+    store: &Store,
+    parts: &[&Descriptor],
+    dir: &Path,
+    opts: &MountOptions,
+) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".restore-{}-{n}", std::process::id()));
     let result = (|| {
         std::fs::create_dir(&tmp).map_err(io(&tmp))?;
-        let blob = store.blob_path(&l.digest);
-        let f = std::fs::File::open(&blob).map_err(io(&blob))?;
-        let limits = ExtractLimits {
-            // File data within the cap, plus tar headers and padding.
-            max_total_bytes: opts.max.saturating_mul(2).saturating_add(64 << 20),
-            ..ExtractLimits::default()
-        };
-        unpack_with_limits(
-            f,
-            DecompressHint::MediaType(&l.media_type),
-            &tmp,
-            ExtractMode::Archive,
-            &limits,
-        )?;
-        if let Some((mode, uid, gid)) = l
-            .annotations
-            .as_ref()
+        let mut left = opts.max.saturating_mul(2).saturating_add(64 << 20);
+        for l in parts {
+            let blob = store.blob_path(&l.digest);
+            let f = std::fs::File::open(&blob).map_err(io(&blob))?;
+            let limits = ExtractLimits {
+                max_total_bytes: left,
+                ..ExtractLimits::default()
+            };
+            let st = unpack_with_limits(
+                f,
+                DecompressHint::MediaType(&l.media_type),
+                &tmp,
+                ExtractMode::Archive,
+                &limits,
+            )?;
+            left = left.saturating_sub(st.tar_bytes);
+        }
+        if let Some((mode, uid, gid)) = parts
+            .first()
+            .and_then(|l| l.annotations.as_ref())
             .and_then(|a| a.get(ROOT_ANNOTATION))
             .and_then(|r| parse_root(r))
         {
@@ -489,6 +518,62 @@ mod tests {
         std::fs::write(got.join("wheels/x.whl"), b"local").unwrap();
         assert_eq!(restore(&b, &ex.layers, &on()).unwrap().0, 0);
         assert_eq!(std::fs::read(got.join("wheels/x.whl")).unwrap(), b"local");
+    }
+
+    #[test]
+    fn a_small_change_to_a_large_mount_changes_one_part() {
+        let (_a, a) = store();
+        let files: Vec<(String, Vec<u8>)> = (0..200u32)
+            .map(|i| {
+                let body: Vec<u8> = (0..16 * 1024u32)
+                    .map(|j| (j.wrapping_mul(2654435761).wrapping_add(i * 97) >> 13) as u8)
+                    .collect();
+                (format!("d{}/f{i:03}", i % 7), body)
+            })
+            .collect();
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        let data = fill(&a, "big", &refs);
+        let split = Split {
+            min: 256 << 10,
+            max: 1 << 20,
+            mask: 3,
+        };
+        let ids = ["big".to_string()];
+        let before = export_split(&a, &ids, &on(), &[], &split).unwrap().layers;
+        assert!(before.len() > 4, "{} parts", before.len());
+        std::fs::write(data.join("d3/f101"), b"changed").unwrap();
+        let after = export_split(&a, &ids, &on(), &[], &split).unwrap().layers;
+        let old: BTreeSet<_> = before.iter().map(|l| &l.digest).collect();
+        let new: Vec<_> = after.iter().filter(|l| !old.contains(&l.digest)).collect();
+        let total: u64 = after.iter().map(|l| l.size).sum();
+        assert_eq!(new.len(), 1, "one part re-sent of {}", after.len());
+        assert!(new[0].size * 3 < total, "{} of {total} bytes", new[0].size);
+
+        // The parts restore to the whole tree.
+        let (_b, b) = store();
+        for l in &after {
+            let mut w = b.blob_writer().unwrap();
+            std::io::copy(
+                &mut std::fs::File::open(a.blob_path(&l.digest)).unwrap(),
+                &mut w,
+            )
+            .unwrap();
+            w.commit(Some(&l.digest)).unwrap();
+        }
+        assert_eq!(restore(&b, &after, &on()).unwrap().0, 1);
+        let got = b.cache_mount_dir("big").unwrap().join("data");
+        assert_eq!(std::fs::read(got.join("d3/f101")).unwrap(), b"changed");
+        assert_eq!(
+            std::fs::read(got.join("d5/f005")).unwrap(),
+            std::fs::read(data.join("d5/f005")).unwrap()
+        );
+        assert_eq!(
+            std::fs::read_dir(got.join("d0")).unwrap().count(),
+            std::fs::read_dir(data.join("d0")).unwrap().count()
+        );
     }
 
     #[test]
