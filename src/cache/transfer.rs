@@ -227,8 +227,9 @@ fn build_artifact(
     let mounts = manifest
         .layers
         .iter()
-        .filter(|l| mounts::mount_id(l).is_some())
-        .count();
+        .filter_map(mounts::mount_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let stats = TransferStats {
         entries: doc.entries.len(),
         blobs: manifest.layers.len(),
