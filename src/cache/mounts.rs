@@ -219,6 +219,11 @@ pub fn restore(
     Ok((restored, notes))
 }
 
+/// True when the cache mount `id` is absent or empty in `store`: what a restore fills.
+pub fn wanted(store: &Store, id: &str) -> Result<bool> {
+    is_absent_or_empty(&store.cache_mount_dir(id)?.join("data"))
+}
+
 /// Puts the restored tree `tmp` at `data`, never replacing anything there. The restore holds
 /// the mount's lock, which every `sharing=locked|private` user of it holds while its step
 /// runs; a `sharing=shared` user takes no lock and may have an existing empty `data`

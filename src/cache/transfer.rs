@@ -389,11 +389,23 @@ pub fn import(
     }
     let mut stats = TransferStats::default();
     for l in &manifest.layers {
-        let wanted = from.mounts.enabled || mounts::mount_id(l).is_none();
-        if wanted && !store.has_blob(&l.digest) {
-            fetch_into_store(store, from, remote, l)?;
-            stats.blobs += 1;
+        if store.has_blob(&l.digest) {
+            continue;
         }
+        match mounts::mount_id(l) {
+            None => fetch_into_store(store, from, remote, l)?,
+            // A mount part is fetched only for a mount it can restore (absent or empty
+            // locally); one that fails to come is skipped by the restore, with its note.
+            Some(id) => {
+                if !from.mounts.enabled || !mounts::wanted(store, id)? {
+                    continue;
+                }
+                if fetch_into_store(store, from, remote, l).is_err() {
+                    continue;
+                }
+            }
+        }
+        stats.blobs += 1;
     }
     for e in doc.entries {
         if index.get(&e.key).is_none() && store.has_blob(&e.entry.layer.digest) {
@@ -672,6 +684,15 @@ mod tests {
             |id: &str| std::fs::read(b.store.cache_mount_dir(id).unwrap().join("data/f")).unwrap();
         assert_eq!(got("m1"), b"one, changed");
         assert_eq!(got("m2"), b"two");
+
+        // A store with m1 warm fetches and restores only m2, and keeps its own m1.
+        let c = side();
+        let warm = c.store.cache_mount_dir("m1").unwrap().join("data");
+        std::fs::create_dir_all(&warm).unwrap();
+        std::fs::write(warm.join("f"), b"local").unwrap();
+        let st = import(&c.index, &c.store, &from, Some(&remote)).unwrap();
+        assert_eq!((st.blobs, st.mounts), (1, 1));
+        assert_eq!(std::fs::read(warm.join("f")).unwrap(), b"local");
     }
 
     #[test]
