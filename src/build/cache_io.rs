@@ -3,7 +3,7 @@
 
 use super::{Notice, Observer};
 use crate::cache::CacheIndex;
-use crate::cache::transfer::{self, CacheLocation};
+use crate::cache::transfer::{self, CacheLocation, CachePlace, UsedMounts};
 use crate::oci::Digest;
 use crate::registry::Client;
 use crate::store::Store;
@@ -32,11 +32,13 @@ impl CacheTransfer<'_> {
         Ok(())
     }
 
-    /// Exports the entries of `keys` (the steps the build used) to every `--cache-to`.
+    /// Exports the entries of `keys` (the steps the build used) to every `--cache-to`, and
+    /// where it says `cache-mounts=true` the cache mounts in `mounts`.
     pub fn export(
         &self,
         to: &[CacheLocation],
         keys: &[Digest],
+        mounts: &UsedMounts,
         observer: &dyn Observer,
     ) -> crate::Result<()> {
         let remote = crate::engine::adapters::RegistryCache(self.registry);
@@ -44,7 +46,7 @@ impl CacheTransfer<'_> {
             let stats = self
                 .registry
                 .operation(format!("exporting build cache to {}", describe(to)), || {
-                    transfer::export(self.index, self.store, keys, to, Some(&remote))
+                    transfer::export(self.index, self.store, keys, mounts, to, Some(&remote))
                 })?;
             observer.notice(Notice::CacheExported {
                 to: to.clone(),
@@ -57,8 +59,8 @@ impl CacheTransfer<'_> {
 
 /// A cache location as messages name it: the reference or the directory.
 pub fn describe(l: &CacheLocation) -> String {
-    match l {
-        CacheLocation::Registry(r) => r.to_string(),
-        CacheLocation::Local(d) => d.display().to_string(),
+    match &l.place {
+        CachePlace::Registry(r) => r.to_string(),
+        CachePlace::Local(d) => d.display().to_string(),
     }
 }

@@ -90,6 +90,7 @@ mod tests {
             config_digest: Digest::of(&[n, 1]),
             config: ImageConfig::default(),
             cache_keys: vec![],
+            cache_mounts: vec![],
         }
     }
 

@@ -353,7 +353,19 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
         .iter()
         .flat_map(|(_, o)| o.cache_keys.iter().cloned())
         .collect();
-    caches.export(&plan.cache_to, &keys, observer)?;
+    let mount_ids: Vec<String> = outcomes
+        .iter()
+        .flat_map(|(_, o)| o.cache_mounts.iter().cloned())
+        .collect();
+    let used = crate::cache::transfer::UsedMounts {
+        ids: &mount_ids,
+        secrets: plan
+            .secrets
+            .iter()
+            .map(|(id, s)| (id.as_str(), s.0.as_slice()))
+            .collect(),
+    };
+    caches.export(&plan.cache_to, &keys, &used, observer)?;
     if plan.push {
         publish::push_tags(
             &registry,
@@ -443,6 +455,7 @@ mod tests {
             config_digest: Digest::of(&[n, 1]),
             config: ImageConfig::default(),
             cache_keys: vec![],
+            cache_mounts: vec![],
         }
     }
 

@@ -9,6 +9,8 @@
 
 pub mod explain;
 mod key;
+mod mount_parts;
+pub mod mounts;
 pub mod transfer;
 
 pub use key::{StepKey, key};
@@ -32,6 +34,9 @@ pub enum CacheError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Writing or unpacking a cache mount's blob failed.
+    #[error("cache mount blob: {0}")]
+    Layers(#[from] crate::layers::LayersError),
     /// A registry call of cache export/import failed.
     #[error("build cache at {reference}: {source}")]
     Remote {

@@ -8,6 +8,7 @@
 //! `blobs/sha256/…`). Import merges the entries into the local index and fetches the blobs the
 //! store lacks, each verified against its digest; entries already known locally are kept.
 
+use super::mounts::{self, MountOptions};
 use super::{CacheEntry, CacheError, CacheIndex, Result};
 use crate::oci::{Descriptor, Digest, Manifest, media};
 use crate::registry::ImageRef;
@@ -22,9 +23,17 @@ pub const CACHE_CONFIG_MEDIA_TYPE: &str = "application/vnd.hoist.build-cache.con
 /// Bumped when the exported document changes shape.
 const EXPORT_SCHEMA: &str = "hoist-cache-export-v1";
 
-/// Where `--cache-to` writes or `--cache-from` reads.
+/// Where `--cache-to` writes or `--cache-from` reads, and whether cache mounts travel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CacheLocation {
+pub struct CacheLocation {
+    pub place: CachePlace,
+    /// `cache-mounts=`, `cache-mounts-max=` (see [`super::mounts`]).
+    pub mounts: MountOptions,
+}
+
+/// The registry or directory of a [`CacheLocation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CachePlace {
     /// `type=registry,ref=IMAGE`
     Registry(ImageRef),
     /// `type=local,dest=DIR` (export) or `type=local,src=DIR` (import).
@@ -32,13 +41,35 @@ pub enum CacheLocation {
 }
 
 impl CacheLocation {
+    /// A registry location with default mount options for export (`export = true`) or import.
+    pub fn registry(r: ImageRef, export: bool) -> CacheLocation {
+        CacheLocation {
+            place: CachePlace::Registry(r),
+            mounts: MountOptions {
+                enabled: !export,
+                ..MountOptions::default()
+            },
+        }
+    }
+
+    /// A directory location with default mount options, as [`CacheLocation::registry`].
+    pub fn local(dir: PathBuf, export: bool) -> CacheLocation {
+        CacheLocation {
+            place: CachePlace::Local(dir),
+            mounts: MountOptions {
+                enabled: !export,
+                ..MountOptions::default()
+            },
+        }
+    }
+
     /// Parses a `--cache-to` (`export = true`) or `--cache-from` value. A bare reference
     /// (`--cache-from IMAGE`) means `type=registry,ref=IMAGE`, as with buildx.
     pub fn parse(spec: &str, export: bool) -> std::result::Result<CacheLocation, String> {
         let flag = if export { "--cache-to" } else { "--cache-from" };
         if !spec.contains('=') {
             return ImageRef::parse(spec)
-                .map(CacheLocation::Registry)
+                .map(|r| CacheLocation::registry(r, export))
                 .map_err(|e| format!("{flag} {spec}: {e}"));
         }
         let kv: BTreeMap<&str, &str> = spec
@@ -46,29 +77,35 @@ impl CacheLocation {
             .filter_map(|p| p.split_once('='))
             .map(|(k, v)| (k.trim(), v.trim()))
             .collect();
-        match kv.get("type").copied() {
+        let mounts = MountOptions::parse(&kv, export).map_err(|e| format!("{flag} {spec}: {e}"))?;
+        let place = match kv.get("type").copied() {
             Some("registry") => {
                 let r = kv
                     .get("ref")
                     .ok_or_else(|| format!("{flag} {spec}: type=registry needs ref=IMAGE"))?;
                 ImageRef::parse(r)
-                    .map(CacheLocation::Registry)
-                    .map_err(|e| format!("{flag} {spec}: {e}"))
+                    .map(CachePlace::Registry)
+                    .map_err(|e| format!("{flag} {spec}: {e}"))?
             }
             Some("local") => {
                 let key = if export { "dest" } else { "src" };
                 kv.get(key)
                     .filter(|v| !v.is_empty())
-                    .map(|d| CacheLocation::Local(PathBuf::from(d)))
-                    .ok_or_else(|| format!("{flag} {spec}: type=local needs {key}=DIR"))
+                    .map(|d| CachePlace::Local(PathBuf::from(d)))
+                    .ok_or_else(|| format!("{flag} {spec}: type=local needs {key}=DIR"))?
             }
-            Some(other) => Err(format!(
-                "{flag} {spec}: unsupported cache type {other:?} (use type=registry or type=local)"
-            )),
-            None => Err(format!(
-                "{flag} {spec}: missing type=registry or type=local"
-            )),
-        }
+            Some(other) => {
+                return Err(format!(
+                    "{flag} {spec}: unsupported cache type {other:?} (use type=registry or type=local)"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{flag} {spec}: missing type=registry or type=local"
+                ));
+            }
+        };
+        Ok(CacheLocation { place, mounts })
     }
 }
 
@@ -108,6 +145,32 @@ pub type RemoteResult<T> = std::result::Result<T, Box<dyn std::error::Error + Se
 pub struct TransferStats {
     pub entries: usize,
     pub blobs: usize,
+    /// Cache mounts exported or restored.
+    pub mounts: usize,
+    /// Cache mounts skipped, one line each (too large, holding a secret, unreadable).
+    pub notes: Vec<String>,
+}
+
+impl std::fmt::Display for TransferStats {
+    /// `N entries, M blobs`, then `, K cache mounts` when any, then each note on its own line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} entries, {} blobs", self.entries, self.blobs)?;
+        if self.mounts > 0 {
+            write!(f, ", {} cache mounts", self.mounts)?;
+        }
+        for n in &self.notes {
+            write!(f, "\n  {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The cache mounts a build used (store ids) and the `--secret` values (by id) none of
+/// them may carry, for an export with `cache-mounts=true`.
+#[derive(Debug, Default)]
+pub struct UsedMounts<'a> {
+    pub ids: &'a [String],
+    pub secrets: Vec<(&'a str, &'a [u8])>,
 }
 
 fn json_err(path: &Path, e: serde_json::Error) -> CacheError {
@@ -118,12 +181,13 @@ fn json_err(path: &Path, e: serde_json::Error) -> CacheError {
 }
 
 /// Builds the artifact for `keys` (those the index still has, whose blob the store has) and
-/// stores its config and manifest as blobs. Returns the manifest digest, its bytes and the
-/// layer descriptors.
+/// stores its config and manifest as blobs; `mount_layers` (cache mounts) follow the entries'
+/// layers. Returns the manifest bytes, the manifest and what it holds.
 fn build_artifact(
     index: &CacheIndex,
     store: &Store,
     keys: &[Digest],
+    mount_layers: Vec<Descriptor>,
 ) -> Result<(Vec<u8>, Manifest, TransferStats)> {
     let mut entries = Vec::new();
     let mut layers: BTreeMap<Digest, Descriptor> = BTreeMap::new();
@@ -154,30 +218,46 @@ fn build_artifact(
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.into()),
         config: Descriptor::new(CACHE_CONFIG_MEDIA_TYPE, config_digest, config.len() as u64),
-        layers: layers.into_values().collect(),
+        layers: layers.into_values().chain(mount_layers).collect(),
         annotations: None,
     };
     let bytes =
         serde_json::to_vec(&manifest).map_err(|e| json_err(Path::new("cache manifest"), e))?;
     store.put_blob(&bytes)?;
+    let mounts = manifest
+        .layers
+        .iter()
+        .filter_map(mounts::mount_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let stats = TransferStats {
         entries: doc.entries.len(),
         blobs: manifest.layers.len(),
+        mounts,
+        notes: Vec::new(),
     };
     Ok((bytes, manifest, stats))
 }
 
-/// Exports the entries for `keys` (the steps a build used) to `to`.
+/// Exports the entries for `keys` (the steps a build used) to `to`, and with
+/// `cache-mounts=true` the cache mounts in `used`.
 pub fn export(
     index: &CacheIndex,
     store: &Store,
     keys: &[Digest],
+    used: &UsedMounts,
     to: &CacheLocation,
     remote: Option<&dyn CacheRemote>,
 ) -> Result<TransferStats> {
-    let (bytes, manifest, stats) = build_artifact(index, store, keys)?;
-    match to {
-        CacheLocation::Registry(r) => {
+    let exported = if to.mounts.enabled {
+        mounts::export(store, used.ids, &to.mounts, &used.secrets)?
+    } else {
+        mounts::Exported::default()
+    };
+    let (bytes, manifest, mut stats) = build_artifact(index, store, keys, exported.layers)?;
+    stats.notes = exported.notes;
+    match &to.place {
+        CachePlace::Registry(r) => {
             let remote = remote.ok_or_else(|| CacheError::NoRegistry {
                 reference: r.to_string(),
             })?;
@@ -197,7 +277,7 @@ pub fn export(
                 .put_manifest(r, &bytes, media::OCI_MANIFEST)
                 .map_err(err)?;
         }
-        CacheLocation::Local(dir) => write_layout(store, dir, &bytes, &manifest)?,
+        CachePlace::Local(dir) => write_layout(store, dir, &bytes, &manifest)?,
     }
     Ok(stats)
 }
@@ -263,8 +343,8 @@ pub fn import(
     from: &CacheLocation,
     remote: Option<&dyn CacheRemote>,
 ) -> Result<TransferStats> {
-    let (manifest_bytes, origin) = match from {
-        CacheLocation::Registry(r) => {
+    let (manifest_bytes, origin) = match &from.place {
+        CachePlace::Registry(r) => {
             let remote = remote.ok_or_else(|| CacheError::NoRegistry {
                 reference: r.to_string(),
             })?;
@@ -278,7 +358,7 @@ pub fn import(
                 None => return Ok(TransferStats::default()),
             }
         }
-        CacheLocation::Local(dir) => {
+        CachePlace::Local(dir) => {
             let p = dir.join("index.json");
             let idx: crate::oci::Index = match std::fs::read(&p) {
                 Ok(b) => serde_json::from_slice(&b).map_err(|e| json_err(&p, e))?,
@@ -309,16 +389,32 @@ pub fn import(
     }
     let mut stats = TransferStats::default();
     for l in &manifest.layers {
-        if !store.has_blob(&l.digest) {
-            fetch_into_store(store, from, remote, l)?;
-            stats.blobs += 1;
+        if store.has_blob(&l.digest) {
+            continue;
         }
+        match mounts::mount_id(l) {
+            None => fetch_into_store(store, from, remote, l)?,
+            // A mount part is fetched only for a mount it can restore (absent or empty
+            // locally); one that fails to come is skipped by the restore, with its note.
+            Some(id) => {
+                if !from.mounts.enabled || !mounts::wanted(store, id)? {
+                    continue;
+                }
+                if fetch_into_store(store, from, remote, l).is_err() {
+                    continue;
+                }
+            }
+        }
+        stats.blobs += 1;
     }
     for e in doc.entries {
         if index.get(&e.key).is_none() && store.has_blob(&e.entry.layer.digest) {
             index.put(&e.key, &e.entry)?;
             stats.entries += 1;
         }
+    }
+    if from.mounts.enabled {
+        (stats.mounts, stats.notes) = mounts::restore(store, &manifest.layers, &from.mounts)?;
     }
     Ok(stats)
 }
@@ -351,8 +447,8 @@ fn fetch_into_store(
     remote: Option<&dyn CacheRemote>,
     desc: &Descriptor,
 ) -> Result<()> {
-    match from {
-        CacheLocation::Registry(r) => {
+    match &from.place {
+        CachePlace::Registry(r) => {
             let remote = remote.ok_or_else(|| CacheError::NoRegistry {
                 reference: r.to_string(),
             })?;
@@ -363,7 +459,7 @@ fn fetch_into_store(
                     source,
                 })
         }
-        CacheLocation::Local(dir) => {
+        CachePlace::Local(dir) => {
             let p = dir.join("blobs").join("sha256").join(desc.digest.hex());
             let mut f = std::fs::File::open(&p).map_err(io(&p))?;
             let mut w = store.blob_writer()?;
@@ -466,15 +562,15 @@ mod tests {
         let r = CacheLocation::parse("type=registry,ref=localhost:5000/app:cache", true).unwrap();
         assert_eq!(
             r,
-            CacheLocation::Registry(ImageRef::parse("localhost:5000/app:cache").unwrap())
+            CacheLocation::registry(ImageRef::parse("localhost:5000/app:cache").unwrap(), true)
         );
         assert_eq!(
             CacheLocation::parse("type=local,dest=/tmp/c", true).unwrap(),
-            CacheLocation::Local("/tmp/c".into())
+            CacheLocation::local("/tmp/c".into(), true)
         );
         assert_eq!(
             CacheLocation::parse("type=local,src=/tmp/c", false).unwrap(),
-            CacheLocation::Local("/tmp/c".into())
+            CacheLocation::local("/tmp/c".into(), false)
         );
         let e = CacheLocation::parse("type=local,src=/tmp/c", true).unwrap_err();
         assert!(e.contains("--cache-to") && e.contains("dest=DIR"), "{e}");
@@ -482,7 +578,10 @@ mod tests {
         assert!(e.contains("unsupported cache type \"gha\""), "{e}");
         assert!(matches!(
             CacheLocation::parse("busybox", false),
-            Ok(CacheLocation::Registry(_))
+            Ok(CacheLocation {
+                place: CachePlace::Registry(_),
+                ..
+            })
         ));
     }
 
@@ -493,11 +592,12 @@ mod tests {
         let k2 = entry(&a, "two");
         let unused = entry(&a, "unused");
         let remote = FakeRemote::default();
-        let to = CacheLocation::Registry(ImageRef::parse("localhost:5000/c:cache").unwrap());
+        let to = CacheLocation::registry(ImageRef::parse("localhost:5000/c:cache").unwrap(), true);
         let st = export(
             &a.index,
             &a.store,
             &[k1.clone(), k2.clone(), k1.clone()],
+            &UsedMounts::default(),
             &to,
             Some(&remote),
         )
@@ -506,7 +606,8 @@ mod tests {
             st,
             TransferStats {
                 entries: 2,
-                blobs: 2
+                blobs: 2,
+                ..TransferStats::default()
             }
         );
         // Layers + config went up once each; re-export sends nothing new.
@@ -515,6 +616,7 @@ mod tests {
             &a.index,
             &a.store,
             &[k1.clone(), k2.clone()],
+            &UsedMounts::default(),
             &to,
             Some(&remote),
         )
@@ -527,7 +629,8 @@ mod tests {
             st,
             TransferStats {
                 entries: 2,
-                blobs: 2
+                blobs: 2,
+                ..TransferStats::default()
             }
         );
         assert_eq!(b.index.get(&k1), a.index.get(&k1));
@@ -541,16 +644,69 @@ mod tests {
     }
 
     #[test]
+    fn only_changed_cache_mounts_are_sent_again() {
+        let a = side();
+        let put = |id: &str, content: &[u8]| {
+            let data = a.store.cache_mount_dir(id).unwrap().join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join("f"), content).unwrap();
+        };
+        put("m1", b"one");
+        put("m2", b"two");
+        let ids = vec!["m1".to_string(), "m2".to_string()];
+        let used = UsedMounts {
+            ids: &ids,
+            secrets: vec![],
+        };
+        let remote = FakeRemote::default();
+        let mut to = CacheLocation::registry(ImageRef::parse("localhost:5000/c:m").unwrap(), true);
+        // Off by default: no mount goes.
+        let st = export(&a.index, &a.store, &[], &used, &to, Some(&remote)).unwrap();
+        assert_eq!((st.mounts, *remote.uploads.borrow()), (0, 1));
+        to.mounts.enabled = true;
+        let st = export(&a.index, &a.store, &[], &used, &to, Some(&remote)).unwrap();
+        assert_eq!((st.mounts, *remote.uploads.borrow()), (2, 3));
+        export(&a.index, &a.store, &[], &used, &to, Some(&remote)).unwrap();
+        assert_eq!(*remote.uploads.borrow(), 3, "nothing changed, nothing sent");
+        put("m1", b"one, changed");
+        export(&a.index, &a.store, &[], &used, &to, Some(&remote)).unwrap();
+        assert_eq!(
+            *remote.uploads.borrow(),
+            4,
+            "only the changed mount is sent"
+        );
+
+        let b = side();
+        let from = CacheLocation::registry(ImageRef::parse("localhost:5000/c:m").unwrap(), false);
+        let st = import(&b.index, &b.store, &from, Some(&remote)).unwrap();
+        assert_eq!(st.mounts, 2);
+        let got =
+            |id: &str| std::fs::read(b.store.cache_mount_dir(id).unwrap().join("data/f")).unwrap();
+        assert_eq!(got("m1"), b"one, changed");
+        assert_eq!(got("m2"), b"two");
+
+        // A store with m1 warm fetches and restores only m2, and keeps its own m1.
+        let c = side();
+        let warm = c.store.cache_mount_dir("m1").unwrap().join("data");
+        std::fs::create_dir_all(&warm).unwrap();
+        std::fs::write(warm.join("f"), b"local").unwrap();
+        let st = import(&c.index, &c.store, &from, Some(&remote)).unwrap();
+        assert_eq!((st.blobs, st.mounts), (1, 1));
+        assert_eq!(std::fs::read(warm.join("f")).unwrap(), b"local");
+    }
+
+    #[test]
     fn missing_remote_cache_imports_nothing() {
         let b = side();
         let remote = FakeRemote::default();
-        let from = CacheLocation::Registry(ImageRef::parse("localhost:5000/none:cache").unwrap());
+        let from =
+            CacheLocation::registry(ImageRef::parse("localhost:5000/none:cache").unwrap(), false);
         assert_eq!(
             import(&b.index, &b.store, &from, Some(&remote)).unwrap(),
             TransferStats::default()
         );
         let dir = tempfile::tempdir().unwrap();
-        let from = CacheLocation::Local(dir.path().join("absent"));
+        let from = CacheLocation::local(dir.path().join("absent"), false);
         assert_eq!(
             import(&b.index, &b.store, &from, None).unwrap(),
             TransferStats::default()
@@ -562,8 +718,16 @@ mod tests {
         let a = side();
         let k = entry(&a, "one");
         let dir = tempfile::tempdir().unwrap();
-        let loc = CacheLocation::Local(dir.path().join("cache"));
-        export(&a.index, &a.store, std::slice::from_ref(&k), &loc, None).unwrap();
+        let loc = CacheLocation::local(dir.path().join("cache"), true);
+        export(
+            &a.index,
+            &a.store,
+            std::slice::from_ref(&k),
+            &UsedMounts::default(),
+            &loc,
+            None,
+        )
+        .unwrap();
         let layout = dir.path().join("cache");
         assert!(layout.join("oci-layout").is_file());
         let idx: crate::oci::Index =
@@ -601,7 +765,7 @@ mod tests {
         let err = import(
             &b.index,
             &b.store,
-            &CacheLocation::Registry(r),
+            &CacheLocation::registry(r, false),
             Some(&remote),
         )
         .unwrap_err()

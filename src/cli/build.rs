@@ -561,18 +561,12 @@ impl crate::build::Observer for Console {
     fn notice(&self, notice: Notice) {
         let summaries = self.mode != progress::Mode::Quiet && self.mode != progress::Mode::Json;
         match notice {
-            Notice::CacheImported { from, stats } if summaries => errln!(
-                "imported build cache from {}: {} entries, {} blobs",
-                describe(&from),
-                stats.entries,
-                stats.blobs
-            ),
-            Notice::CacheExported { to, stats } if summaries => errln!(
-                "exported build cache to {}: {} entries, {} blobs",
-                describe(&to),
-                stats.entries,
-                stats.blobs
-            ),
+            Notice::CacheImported { from, stats } if summaries => {
+                errln!("imported build cache from {}: {stats}", describe(&from))
+            }
+            Notice::CacheExported { to, stats } if summaries => {
+                errln!("exported build cache to {}: {stats}", describe(&to))
+            }
             Notice::Pushed {
                 reference,
                 digest,

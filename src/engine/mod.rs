@@ -213,6 +213,9 @@ pub(crate) struct Ctx<'a> {
     next_id: Mutex<usize>,
     /// Cache keys of the layer steps this build used (hit or produced), for `--cache-to`.
     pub used_keys: Mutex<Vec<Digest>>,
+    /// Store ids of the cache mounts this build's RUN steps named, for `--cache-to
+    /// …,cache-mounts=true`.
+    pub used_mounts: Mutex<Vec<String>>,
     /// Base images loaded by this build, by (reference, `os/arch[/variant]`): each is resolved
     /// (one registry request) and unpacked once per build and platform however many stages
     /// or `--from`s name it.
@@ -228,6 +231,14 @@ impl Ctx<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(key.clone());
+    }
+
+    /// Records a cache mount (by store id) as used by this build.
+    pub fn use_mount(&self, id: &str) {
+        let mut m = self.used_mounts.lock().unwrap_or_else(|e| e.into_inner());
+        if !m.iter().any(|x| x == id) {
+            m.push(id.to_string());
+        }
     }
 
     pub fn new_id(&self) -> usize {
@@ -311,6 +322,7 @@ fn run_stages<T>(
         hashes: HashCache::open(&store.root().join("cache").join("content"))?,
         next_id: Mutex::new(0),
         used_keys: Mutex::new(Vec::new()),
+        used_mounts: Mutex::new(Vec::new()),
         bases: Mutex::new(HashMap::new()),
         stream_off: AtomicBool::new(false),
     };

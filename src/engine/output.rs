@@ -14,6 +14,8 @@ pub struct BuildOutcome {
     pub config: ImageConfig,
     /// Cache keys of the layer steps the build used, for `--cache-to`.
     pub cache_keys: Vec<Digest>,
+    /// Store ids of the cache mounts the build's RUN steps named.
+    pub cache_mounts: Vec<String>,
 }
 
 /// BuildKit's `rewrite-timestamp` rule for history: the base image's entries keep their
@@ -83,5 +85,10 @@ pub(crate) fn write_image(ctx: &Ctx, target: &StageResult) -> Result<BuildOutcom
         config_digest,
         config,
         cache_keys: ctx.used_keys.lock().map(|k| k.clone()).unwrap_or_default(),
+        cache_mounts: ctx
+            .used_mounts
+            .lock()
+            .map(|k| k.clone())
+            .unwrap_or_default(),
     })
 }

@@ -64,6 +64,7 @@ pub(super) fn mount(
     if matches!(sharing, CacheSharing::Locked | CacheSharing::Private) {
         part.lock = Some(ctx.store.lock(&format!("cache-mount:{store_id}"), true)?);
     }
+    ctx.use_mount(&store_id);
     let dir = ctx.store.cache_mount_dir(&store_id)?;
     let data = dir.join("data");
     let io = |path: &Path| {
