@@ -185,7 +185,9 @@ mod tests {
             Call::Check
         );
         assert_eq!(parse_call(false, Some("build")).unwrap(), Call::Build);
-        assert!(parse_call(false, Some("outline")).is_err());
+        // outline and targets are `build_flags`' to answer; here they are no check.
+        assert_eq!(parse_call(false, Some("outline")).unwrap(), Call::Build);
+        assert!(parse_call(false, Some("lint")).is_err());
         assert!(parse_call(false, Some("check,format=json")).is_err());
     }
 }
