@@ -119,6 +119,14 @@ def main():
     secs = run([HOIST, "--root", f"{WORK}/store-a", "build", "-q", *args, "-t", f"{REG}/bench/cm-app:a",
                 "--cache-to", f"type=registry,ref={cache},mode=max,cache-mounts=true", ctx])
     print(f"runner A (fills the mount, exports it): {secs:.2f}s", file=sys.stderr)
+    if a.buildkit:
+        # BuildKit's runner A, on the same requirements (its registry cache has no mounts).
+        bk = os.environ.get("BUILDCTL", "buildctl")
+        bk_cache = f"{REG}/bench/cm-bk-cache:{tag}"
+        run([bk, "--addr", a.buildkit, "prune", "--all"])
+        run([bk, "--addr", a.buildkit, "build", "--frontend", "dockerfile.v0", "--local", f"context={ctx}",
+             "--local", f"dockerfile={ctx}", "--opt", f"build-arg:MIRROR={mirror}",
+             "--export-cache", f"type=registry,ref={bk_cache},mode=max,registry.insecure=true"])
     with open(f"{ctx}/requirements.txt", "a") as f:
         f.write("# one more requirement line: the dependency step must run again\n")
 
@@ -132,9 +140,6 @@ def main():
         bk = os.environ.get("BUILDCTL", "buildctl")
         bk_cache = f"{REG}/bench/cm-bk-cache:{tag}"
         run([bk, "--addr", a.buildkit, "prune", "--all"])
-        run([bk, "--addr", a.buildkit, "build", "--frontend", "dockerfile.v0", "--local", f"context={ctx}",
-             "--local", f"dockerfile={ctx}", "--opt", f"build-arg:MIRROR={mirror}",
-             "--export-cache", f"type=registry,ref={bk_cache},mode=max,registry.insecure=true"])
         tools["BuildKit"] = lambda r: [bk, "--addr", a.buildkit, "build", "--frontend", "dockerfile.v0",
                                        "--local", f"context={ctx}", "--local", f"dockerfile={ctx}",
                                        "--opt", f"build-arg:MIRROR={mirror}",
