@@ -247,19 +247,6 @@ fn oci_layout_context_is_a_base_image() {
 // ---- git ------------------------------------------------------------------------------
 
 /// A throwaway `git daemon` serving one repository; killed on drop.
-struct GitServer {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn git(args: &[&str], cwd: &Path) {
     let st = Command::new("git")
         .args([
@@ -282,7 +269,7 @@ fn git(args: &[&str], cwd: &Path) {
 }
 
 /// Serves a repository whose work tree `fill` writes, committed on `main` and tagged `v1`.
-fn git_server(fill: impl FnOnce(&Path)) -> GitServer {
+fn git_server(fill: impl FnOnce(&Path)) -> common::git::GitServer {
     common::require("git", "git");
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
@@ -293,25 +280,7 @@ fn git_server(fill: impl FnOnce(&Path)) -> GitServer {
     git(&["commit", "-q", "-m", "one"], &work);
     git(&["tag", "v1"], &work);
     git(&["clone", "-q", "--bare", "work", "repo.git"], dir.path());
-    let port = common::free_port();
-    // git-daemon itself: the `git daemon` wrapper would be left orphaned on kill.
-    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
-    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
-    let mut child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
-        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", dir.path().display()))
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_port(port, &mut child, "git daemon");
-    GitServer {
-        child,
-        url: format!("git://127.0.0.1:{port}/repo.git"),
-        _dir: dir,
-    }
+    common::git::serve(dir)
 }
 
 #[test]

@@ -8,6 +8,7 @@
 // Each suite uses part of the harness.
 #![allow(dead_code, unused_imports, clippy::print_stderr)]
 
+pub mod git;
 pub mod lab;
 pub mod proxy;
 pub mod rawtar;

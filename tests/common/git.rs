@@ -1,0 +1,44 @@
+//! A `git daemon` on loopback for the remote-context tests (`tests/build_contexts.rs`,
+//! `tests/reproducible.rs`): each test makes its own bare repository, this serves it at
+//! `git://127.0.0.1:PORT/repo.git` until dropped.
+
+use std::path::Path;
+use std::process::Command;
+
+/// A running `git-daemon` serving `<dir>/repo.git`; killed (and `dir` removed) on drop.
+pub struct GitServer {
+    child: std::process::Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves the bare repository `dir/repo.git` on a free loopback port.
+pub fn serve(dir: tempfile::TempDir) -> GitServer {
+    super::require("git", "git");
+    let port = super::free_port();
+    // git-daemon itself: the `git daemon` wrapper would be left orphaned on kill.
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+    let mut child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", dir.path().display()))
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    super::wait_port(port, &mut child, "git daemon");
+    GitServer {
+        child,
+        url: format!("git://127.0.0.1:{port}/repo.git"),
+        _dir: dir,
+    }
+}
