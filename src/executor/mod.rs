@@ -252,6 +252,44 @@ pub enum ExecutorError {
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, ExecutorError>;
 
+/// Streams a started sandbox process's output (`reader`, the read end of its stdout/stderr
+/// pipe) to `out` until the pipe closes, waits for `child` (`what` names it in errors) and
+/// returns its exit code (128+signal if killed); a shutdown request makes it `Interrupted`.
+/// Shared by the OCI runtime and chroot backends.
+pub(crate) fn drain_and_wait(
+    reader: &mut impl std::io::Read,
+    mut child: std::process::Child,
+    out: &mut dyn FnMut(&[u8]),
+    what: impl Into<PathBuf>,
+) -> Result<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ExecutorError::Io {
+                    path: "sandbox output pipe".into(),
+                    source: e,
+                });
+            }
+        }
+    }
+    let status = child.wait().map_err(io_err(what))?;
+    if cleanup::shutdown_requested() {
+        return Err(ExecutorError::Interrupted);
+    }
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 255,
+    })
+}
+
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ExecutorError {
     let path = path.into();
     move |source| ExecutorError::Io { path, source }

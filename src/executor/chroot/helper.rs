@@ -9,9 +9,9 @@
 //!   process.
 
 use crate::executor::user::ResolvedUser;
-use crate::executor::{ExecutorError, Result, cleanup, io_err};
-use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use crate::executor::{Result, io_err};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -93,35 +93,11 @@ pub(super) fn run(
         .stderr(writer2)
         // Own process group: a terminal's Ctrl-C reaches hoist, which ends the run.
         .process_group(0);
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .map_err(io_err("/proc/self/exe (the chroot helper)"))?;
     drop(cmd);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(ExecutorError::Io {
-                    path: "sandbox output pipe".into(),
-                    source: e,
-                });
-            }
-        }
-    }
-    let status = child.wait().map_err(io_err("the chroot helper"))?;
-    if cleanup::shutdown_requested() {
-        return Err(ExecutorError::Interrupted);
-    }
-    Ok(match (status.code(), status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        _ => 255,
-    })
+    super::super::drain_and_wait(&mut reader, child, out, "the chroot helper")
 }
 
 /// `RUN_ARG rootfs cwd uid gid groups -- argv…`, environment already the command's.

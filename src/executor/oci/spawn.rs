@@ -9,8 +9,7 @@
 use super::OciRuntime;
 use super::run_state::RunState;
 use crate::executor::{ExecutorError, Result, Stdio as SandboxStdio, cleanup, init, io_err};
-use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 /// Runs the bundle of `st` and streams its output to `out`; returns the exit code
@@ -58,7 +57,7 @@ pub(super) fn run(
         cmd.process_group(0);
     }
     st.started = true;
-    let mut child = cmd.spawn().map_err(|e| ExecutorError::Runtime {
+    let child = cmd.spawn().map_err(|e| ExecutorError::Runtime {
         runtime: rt.name(),
         action: "run".into(),
         detail: format!("cannot start {}: {e}", rt.binary.display()),
@@ -68,29 +67,5 @@ pub(super) fn run(
     if cleanup::shutdown_requested() {
         cleanup::kill_container(&rt.binary, &st.state, &st.id);
     }
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(ExecutorError::Io {
-                    path: "sandbox output pipe".into(),
-                    source: e,
-                });
-            }
-        }
-    }
-    let status = child.wait().map_err(io_err(&rt.binary))?;
-    if cleanup::shutdown_requested() {
-        return Err(ExecutorError::Interrupted);
-    }
-    Ok(match (status.code(), status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        _ => 255,
-    })
+    super::super::drain_and_wait(&mut reader, child, out, &rt.binary)
 }
