@@ -246,29 +246,9 @@ fn oci_layout_context_is_a_base_image() {
 
 // ---- git ------------------------------------------------------------------------------
 
-/// A throwaway `git daemon` serving one repository; killed on drop.
-fn git(args: &[&str], cwd: &Path) {
-    let st = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-}
-
 /// Serves a repository whose work tree `fill` writes, committed on `main` and tagged `v1`.
+use common::git::git;
+
 fn git_server(fill: impl FnOnce(&Path)) -> common::git::GitServer {
     common::require("git", "git");
     let dir = tempfile::tempdir().unwrap();

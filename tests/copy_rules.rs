@@ -2,6 +2,9 @@
 //! wildcards, ignore/exclude, --parents, ownership, modes, times, hardlinks, heredocs, ADD
 //! archives and URLs, content keys and the hash cache, stdin contexts.
 
+mod common;
+
+use common::git::git;
 use hoist::copy::{self, CopyError, CopyRequest, CopySource, HashCache, content_key, context};
 use hoist::parser::dockerignore::Matcher;
 use std::fs;
@@ -738,21 +741,7 @@ fn stdin_tar_context_is_extracted_in_root() {
     t.canary_intact();
 }
 
-/// A throwaway `git daemon` serving one bare repository; killed on drop.
-struct GitServer {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn git_server() -> GitServer {
+fn git_server() -> common::git::GitServer {
     git_server_with(|work| {
         fs::create_dir_all(work.join("sub")).unwrap();
         fs::write(work.join("sub/a.txt"), "from git").unwrap();
@@ -761,64 +750,17 @@ fn git_server() -> GitServer {
 }
 
 /// A git daemon serving one repository whose work tree `fill` writes (committed, tagged v1).
-fn git_server_with(fill: impl FnOnce(&Path)) -> GitServer {
+fn git_server_with(fill: impl FnOnce(&Path)) -> common::git::GitServer {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     fs::create_dir_all(&work).unwrap();
     fill(&work);
-    let git = |args: &[&str], cwd: &Path| {
-        let st = Command::new("git")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(cwd)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-    };
     git(&["init", "-q"], &work);
     git(&["add", "."], &work);
     git(&["commit", "-q", "-m", "one"], &work);
     git(&["tag", "v1"], &work);
     git(&["clone", "-q", "--bare", "work", "repo.git"], dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // run git-daemon itself (the `git daemon` wrapper would leave it orphaned on kill)
-    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
-    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
-    let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
-        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", dir.path().display()))
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    GitServer {
-        child,
-        url: format!("git://127.0.0.1:{port}/repo.git"),
-        _dir: dir,
-    }
+    common::git::serve(dir)
 }
 
 #[test]

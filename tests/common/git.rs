@@ -1,9 +1,33 @@
 //! A `git daemon` on loopback for the remote-context tests (`tests/build_contexts.rs`,
-//! `tests/reproducible.rs`): each test makes its own bare repository, this serves it at
+//! `tests/reproducible.rs`, `tests/copy_rules.rs`): each test makes its own bare repository
+//! ([`git`] runs the commands), this serves it at
 //! `git://127.0.0.1:PORT/repo.git` until dropped.
 
 use std::path::Path;
 use std::process::Command;
+
+/// Runs `git ARGS` in `cwd` with a fixed identity and `main` as the default branch; panics
+/// with git's stderr when it fails.
+pub fn git(args: &[&str], cwd: &Path) {
+    let st = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
 
 /// A running `git-daemon` serving `<dir>/repo.git`; killed (and `dir` removed) on drop.
 pub struct GitServer {
