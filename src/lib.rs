@@ -3,6 +3,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod attest;
 pub mod build;
 pub mod cache;
 pub mod cli;
@@ -54,6 +55,8 @@ pub enum Error {
     Context(#[from] context::ContextError),
     #[error(transparent)]
     Diff(#[from] diff::DiffError),
+    #[error(transparent)]
+    Attest(#[from] attest::AttestError),
     /// An image archive (`hoist load`) that is not what it claims: names the file.
     #[error("{path}: {source}")]
     Archive {

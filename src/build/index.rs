@@ -50,16 +50,19 @@ pub fn index_of(images: &[(Platform, BuildOutcome)]) -> Index {
     }
 }
 
-/// Writes the index over `images` into the store, with the `index` and `manifest-descriptor`
-/// annotations of `annotations`.
+/// Writes the index over `images` (then their `attestations`) into the store, with the
+/// `index` and `manifest-descriptor` annotations of `annotations`.
 pub fn store_index(
     store: &Store,
     images: &[(Platform, BuildOutcome)],
     annotations: &super::Annotations,
+    attestations: &[Descriptor],
 ) -> Result<IndexImage> {
     let mut index = index_of(images);
     let platforms: Vec<Platform> = images.iter().map(|(p, _)| p.clone()).collect();
     annotations.apply_to_index(&mut index, &platforms);
+    // After the images, as BuildKit lists them.
+    index.manifests.extend(attestations.iter().cloned());
     // Serialising plain data cannot fail; an empty document would fail the digest check.
     let bytes = serde_json::to_vec(&index).unwrap_or_default();
     let digest = store.put_blob(&bytes)?;
@@ -91,6 +94,7 @@ mod tests {
             config: ImageConfig::default(),
             cache_keys: vec![],
             cache_mounts: vec![],
+            trace: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 //! build functions joined at export.
 
 pub mod annotations;
+mod attest;
 mod cache_io;
 pub mod checks;
 mod explain;
@@ -19,6 +20,7 @@ mod publish;
 pub mod reproducible;
 
 pub use annotations::Annotations;
+pub use attest::context_source;
 pub use cache_io::describe;
 pub use outputs::{Output, OutputKind};
 
@@ -69,6 +71,8 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Annotation(#[from] annotations::AnnotationError),
+    #[error(transparent)]
+    Attest(#[from] crate::attest::AttestError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -195,6 +199,10 @@ pub struct BuildPlan {
     pub gc: Option<crate::gc::GcConfig>,
     /// `--explain-cache`: the CLI calls [`explain`] instead of [`execute`].
     pub explain_cache: bool,
+    /// `--provenance`, `--sbom`, `--attest`: statements attached per platform.
+    pub attest: crate::attest::Request,
+    /// Where the context came from (provenance's `configSource`).
+    pub context_source: crate::attest::provenance::ContextSource,
 }
 
 /// Something done besides the build steps, for the CLI to tell the user.
@@ -264,17 +272,20 @@ pub struct BuildResult {
 
 /// Joins the per-platform results into one image: one platform is a plain manifest, several
 /// an index stored in `store`.
+/// With attestations the result is an index even for one platform (as BuildKit's).
 fn assemble(
     store: &Store,
     outcomes: &[(Platform, BuildOutcome)],
     annotations: &Annotations,
+    attestations: &[crate::oci::Descriptor],
 ) -> Result<Assembled> {
     match outcomes {
-        [(_, one)] => Ok(Assembled::Manifest(Box::new(one.clone()))),
+        [(_, one)] if attestations.is_empty() => Ok(Assembled::Manifest(Box::new(one.clone()))),
         several => Ok(Assembled::Index(index::store_index(
             store,
             several,
             annotations,
+            attestations,
         )?)),
     }
 }
@@ -306,6 +317,7 @@ fn precheck(plan: &BuildPlan) -> Result<()> {
 /// Runs `plan`: imports cache, builds every platform, assembles the image, names it, exports
 /// cache, pushes and writes the outputs. Progress and notices go to `observer`.
 pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<BuildResult> {
+    let invocation = attest::Invocation::start();
     precheck(plan)?;
     let ignore = crate::copy::context::load_ignore(&plan.context, &plan.dockerfile_path)?;
     let store = Store::open(&plan.root)?;
@@ -345,7 +357,8 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
         passes.run(reporter.as_ref())?
     };
     plan.annotations.apply_to_manifests(&store, &mut outcomes)?;
-    let image = assemble(&store, &outcomes, &plan.annotations)?;
+    let attestations = attest::attach(&store, plan, &outcomes, &invocation)?;
+    let image = assemble(&store, &outcomes, &plan.annotations, &attestations)?;
     for t in &plan.tags {
         store.set_image(&t.to_string(), image.digest())?;
     }
@@ -456,6 +469,7 @@ mod tests {
             config: ImageConfig::default(),
             cache_keys: vec![],
             cache_mounts: vec![],
+            trace: Default::default(),
         }
     }
 
@@ -492,14 +506,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let one = vec![(Platform::host(), outcome(1))];
-        let a = assemble(&store, &one, &Annotations::default()).unwrap();
+        let a = assemble(&store, &one, &Annotations::default(), &[]).unwrap();
         assert!(matches!(a, Assembled::Manifest(_)));
         assert_eq!(a.digest(), &Digest::of(&[1]));
         let two = vec![
             (Platform::parse("linux/amd64").unwrap(), outcome(1)),
             (Platform::parse("linux/arm64").unwrap(), outcome(2)),
         ];
-        let a = assemble(&store, &two, &Annotations::default()).unwrap();
+        let a = assemble(&store, &two, &Annotations::default(), &[]).unwrap();
         let Assembled::Index(i) = &a else {
             panic!("not an index: {a:?}")
         };

@@ -85,8 +85,15 @@ pub(super) fn write_all(
     platforms: &[(Platform, BuildOutcome)],
 ) -> crate::Result<()> {
     for o in &plan.outputs {
-        match image {
-            Assembled::Manifest(outcome) => {
+        // One platform with attestations is an index too, but a directory, a tar and a
+        // Docker archive hold the image alone (docker load takes no attestations).
+        let index = match (image, platforms) {
+            (Assembled::Index(_), [(_, one)]) if o.kind != OutputKind::Oci => Err(one),
+            (Assembled::Index(index), _) => Ok(index),
+            (Assembled::Manifest(one), _) => Err(&**one),
+        };
+        match index {
+            Err(outcome) => {
                 // `manifest-descriptor` annotations: on the layout's `index.json` entry.
                 let own = plan.annotations.of(
                     super::annotations::Kind::ManifestDescriptor,
@@ -102,7 +109,7 @@ pub(super) fn write_all(
                     &own,
                 )?
             }
-            Assembled::Index(index) => write_index_output(
+            Ok(index) => write_index_output(
                 store,
                 isolation,
                 index,

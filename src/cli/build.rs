@@ -110,6 +110,8 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub sandbox: super::build_flags::BuildSandboxArgs,
     #[command(flatten)]
+    pub attest: super::attest_flags::AttestArgs,
+    #[command(flatten)]
     pub timeouts: super::RegistryTimeoutArgs,
     /// Build context: a directory, a git URL (`URL#REF:SUBDIR`), an http(s) tarball or
     /// Dockerfile, or `-` for a context tar (or a lone Dockerfile) on stdin
@@ -439,7 +441,7 @@ fn validate(
     let source_date_epoch = match a.reproducible {
         true => Some(crate::build::reproducible::epoch(
             &context,
-            contexts.commit_time,
+            contexts.commit.as_ref().and_then(|c| c.time),
             source_date_epoch,
         )),
         false => source_date_epoch,
@@ -529,6 +531,8 @@ fn validate(
         iidfile: a.iidfile.clone(),
         metadata_file: a.metadata_file.clone(),
         explain_cache: a.explain_cache,
+        attest: a.attest.request()?,
+        context_source: crate::build::context_source(&a.context, contexts.commit.as_ref()),
         gc: match g.gc_config() {
             Ok(c) => Some(c),
             Err(e) => {

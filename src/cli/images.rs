@@ -2,7 +2,6 @@
 //! shares: opening the store, finding an image by name or digest, parsing a reference.
 
 use super::GlobalArgs;
-use crate::Error;
 use crate::oci::Digest;
 use crate::registry::{ImageRef, RegistryError};
 use crate::store::{Store, StoreError};
@@ -32,12 +31,6 @@ pub struct TagArgs {
 pub struct RmiArgs {
     #[arg(required = true)]
     pub images: Vec<String>,
-}
-
-/// `hoist inspect`.
-#[derive(Debug, Args)]
-pub struct InspectArgs {
-    pub image: String,
 }
 
 /// Opens the store and, as every start does, removes what killed hoist processes left in its
@@ -225,49 +218,6 @@ pub fn rmi(g: &GlobalArgs, a: RmiArgs) -> crate::Result<ExitCode> {
         }
     }
     Ok(code)
-}
-
-/// `hoist inspect`.
-pub fn inspect(g: &GlobalArgs, a: InspectArgs) -> crate::Result<ExitCode> {
-    let store = open_store(g)?;
-    let (name, d) = find_image(&store, &a.image)?;
-    if let Some(idx) = store.load_index(&d)? {
-        // A multi-platform image: the index, then each platform's manifest and config.
-        let mut images = Vec::new();
-        for e in &idx.manifests {
-            let (m, c) = store.load_image(&e.digest)?;
-            images.push(serde_json::json!({
-                "Platform": e.platform.as_ref().map(|p| p.to_string_short()),
-                "Id": m.config.digest,
-                "Digest": e.digest,
-                "Manifest": m,
-                "Config": c,
-            }));
-        }
-        let v = serde_json::json!([{
-            "Name": name,
-            "Id": d,
-            "Digest": d,
-            "Index": idx,
-            "Platforms": images,
-        }]);
-        let text = serde_json::to_string_pretty(&v)
-            .map_err(|e| Error::Usage(format!("cannot render JSON: {e}")))?;
-        outln!("{text}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let (m, c) = store.load_image(&d)?;
-    let v = serde_json::json!([{
-        "Name": name,
-        "Id": m.config.digest,
-        "Digest": d,
-        "Manifest": m,
-        "Config": c,
-    }]);
-    let text = serde_json::to_string_pretty(&v)
-        .map_err(|e| Error::Usage(format!("cannot render JSON: {e}")))?;
-    outln!("{text}");
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

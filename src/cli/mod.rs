@@ -22,11 +22,13 @@ macro_rules! err {
 }
 
 pub mod archive;
+pub mod attest_flags;
 pub mod build;
 pub mod build_flags;
 pub mod check;
 pub mod diff;
 pub mod images;
+pub mod inspect;
 pub mod login;
 pub mod maintenance;
 pub mod progress;
@@ -171,7 +173,7 @@ pub enum Command {
     /// Remove images
     Rmi(images::RmiArgs),
     /// Show an image's config and manifest as JSON
-    Inspect(images::InspectArgs),
+    Inspect(inspect::InspectArgs),
     /// Explain why two images differ: config fields, then per layer the files that differ
     Diff(diff::DiffArgs),
     /// Save images to a tar archive (docker-archive or OCI layout)
@@ -308,7 +310,7 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
         Command::Images(a) => images::images(g, a),
         Command::Tag(a) => images::tag(g, a),
         Command::Rmi(a) => images::rmi(g, a),
-        Command::Inspect(a) => images::inspect(g, a),
+        Command::Inspect(a) => inspect::inspect(g, a),
         Command::Diff(a) => diff::run(g, a),
         Command::Save(a) => archive::save(g, a),
         Command::Load(a) => archive::load(g, a),

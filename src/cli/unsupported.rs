@@ -147,7 +147,7 @@ fn subcommand(args: &[String]) -> Option<&str> {
 
 /// Parses the command line like `Cli::parse`, with the docker-flag message above.
 pub fn parse_args() -> Cli {
-    match Cli::try_parse() {
+    match Cli::try_parse_from(super::attest_flags::normalize(std::env::args())) {
         Ok(c) => c,
         Err(e) => {
             if e.kind() == ErrorKind::UnknownArgument

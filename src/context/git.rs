@@ -207,7 +207,7 @@ pub(super) fn fetch_with_time(
     url: &str,
     tmp: &Path,
     opts: &RemoteOptions,
-) -> Result<(PathBuf, Option<i64>)> {
+) -> Result<(PathBuf, super::Commit)> {
     let GitRef {
         remote,
         reference,
@@ -255,7 +255,12 @@ pub(super) fn fetch_with_time(
         }
     }
     // Read before `.git` may go; a commit always has one, so a failure here is git's.
-    let commit_time = git.run(&["log", "-1", "--format=%ct"])?.parse::<i64>().ok();
+    let line = git.run(&["log", "-1", "--format=%H %ct"])?;
+    let (id, time) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+    let commit = super::Commit {
+        id: id.to_string(),
+        time: time.parse::<i64>().ok(),
+    };
     if !keep_git_dir.unwrap_or(opts.keep_git_dir) {
         let g = checkout.join(".git");
         std::fs::remove_dir_all(&g).map_err(super::io_err(&g))?;
@@ -267,7 +272,7 @@ pub(super) fn fetch_with_time(
             limit,
         });
     }
-    Ok((in_root_dir(&checkout, &subdir, url)?, commit_time))
+    Ok((in_root_dir(&checkout, &subdir, url)?, commit))
 }
 
 fn is_commit_id(r: &str) -> bool {

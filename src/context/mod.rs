@@ -140,10 +140,12 @@ impl Remote {
 
     /// Fetches the main context into a new directory under `tmp` and returns it: a git
     /// checkout's SUBDIR, an unpacked tarball, or a directory holding only `Dockerfile` for
-    /// plain text; and for git the commit's time (see [`Prepared::commit_time`]).
-    pub fn fetch(&self, tmp: &Path, opts: &RemoteOptions) -> Result<(PathBuf, Option<i64>)> {
+    /// plain text; and for git the commit (see [`Prepared::commit`]).
+    pub fn fetch(&self, tmp: &Path, opts: &RemoteOptions) -> Result<(PathBuf, Option<Commit>)> {
         match self {
-            Remote::Git(url) => git::fetch_with_time(url, tmp, opts),
+            Remote::Git(url) => {
+                git::fetch_with_time(url, tmp, opts).map(|(dir, commit)| (dir, Some(commit)))
+            }
             Remote::Http(url) => Ok((http::fetch(url, tmp, &opts.limits())?, None)),
         }
     }
@@ -277,8 +279,18 @@ pub struct Prepared {
     pub dockerfile: Option<PathBuf>,
     /// The named contexts (and the temp dirs of everything fetched, held until dropped).
     pub named: std::sync::Arc<NamedContexts>,
-    /// With a git main context, the fetched commit's time (for `--reproducible`).
-    pub commit_time: Option<i64>,
+    /// With a git main context, the fetched commit (its time for `--reproducible`, its id
+    /// for provenance).
+    pub commit: Option<Commit>,
+}
+
+/// The commit a git context was fetched at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The full commit id.
+    pub id: String,
+    /// Its committer time (seconds since the epoch).
+    pub time: Option<i64>,
 }
 
 /// Fetches a remote main context and prepares every named context, before the build.
@@ -289,7 +301,7 @@ pub fn prepare(flags: &Flags) -> Result<Prepared> {
             main: None,
             dockerfile: None,
             named: Default::default(),
-            commit_time: None,
+            commit: None,
         });
     }
     let keep_git_dir = flags.build_args.iter().any(|a| {
@@ -317,7 +329,7 @@ pub fn prepare(flags: &Flags) -> Result<Prepared> {
     };
     let store = Store::open(flags.store_root)?;
     let mut named = NamedContexts::default();
-    let (main, commit_time) = match remote {
+    let (main, commit) = match remote {
         Some(r) => {
             let tmp = store.tmp_dir()?;
             let (dir, time) = r.fetch(tmp.path(), &opts)?;
@@ -340,7 +352,7 @@ pub fn prepare(flags: &Flags) -> Result<Prepared> {
         main,
         dockerfile,
         named: std::sync::Arc::new(named),
-        commit_time,
+        commit,
     })
 }
 

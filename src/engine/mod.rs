@@ -15,10 +15,12 @@ pub mod shared;
 mod squash;
 mod stage;
 mod stream;
+pub mod trace;
 
 pub use output::BuildOutcome;
 pub use run::{Entitlements, check_graph as check_entitlements};
 pub use shared::SharedSteps;
+pub use stage::{parse_rfc3339, rfc3339};
 
 use crate::cache::CacheIndex;
 use crate::copy::HashCache;
@@ -222,6 +224,8 @@ pub(crate) struct Ctx<'a> {
     pub bases: Mutex<HashMap<(String, String), BaseSlot>>,
     /// Streaming layers to `req.stream_push` failed once: not tried again in this build.
     pub stream_off: AtomicBool,
+    /// Steps, stages and images, for provenance.
+    pub trace: trace::Recorder,
 }
 
 impl Ctx<'_> {
@@ -325,6 +329,7 @@ fn run_stages<T>(
         used_mounts: Mutex::new(Vec::new()),
         bases: Mutex::new(HashMap::new()),
         stream_off: AtomicBool::new(false),
+        trace: Default::default(),
     };
     // prune takes this lock exclusively: it never removes what a running build relies on.
     let _gc = store.gc_shared_lock()?;

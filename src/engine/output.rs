@@ -16,6 +16,8 @@ pub struct BuildOutcome {
     pub cache_keys: Vec<Digest>,
     /// Store ids of the cache mounts the build's RUN steps named.
     pub cache_mounts: Vec<String>,
+    /// What the pass did, for provenance.
+    pub trace: super::trace::Trace,
 }
 
 /// BuildKit's `rewrite-timestamp` rule for history: the base image's entries keep their
@@ -90,5 +92,22 @@ pub(crate) fn write_image(ctx: &Ctx, target: &StageResult) -> Result<BuildOutcom
             .lock()
             .map(|k| k.clone())
             .unwrap_or_default(),
+        trace: ctx.trace.finish(images(ctx)),
     })
+}
+
+/// The images the pass resolved, from its base-image slots.
+fn images(ctx: &Ctx) -> Vec<super::trace::ImageRecord> {
+    let bases = ctx.bases.lock().unwrap_or_else(|e| e.into_inner());
+    bases
+        .iter()
+        .filter_map(|((_, platform), slot)| {
+            let b = slot.lock().unwrap_or_else(|e| e.into_inner());
+            b.as_ref().map(|b| super::trace::ImageRecord {
+                reference: b.reference.clone(),
+                platform: platform.clone(),
+                digest: b.manifest_digest.clone(),
+            })
+        })
+        .collect()
 }

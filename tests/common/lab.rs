@@ -100,3 +100,20 @@ fn lab_registry_up() -> bool {
         line.starts_with("HTTP/1.") && line.split(' ').nth(1) == Some("200")
     })
 }
+
+/// GET `path` (`/v2/…`) from the lab registry with `Accept: accept`; panics on failure.
+pub fn registry_get(path: &str, accept: &str) -> Vec<u8> {
+    let url = format!("http://{LAB_REGISTRY}{path}");
+    let resp = reqwest::blocking::Client::new()
+        .get(&url)
+        .header("Accept", accept)
+        .send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+    resp.bytes().unwrap().to_vec()
+}
+
+/// [`registry_get`] parsed as JSON.
+pub fn registry_json(path: &str, accept: &str) -> serde_json::Value {
+    serde_json::from_slice(&registry_get(path, accept)).unwrap()
+}

@@ -305,9 +305,40 @@ pub(crate) fn run_stage(
         let name = namer.name(&step.node, n < triggers_n);
         st.at.index = n;
         st.at.text = step.node.original.clone();
+        let before = st.layers.len();
         dispatch::run_step(ctx, &mut st, step, deps, &name, no_cache)
             .map_err(|e| at(ctx, &step.node, e))?;
+        ctx.trace.step(crate::engine::trace::StepRecord {
+            stage: stage.index,
+            text: step.node.original.clone(),
+            lines: (step.node.span.start, step.node.span.end),
+            layer: st
+                .layers
+                .get(before..)
+                .and_then(|l| l.last())
+                .map(|l| l.desc.clone()),
+            from_stages: step
+                .from
+                .iter()
+                .chain(step.mount_from.iter().map(|(_, s)| s))
+                .filter_map(|s| match s {
+                    Source::Stage(i) => Some(*i),
+                    _ => None,
+                })
+                .collect(),
+        });
     }
+    ctx.trace.stage(crate::engine::trace::StageRecord {
+        index: stage.index,
+        name: stage.name.clone(),
+        line: stage.from_node.span.start,
+        base: match &stage.base {
+            Source::Scratch => "scratch".to_string(),
+            Source::Stage(i) => format!("stage {i}"),
+            Source::Image(r) | Source::Context(r) => r.clone(),
+        },
+        layers: st.layers.iter().map(|l| l.desc.clone()).collect(),
+    });
     if let Some(c) = &st.last_created {
         st.config.created = Some(c.clone());
     }

@@ -1,0 +1,258 @@
+//! Attestations end to end (issue 16): `--provenance` pushes BuildKit's layout (an index with
+//! the image and an `unknown/unknown` attestation manifest whose layer is an in-toto SLSA v1
+//! statement about the image manifest); `mode=max` lists build args, secret ids and every
+//! step, never a secret's value; `mode=min` leaves the args out; without the flags the image
+//! stays a plain manifest; `hoist inspect --format` reads it back; `--output type=oci` carries
+//! it. Needs root, the lab registry and an OCI runtime.
+
+mod common;
+
+use common::lab::{Need, ready, registry_json};
+use common::{Hoist, text};
+use serde_json::Value;
+use std::path::Path;
+
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const SECRET: &str = "s3cr3t-value-never-in-provenance";
+
+const DF: &str = "FROM localhost:5000/busybox:latest AS b
+RUN --mount=type=secret,id=tok test -s /run/secrets/tok && echo built > /made
+FROM localhost:5000/busybox:latest
+ARG V
+COPY --from=b /made /made
+ENV V=$V
+";
+
+fn context() -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), DF).unwrap();
+    std::fs::write(ctx.path().join("tok"), SECRET).unwrap();
+    ctx
+}
+
+fn build(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) {
+    let secret = format!("id=tok,src={}", ctx.join("tok").display());
+    let o = Hoist::new(root)
+        .args(["build", "-q", "--secret", &secret, "--build-arg", "V=one"])
+        .args(extra)
+        .args(["-t", tag, "--push"])
+        .arg(ctx)
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// (index, image entry, attestation entry, statement) of `repo:tag` on the lab registry.
+fn pushed(repo: &str, tag: &str) -> (Value, Value, Value, Value) {
+    let index = registry_json(&format!("/v2/{repo}/manifests/{tag}"), INDEX);
+    assert_eq!(index["mediaType"], INDEX, "{index}");
+    let m = index["manifests"].as_array().unwrap().clone();
+    assert_eq!(m.len(), 2, "{index}");
+    let (image, att) = (m[0].clone(), m[1].clone());
+    assert_eq!(image["platform"]["os"], "linux");
+    assert_eq!(
+        att["platform"],
+        serde_json::json!({"architecture": "unknown", "os": "unknown"})
+    );
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.digest"],
+        image["digest"]
+    );
+    let am = registry_json(
+        &format!("/v2/{repo}/manifests/{}", att["digest"].as_str().unwrap()),
+        MANIFEST,
+    );
+    let layers = am["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{am}");
+    assert_eq!(layers[0]["mediaType"], "application/vnd.in-toto+json");
+    assert_eq!(
+        layers[0]["annotations"]["in-toto.io/predicate-type"],
+        "https://slsa.dev/provenance/v1"
+    );
+    let blob = common::lab::registry_get(
+        &format!("/v2/{repo}/blobs/{}", layers[0]["digest"].as_str().unwrap()),
+        "*/*",
+    );
+    assert!(
+        !String::from_utf8_lossy(&blob).contains(SECRET),
+        "the secret's value is in the provenance"
+    );
+    let statement: Value = serde_json::from_slice(&blob).unwrap();
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(
+        statement["subject"][0]["digest"]["sha256"],
+        image["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+    );
+    (index, image, att, statement)
+}
+
+#[test]
+fn provenance_max_is_pushed_in_buildkits_layout_without_secret_values() {
+    if !ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
+        return;
+    }
+    let (root, ctx) = (tempfile::tempdir().unwrap(), context());
+    build(
+        root.path(),
+        ctx.path(),
+        "localhost:5000/attest/max:1",
+        &["--provenance", "mode=max"],
+    );
+    let (_, _, _, st) = pushed("attest/max", "1");
+    assert_eq!(
+        st["subject"][0]["name"],
+        "pkg:docker/localhost:5000/attest/max@1?platform=linux%2Famd64"
+    );
+    let p = &st["predicate"];
+    let bd = &p["buildDefinition"];
+    let req = &bd["externalParameters"]["request"];
+    assert_eq!(req["frontend"], "dockerfile.v0");
+    assert_eq!(req["args"]["build-arg:V"], "one");
+    assert_eq!(req["secrets"], serde_json::json!([{"id": "tok"}]));
+    // The base, by the digest the registry serves for it.
+    let dep = &bd["resolvedDependencies"][0];
+    assert_eq!(
+        dep["uri"],
+        "pkg:docker/localhost:5000/busybox@latest?platform=linux%2Famd64"
+    );
+    let served = common::lab::registry_get("/v2/busybox/manifests/latest", MANIFEST);
+    assert_eq!(
+        dep["digest"]["sha256"].as_str().unwrap(),
+        hoist::oci::Digest::of(&served).hex()
+    );
+    // Every step, with its lines and (for those with a layer) its layer chain.
+    let steps = bd["internalParameters"]["buildConfig"]["llbDefinition"]
+        .as_array()
+        .unwrap();
+    let texts: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| s["op"]["instruction"].as_str())
+        .collect();
+    assert!(texts.contains(&"COPY --from=b /made /made"), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("RUN --mount=type=secret"))
+    );
+    let md = &p["runDetails"]["metadata"];
+    assert!(md["startedOn"].as_str().unwrap() <= md["finishedOn"].as_str().unwrap());
+    assert_eq!(md["invocationId"].as_str().unwrap().len(), 25);
+    let bk = &md["buildkit_metadata"];
+    assert!(!bk["layers"].as_object().unwrap().is_empty(), "{bk}");
+    assert_eq!(bk["source"]["infos"][0]["filename"], "Dockerfile");
+
+    // `hoist inspect --format` reads it from the store.
+    let o = Hoist::new(root.path())
+        .args(["inspect", "--format", "{{json .Provenance}}"])
+        .arg("localhost:5000/attest/max:1")
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(&shown["SLSA"], p);
+}
+
+#[test]
+fn provenance_min_leaves_args_secrets_and_steps_out() {
+    if !ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
+        return;
+    }
+    let (root, ctx) = (tempfile::tempdir().unwrap(), context());
+    build(
+        root.path(),
+        ctx.path(),
+        "localhost:5000/attest/min:1",
+        &["--attest", "type=provenance,mode=min"],
+    );
+    let (_, _, _, st) = pushed("attest/min", "1");
+    let p = &st["predicate"];
+    let req = &p["buildDefinition"]["externalParameters"]["request"];
+    assert!(req.get("args").is_none(), "{req}");
+    assert!(req.get("secrets").is_none(), "{req}");
+    assert!(
+        p["buildDefinition"]["internalParameters"]
+            .get("buildConfig")
+            .is_none()
+    );
+    assert_eq!(
+        p["runDetails"]["metadata"]["buildkit_completeness"]["request"],
+        false
+    );
+}
+
+#[test]
+fn no_flag_no_attestation_and_oci_output_carries_them() {
+    if !ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
+        return;
+    }
+    let (root, ctx) = (tempfile::tempdir().unwrap(), context());
+    build(root.path(), ctx.path(), "localhost:5000/attest/none:1", &[]);
+    let m = registry_json(
+        "/v2/attest/none/manifests/1",
+        &format!("{INDEX}, {MANIFEST}"),
+    );
+    assert_eq!(
+        m["mediaType"], MANIFEST,
+        "without flags the image is a plain manifest"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("image.tar");
+    let dir = out.path().join("dir");
+    let o = Hoist::new(root.path())
+        .args(["build", "-q", "--provenance=true", "--build-arg", "V=x"])
+        .arg("--secret")
+        .arg(format!("id=tok,src={}", ctx.path().join("tok").display()))
+        .arg("--output")
+        .arg(format!("type=oci,dest={}", layout.display()))
+        .arg("--output")
+        .arg(format!("type=local,dest={}", dir.display()))
+        .arg(ctx.path())
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    // The local output is the image's files alone, at the top (one platform).
+    assert_eq!(
+        std::fs::read_to_string(dir.join("made")).unwrap(),
+        "built\n"
+    );
+    let x = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&layout)
+        .arg("-C")
+        .arg(x.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let top: Value =
+        serde_json::from_slice(&std::fs::read(x.path().join("index.json")).unwrap()).unwrap();
+    let d = top["manifests"][0]["digest"].as_str().unwrap();
+    let blob = |d: &str| -> Value {
+        serde_json::from_slice(
+            &std::fs::read(
+                x.path()
+                    .join("blobs/sha256")
+                    .join(d.trim_start_matches("sha256:")),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    let idx = blob(d);
+    let att = &idx["manifests"][1];
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    let am = blob(att["digest"].as_str().unwrap());
+    let st = blob(am["layers"][0]["digest"].as_str().unwrap());
+    assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v1");
+    // An unnamed image's subject is "_".
+    assert_eq!(st["subject"][0]["name"], "_");
+}
