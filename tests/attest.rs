@@ -256,3 +256,50 @@ fn no_flag_no_attestation_and_oci_output_carries_them() {
     // An unnamed image's subject is "_".
     assert_eq!(st["subject"][0]["name"], "_");
 }
+
+#[test]
+fn git_context_and_add_sources_are_resolved_dependencies() {
+    if !ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
+        return;
+    }
+    let body = b"downloaded payload\n".to_vec();
+    let sha = hoist::oci::Digest::of(&body).hex().to_string();
+    let base = common::http::http_server(std::collections::HashMap::from([(
+        "/payload.txt".to_string(),
+        body,
+    )]));
+    let df = format!("FROM localhost:5000/busybox:latest\nADD {base}/payload.txt /payload.txt\n");
+    let repo = common::git::serve_repo(|w| std::fs::write(w.join("Dockerfile"), &df).unwrap());
+    let root = tempfile::tempdir().unwrap();
+    let o = Hoist::new(root.path())
+        .args(["build", "-q", "--provenance=mode=max", "-t", "gitctx"])
+        .arg(format!("{}#main", repo.url))
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = Hoist::new(root.path())
+        .args(["inspect", "--format", "{{json .Provenance}}", "gitctx"])
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bd = &p["SLSA"]["buildDefinition"];
+    let cs = &bd["externalParameters"]["configSource"];
+    assert_eq!(cs["uri"], format!("{}#main", repo.url));
+    let commit = cs["digest"]["sha1"].as_str().unwrap();
+    assert_eq!(commit.len(), 40, "{cs}");
+    assert!(bd["externalParameters"]["request"].get("locals").is_none());
+    let deps = bd["resolvedDependencies"].as_array().unwrap();
+    assert!(
+        deps.iter()
+            .any(|d| d["uri"] == format!("{}#main", repo.url) && d["digest"]["sha1"] == commit),
+        "{deps:?}"
+    );
+    assert!(
+        deps.iter()
+            .any(|d| d["uri"] == format!("{base}/payload.txt") && d["digest"]["sha256"] == sha),
+        "{deps:?}"
+    );
+    assert_eq!(
+        p["SLSA"]["runDetails"]["metadata"]["buildkit_completeness"]["resolvedDependencies"],
+        true
+    );
+}

@@ -8,11 +8,12 @@
 
 mod common;
 
+use common::http::{http_server, http_server_logged};
 use common::lab::{LAB_BASE as BASE, Need, ready};
 use common::{Hoist, text};
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -246,22 +247,7 @@ fn oci_layout_context_is_a_base_image() {
 
 // ---- git ------------------------------------------------------------------------------
 
-/// Serves a repository whose work tree `fill` writes, committed on `main` and tagged `v1`.
-use common::git::git;
-
-fn git_server(fill: impl FnOnce(&Path)) -> common::git::GitServer {
-    common::require("git", "git");
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    fs::create_dir_all(&work).unwrap();
-    fill(&work);
-    git(&["init", "-q"], &work);
-    git(&["add", "-A"], &work);
-    git(&["commit", "-q", "-m", "one"], &work);
-    git(&["tag", "v1"], &work);
-    git(&["clone", "-q", "--bare", "work", "repo.git"], dir.path());
-    common::git::serve(dir)
-}
+use common::git::serve_repo as git_server;
 
 #[test]
 fn git_context_ref_subdir_and_keep_git_dir() {
@@ -417,55 +403,6 @@ fn git_checkout_symlinks_never_reach_the_host() {
 }
 
 // ---- http -----------------------------------------------------------------------------
-
-/// A small http server on loopback serving `files` by path (404 otherwise); it stops when
-/// the test process ends.
-fn http_server(files: HashMap<String, Vec<u8>>) -> String {
-    http_server_logged(files).0
-}
-
-/// [`http_server`], also recording each request's head (request line and headers).
-fn http_server_logged(
-    files: HashMap<String, Vec<u8>>,
-) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let heads = log.clone();
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let req = String::from_utf8_lossy(&buf);
-            heads.lock().unwrap().push(req.to_string());
-            let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let path = path.split('?').next().unwrap_or("/").to_string();
-            match files.get(&path) {
-                Some(body) => {
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = s.write_all(head.as_bytes());
-                    let _ = s.write_all(body);
-                }
-                None => {
-                    let _ = s.write_all(
-                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
-                }
-            }
-        }
-    });
-    (format!("http://{addr}"), log)
-}
 
 /// A tar of `(name, body)` entries, names written raw (so `../x` stays in the archive).
 fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {

@@ -218,4 +218,44 @@ mod tests {
         // The image's own entry is not an attestation; an index without any has none.
         assert!(!is_attestation(&image));
     }
+
+    #[test]
+    fn hostile_attestations_are_refused_with_the_blob_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Not JSON.
+        let junk = store.put_blob(b"\x00not json").unwrap();
+        let layer = Descriptor::new(MEDIA_TYPE, junk.clone(), 9);
+        let e = read_statement(&store, &layer).unwrap_err().to_string();
+        assert!(e.contains(&junk.to_string()), "{e}");
+        // Over the cap: refused before it is read whole.
+        let big = store
+            .put_blob(&vec![b' '; (MAX_STATEMENT + 1) as usize])
+            .unwrap();
+        let layer = Descriptor::new(MEDIA_TYPE, big, MAX_STATEMENT + 1);
+        assert!(read_statement(&store, &layer).is_err());
+        // An entry claiming to be an attestation with a bad subject or a manifest that is not
+        // one is skipped or refused, never trusted.
+        let mut entry = Descriptor::new(media::OCI_MANIFEST, junk.clone(), 9);
+        entry.annotations = Some(BTreeMap::from([
+            (REFERENCE_TYPE.to_string(), ATTESTATION_MANIFEST.to_string()),
+            (REFERENCE_DIGEST.to_string(), "not-a-digest".to_string()),
+        ]));
+        let index = Index {
+            schema_version: 2,
+            media_type: None,
+            manifests: vec![entry.clone()],
+            annotations: None,
+        };
+        assert!(attached(&store, &index).unwrap().is_empty());
+        entry.annotations.as_mut().unwrap().insert(
+            REFERENCE_DIGEST.to_string(),
+            Digest::of(b"image").to_string(),
+        );
+        let index = Index {
+            manifests: vec![entry],
+            ..index
+        };
+        assert!(attached(&store, &index).is_err());
+    }
 }

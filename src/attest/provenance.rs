@@ -33,14 +33,6 @@ pub enum ContextSource {
     Http { url: String, sha256: String },
 }
 
-/// A resolved dependency beyond the images of the trace (git and http sources).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Material {
-    pub uri: String,
-    /// Algorithm (`sha256`, `sha1` for a git commit) and hex value.
-    pub digest: (String, String),
-}
-
 /// Everything a provenance says, gathered by the caller.
 #[derive(Debug, Clone)]
 pub struct Input<'a> {
@@ -60,7 +52,6 @@ pub struct Input<'a> {
     pub secret_ids: Vec<String>,
     pub ssh_ids: Vec<String>,
     pub trace: &'a Trace,
-    pub materials: Vec<Material>,
     pub builder_platform: Platform,
     pub invocation_id: &'a str,
     /// RFC 3339 times.
@@ -156,11 +147,19 @@ pub fn predicate(i: &Input) -> Value {
             json!({"uri": uri, "digest": {im.digest.algorithm(): im.digest.hex()}})
         })
         .collect();
-    let mut materials = i.materials.clone();
-    materials.sort();
-    materials.dedup();
+    // The git context, then ADD's git and http sources.
+    let context = match &i.context {
+        ContextSource::Git { url, commit } => Some((url.clone(), ("sha1", commit.clone()))),
+        _ => None,
+    };
     deps.extend(
-        materials
+        context
+            .iter()
+            .map(|(u, (a, h))| json!({"uri": u, "digest": {*a: h}})),
+    );
+    deps.extend(
+        i.trace
+            .sources
             .iter()
             .map(|m| json!({"uri": m.uri, "digest": {m.digest.0.clone(): m.digest.1}})),
     );

@@ -97,7 +97,6 @@ pub(super) fn attach(
                 secret_ids: plan.secrets.keys().cloned().collect(),
                 ssh_ids: plan.ssh.keys().cloned().collect(),
                 trace: &o.trace,
-                materials: vec![],
                 builder_platform: Platform::host(),
                 invocation_id: &invocation.id,
                 started: &invocation.started,

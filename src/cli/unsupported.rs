@@ -9,12 +9,9 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 /// `docker build` (buildx) flags hoist lacks.
 pub const BUILD: &[&str] = &[
-    "--attest",
     "--builder",
     "--cgroup-parent",
     "--load",
-    "--provenance",
-    "--sbom",
     "--print",
     "--detach",
     "--compress",

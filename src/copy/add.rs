@@ -85,8 +85,12 @@ pub(crate) fn parse_http_date(s: &str) -> Option<i64> {
 }
 
 /// Downloads `url` into a new temp dir as file `name` (mode 0600, mtime from Last-Modified),
-/// verifying `--checksum`.
-pub(crate) fn download(url: &str, name: &str, checksum: Option<&str>) -> Result<tempfile::TempDir> {
+/// verifying `--checksum`; returns it with the content's sha256 (hex).
+pub(crate) fn download(
+    url: &str,
+    name: &str,
+    checksum: Option<&str>,
+) -> Result<(tempfile::TempDir, String)> {
     let expected = checksum.map(parse_checksum).transpose()?;
     let fail = |reason: String| CopyError::Download {
         url: url.to_string(),
@@ -145,7 +149,7 @@ pub(crate) fn download(url: &str, name: &str, checksum: Option<&str>) -> Result<
     };
     rustix::fs::utimensat(rustix::fs::CWD, &path, &ts, rustix::fs::AtFlags::empty())
         .map_err(|e| io_err(&path)(e.into()))?;
-    Ok(tmp)
+    Ok((tmp, got))
 }
 
 /// A git source split into (remote, ref, subdir).

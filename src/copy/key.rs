@@ -255,6 +255,10 @@ impl Sink for Hasher<'_, '_, '_> {
         self.line(format!("g /{} {url} {commit}", dest.join("/")));
         Ok(true)
     }
+    fn downloaded(&mut self, url: &str, sha256: &str, dest: &[String]) -> Result<()> {
+        self.line(format!("u /{} {url} sha256:{sha256}", dest.join("/")));
+        Ok(())
+    }
 }
 
 /// The content key of a COPY/ADD: changes exactly when what the step would write changes
@@ -359,8 +363,8 @@ pub fn split_line(line: &str) -> Option<(&str, &str, &str)> {
             let (i, _) = at?;
             Some((&body[..i], "", &body[i + 1..]))
         }
-        // `a /path HASH owner` and `g /path URL COMMIT`
-        "a" | "g" => {
+        // `a /path HASH owner`, `g /path URL COMMIT` and `u /path URL sha256:HEX`
+        "a" | "g" | "u" => {
             let mut it = body.rsplitn(3, ' ');
             it.next()?;
             it.next()?;

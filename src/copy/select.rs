@@ -74,6 +74,10 @@ pub(crate) trait Sink {
     fn url(&mut self, _url: &str, _dest: &[String]) -> Result<bool> {
         Ok(false)
     }
+    /// A URL source was downloaded: its content's sha256 (hex), for keys and provenance.
+    fn downloaded(&mut self, _url: &str, _sha256: &str, _dest: &[String]) -> Result<()> {
+        Ok(())
+    }
 }
 
 struct Pending {
@@ -344,7 +348,8 @@ pub(crate) fn run<S: Sink>(src: &CopySource, req: &CopyRequest, sink: &mut S) ->
             if sink.url(s, &d)? {
                 continue;
             }
-            let tmp = add::download(s, &name, req.checksum.as_deref())?;
+            let (tmp, sha256) = add::download(s, &name, req.checksum.as_deref())?;
+            sink.downloaded(s, &sha256, &d)?;
             sink.set_root(tmp.path(), false);
             let w = Walker {
                 root: Root::open(tmp.path()).map_err(io_err(tmp.path()))?,

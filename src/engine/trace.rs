@@ -44,6 +44,15 @@ pub struct ImageRecord {
     pub digest: Digest,
 }
 
+/// A remote source the pass fetched (ADD of a git repository or an http(s) URL).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SourceRecord {
+    /// The URL, credentials removed.
+    pub uri: String,
+    /// Algorithm (`sha256`, `sha1` for a git commit) and hex value.
+    pub digest: (String, String),
+}
+
 /// Everything one pass recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trace {
@@ -53,6 +62,8 @@ pub struct Trace {
     pub steps: Vec<StepRecord>,
     /// Sorted, one per (reference, platform).
     pub images: Vec<ImageRecord>,
+    /// Sorted, deduplicated.
+    pub sources: Vec<SourceRecord>,
 }
 
 /// The recorder a pass writes into.
@@ -66,6 +77,13 @@ impl Recorder {
             .unwrap_or_else(|e| e.into_inner())
             .steps
             .push(r);
+    }
+
+    pub fn source(&self, r: SourceRecord) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !t.sources.contains(&r) {
+            t.sources.push(r);
+        }
     }
 
     pub fn stage(&self, r: StageRecord) {
@@ -82,6 +100,7 @@ impl Recorder {
         images.dedup();
         let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
         t.images = images;
+        t.sources.sort();
         t
     }
 }

@@ -66,3 +66,18 @@ pub fn serve(dir: tempfile::TempDir) -> GitServer {
         _dir: dir,
     }
 }
+
+/// Serves a repository whose work tree `fill` writes, committed on `main` and tagged `v1`.
+pub fn serve_repo(fill: impl FnOnce(&Path)) -> GitServer {
+    super::require("git", "git");
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    fill(&work);
+    git(&["init", "-q"], &work);
+    git(&["add", "-A"], &work);
+    git(&["commit", "-q", "-m", "one"], &work);
+    git(&["tag", "v1"], &work);
+    git(&["clone", "-q", "--bare", "work", "repo.git"], dir.path());
+    serve(dir)
+}

@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports, clippy::print_stderr)]
 
 pub mod git;
+pub mod http;
 pub mod lab;
 pub mod proxy;
 pub mod rawtar;

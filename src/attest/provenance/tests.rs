@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::trace::{ImageRecord, StageRecord, StepRecord};
+use crate::engine::trace::{ImageRecord, SourceRecord, StageRecord, StepRecord};
 use crate::oci::{Digest, media};
 
 fn desc(n: &[u8]) -> Descriptor {
@@ -52,6 +52,10 @@ fn trace() -> Trace {
             platform: "linux/amd64".into(),
             digest: Digest::of(b"busybox"),
         }],
+        sources: vec![SourceRecord {
+            uri: "https://example.com/a.tar".into(),
+            digest: ("sha256".into(), "ab".repeat(32)),
+        }],
     }
 }
 
@@ -73,7 +77,6 @@ fn input<'a>(
         secret_ids: vec!["tok".into()],
         ssh_ids: vec![],
         trace: t,
-        materials: vec![],
         builder_platform: Platform::parse("linux/amd64").unwrap(),
         invocation_id: "inv",
         started: "2026-12-02T00:00:00Z",
@@ -145,6 +148,14 @@ fn max_mode_lists_args_secret_ids_steps_sources_and_layers() {
     assert!(ext["request"].get("locals").is_none());
     assert_eq!(ext["configSource"]["uri"], "https://git.example/r.git#main");
     assert_eq!(ext["configSource"]["digest"]["sha1"], "a".repeat(40));
+    // The base image, the git context, then ADD's http source.
+    let deps = p["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    assert_eq!(deps.len(), 3);
+    assert_eq!(deps[1]["uri"], "https://git.example/r.git#main");
+    assert_eq!(deps[1]["digest"]["sha1"], "a".repeat(40));
+    assert_eq!(deps[2]["digest"]["sha256"], "ab".repeat(32));
     let steps = p["buildDefinition"]["internalParameters"]["buildConfig"]["llbDefinition"]
         .as_array()
         .unwrap();

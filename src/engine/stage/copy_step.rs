@@ -191,6 +191,7 @@ pub(super) fn copy_step(
                 ignore: dir.1,
             };
             let (digest, lines) = copy::content_key_lines(&src, &req, &ctx.hashes)?;
+            record_remote_sources(ctx, &lines);
             (digest.to_string(), Some(lines))
         }
     };
@@ -307,4 +308,29 @@ pub(super) fn copy_step(
             .digest(&chain_key);
     }
     r
+}
+
+/// ADD's git and http sources, from the key lines that name them (`g /dest URL COMMIT`,
+/// `u /dest URL sha256:HEX`), for provenance.
+fn record_remote_sources(ctx: &Ctx, lines: &[String]) {
+    for l in lines {
+        let git = l.starts_with("g /");
+        if !(git || l.starts_with("u /")) {
+            continue;
+        }
+        let mut it = l.rsplitn(3, ' ');
+        let (Some(digest), Some(url)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let (algorithm, hex) = match digest.split_once(':') {
+            Some((a, h)) => (a, h),
+            // A git commit id: sha1, or sha256 for a sha256 repository (as BuildKit).
+            None if digest.len() == 64 => ("sha256", digest),
+            None => ("sha1", digest),
+        };
+        ctx.trace.source(crate::engine::trace::SourceRecord {
+            uri: crate::registry::auth::redact_credentials(url),
+            digest: (algorithm.to_string(), hex.to_string()),
+        });
+    }
 }
