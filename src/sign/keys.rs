@@ -500,5 +500,9 @@ mod tests {
         let e = SigningKey::from_pem(&text, "c.key", &Password::Given("nope".into())).unwrap_err();
         assert!(matches!(e, SignError::WrongPassword { .. }), "{e}");
         assert!(e.to_string().contains("c.key"), "{e}");
+        // Older cosign's label, same body.
+        let old = text.replace("SIGSTORE", "COSIGN");
+        let back = SigningKey::from_pem(&old, "c.key", &Password::Given("hunter2".into())).unwrap();
+        assert_eq!(back.public_key(), k.public_key());
     }
 }

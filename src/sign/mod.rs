@@ -101,6 +101,13 @@ pub fn parse_sign_flag(value: &str) -> Result<PathBuf> {
     key.ok_or_else(|| bad("expected key=PATH"))
 }
 
+/// The key of build's `--sign key=PATH`, loaded (an encrypted key's password from
+/// `COSIGN_PASSWORD`, else the terminal). Call it before the build, so that a wrong path or
+/// password fails before any work.
+pub fn signing_key_from_flag(value: &str) -> Result<SigningKey> {
+    SigningKey::load(&parse_sign_flag(value)?, &Password::EnvOrTerminal)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
