@@ -3,7 +3,8 @@
 //! with independent oracles: `skopeo` reads the signature manifest, `openssl dgst -verify`
 //! checks the signature over the payload, keys come from `openssl` and from Python's
 //! `cryptography` + `nacl` writing cosign's encrypted format, and Python checks a DSSE
-//! envelope's signature over the PAE. The referrers path runs through the test proxy
+//! envelope's signature over the PAE and signs a signature image laid out as cosign lays it
+//! (which hoist must verify and append to). The referrers path runs through the test proxy
 //! answering `GET …/referrers/…` as an OCI 1.1 registry would.
 
 mod common;
@@ -573,4 +574,71 @@ fn verify_finds_signatures_through_the_referrers_api() {
         proxy.seen().iter().any(|s| s.path.contains("/referrers/")),
         "no referrers request"
     );
+}
+
+/// Signs a payload as cosign does, independently of hoist: Python's `cryptography` (random
+/// nonces, so not hoist's deterministic signatures), DER, base64.
+const PY_SIGN: &str = r#"
+import base64, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+payload, pub = sys.argv[1], sys.argv[2]
+k = ec.generate_private_key(ec.SECP256R1())
+open(pub, "wb").write(k.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+print(base64.b64encode(k.sign(open(payload, "rb").read(), ec.ECDSA(hashes.SHA256()))).decode())
+"#;
+
+#[test]
+fn a_signature_image_laid_out_by_cosign_verifies_and_hoist_appends_to_it() {
+    python_oracle();
+    let lab = Lab::new();
+    let d = lab.push("app:1", 9);
+    let image = lab.image("app:1");
+    // The payload and the signature image exactly as cosign writes them (no subject, no
+    // artifactType), signed outside hoist.
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{}"}},"image":{{"docker-manifest-digest":"{d}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+        lab.image("app")
+    );
+    std::fs::write(lab.path("payload.json"), &payload).unwrap();
+    let their_pub = lab.path("theirs.pub");
+    let sig = common::run(
+        Command::new("python3")
+            .args(["-c", PY_SIGN])
+            .arg(lab.path("payload.json"))
+            .arg(&their_pub),
+    );
+    let sig = String::from_utf8(sig).unwrap().trim().to_string();
+    let c = lab.client();
+    let repo = ImageRef::parse(&lab.image("app")).unwrap();
+    let layer_d = c.push_blob_bytes(&repo, payload.as_bytes()).unwrap();
+    let cfg = format!(
+        r#"{{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{{"created":"0001-01-01T00:00:00Z"}}],"os":"","rootfs":{{"type":"layers","diff_ids":["{layer_d}"]}},"config":{{}}}}"#
+    );
+    let cfg_d = c.push_blob_bytes(&repo, cfg.as_bytes()).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": cfg.len(), "digest": cfg_d.to_string()},
+        "layers": [{"mediaType": SIG_LAYER, "size": payload.len(), "digest": layer_d.to_string(),
+                    "annotations": {SIG_ANNOTATION: sig}}]
+    });
+    c.put_manifest(
+        &repo.with_tag(&sig_tag(&d)),
+        &serde_json::to_vec(&manifest).unwrap(),
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    .unwrap();
+    let o = lab.hoist(&["verify", "--key", their_pub.to_str().unwrap(), &image]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&d.to_string()));
+
+    // hoist's own signature joins it; both keys verify.
+    let (key, public) = openssl_key(lab.dir.path(), "ours");
+    ok(&lab.hoist(&["sign", "--key", key.to_str().unwrap(), &image]));
+    let m = lab.skopeo_raw(&format!("app:{}", sig_tag(&d)));
+    assert_eq!(m["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(m["layers"][0]["annotations"][SIG_ANNOTATION], sig.as_str());
+    ok(&lab.hoist(&["verify", "--key", their_pub.to_str().unwrap(), &image]));
+    ok(&lab.hoist(&["verify", "--key", public.to_str().unwrap(), &image]));
 }
