@@ -574,6 +574,24 @@ fn verify_finds_signatures_through_the_referrers_api() {
         proxy.seen().iter().any(|s| s.path.contains("/referrers/")),
         "no referrers request"
     );
+    let payloads = |o: &std::process::Output| {
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(payloads(&o), 1);
+
+    // The tag back, and a second key's signature appended: the tag's manifest repeats the
+    // layer of the one the referrers API lists, and that layer counts once.
+    c.put_manifest(&repo.with_tag(&sig_tag(&d)), &sig, &mt)
+        .unwrap();
+    let (key2, _) = openssl_key(lab.dir.path(), "k2");
+    ok(&lab.hoist(&["sign", "--key", key2.to_str().unwrap(), &lab.image("app:1")]));
+    let o = lab.hoist(&["verify", "--key", public.to_str().unwrap(), &through]);
+    ok(&o);
+    assert_eq!(payloads(&o), 1, "{}", text(&o));
 }
 
 /// Signs a payload as cosign does, independently of hoist: Python's `cryptography` (random

@@ -160,6 +160,19 @@ fn collect(
     Ok(out)
 }
 
+/// False for a layer (blob and annotations) already checked: an older signature manifest
+/// listed by the referrers API repeats the layers its successor holds.
+fn first_time<'a>(seen: &mut Vec<&'a Descriptor>, layer: &'a Descriptor) -> bool {
+    if seen
+        .iter()
+        .any(|s| s.digest == layer.digest && s.annotations == layer.annotations)
+    {
+        return false;
+    }
+    seen.push(layer);
+    true
+}
+
 /// The error when nothing verified.
 fn not_verified(
     image: &ImageRef,
@@ -205,8 +218,12 @@ pub fn verify_signatures(
             &mut failures,
         )?;
         let mut ok = Vec::new();
+        let mut seen = Vec::new();
         for f in &found {
             for (i, layer) in f.manifest.layers.iter().enumerate() {
+                if !first_time(&mut seen, layer) {
+                    continue;
+                }
                 let at = format!("{} layer {} ({})", f.source, i + 1, layer.digest.short());
                 let blob = match client.fetch_blob_bytes(image, layer, MAX_PAYLOAD_SIZE) {
                     Ok(b) => b,
@@ -261,8 +278,12 @@ pub fn verify_attestations(
                 &mut looked,
                 &mut failures,
             )?;
+            let mut seen = Vec::new();
             for f in &found {
                 for (i, layer) in f.manifest.layers.iter().enumerate() {
+                    if !first_time(&mut seen, layer) {
+                        continue;
+                    }
                     let at = format!("{} layer {} ({})", f.source, i + 1, layer.digest.short());
                     let blob = match client.fetch_blob_bytes(
                         image,
