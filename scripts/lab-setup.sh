@@ -22,6 +22,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Python libraries the signing tests use as independent oracles (cosign's encrypted key format).
+python3 -c 'import nacl, cryptography' 2>/dev/null || pip install -q pynacl cryptography
+
 if ! curl -sf "http://$REG/v2/" >/dev/null; then
   cat >"$LAB/registry.yml" <<YML
 version: 0.1

@@ -21,6 +21,7 @@ pub mod oci;
 pub mod parser;
 pub mod platform;
 pub mod registry;
+pub mod sign;
 pub mod store;
 pub mod userns;
 
@@ -57,6 +58,8 @@ pub enum Error {
     Diff(#[from] diff::DiffError),
     #[error(transparent)]
     Attest(#[from] attest::AttestError),
+    #[error(transparent)]
+    Sign(#[from] sign::SignError),
     /// An image archive (`hoist load`) that is not what it claims: names the file.
     #[error("{path}: {source}")]
     Archive {

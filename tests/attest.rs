@@ -303,3 +303,69 @@ fn git_context_and_add_sources_are_resolved_dependencies() {
         true
     );
 }
+
+#[test]
+fn build_signs_what_it_pushed_and_its_attestations() {
+    if !ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
+        return;
+    }
+    let (root, ctx) = (tempfile::tempdir().unwrap(), context());
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("ci");
+    let o = Hoist::new(root.path())
+        .args(["sign", "--generate-key"])
+        .arg(&prefix)
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let (key, public) = (prefix.with_extension("key"), prefix.with_extension("pub"));
+    let tag = "localhost:5000/attest/signed:1";
+    build(
+        root.path(),
+        ctx.path(),
+        tag,
+        &[
+            "--provenance=mode=max",
+            "--sign",
+            &format!("key={}", key.display()),
+        ],
+    );
+    pushed("attest/signed", "1");
+    // The index (what was pushed) is signed; the provenance is attested on the image manifest.
+    let index_digest = {
+        let bytes = common::lab::registry_get("/v2/attest/signed/manifests/1", INDEX);
+        hoist::oci::Digest::of(&bytes)
+    };
+    let o = Hoist::new(root.path())
+        .args(["verify", "--key"])
+        .arg(&public)
+        .arg(tag)
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&index_digest.to_string()),
+        "{}",
+        text(&o)
+    );
+    let o = Hoist::new(root.path())
+        .args(["verify", "--attestations", "--key"])
+        .arg(&public)
+        .arg(tag)
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("https://slsa.dev/provenance/v1"),
+        "{}",
+        text(&o)
+    );
+    // Without --push there is nothing to sign: refused before any work.
+    let o = Hoist::new(root.path())
+        .args(["build", "-q", "--sign", &format!("key={}", key.display())])
+        .arg(ctx.path())
+        .output();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("--sign signs what --push pushes"),
+        "{}",
+        text(&o)
+    );
+}

@@ -203,6 +203,9 @@ pub struct BuildPlan {
     pub attest: crate::attest::Request,
     /// Where the context came from (provenance's `configSource`).
     pub context_source: crate::attest::provenance::ContextSource,
+    /// `--sign key=PATH`: the key (loaded before the build) that signs what `--push` pushed,
+    /// and its attestations.
+    pub sign: Option<crate::sign::SigningKey>,
 }
 
 /// Something done besides the build steps, for the CLI to tell the user.
@@ -221,6 +224,16 @@ pub enum Notice {
     CacheExported {
         to: CacheLocation,
         stats: crate::cache::transfer::TransferStats,
+    },
+    /// A pushed tag was signed (`--sign`): the signature (or attestations) pushed.
+    Signed {
+        reference: ImageRef,
+        /// What the signature is about.
+        subject: Digest,
+        /// `REPO:sha256-<hex>.sig` / `.att`.
+        tag: ImageRef,
+        /// Statements signed; 0 for the image signature itself.
+        statements: usize,
     },
     /// A tag was pushed: how many blobs went up and how many the registry already had.
     Pushed {
@@ -388,6 +401,9 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
             &plan.tags,
             observer,
         )?;
+        if let Some(key) = &plan.sign {
+            publish::sign_tags(&registry, key, image.digest(), &plan.tags, observer)?;
+        }
     }
     outputs::write_all(&store, &*sandbox, plan, &image, &outcomes)?;
     drop(_gc);

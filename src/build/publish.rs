@@ -60,3 +60,33 @@ pub(super) fn push_tags(
     }
     Ok(())
 }
+
+/// `--sign`: signs the pushed image under each tag's repository (cosign's `.sig`), and its
+/// attestation statements as DSSE envelopes (`.att`), one notice per signature pushed.
+pub(super) fn sign_tags(
+    registry: &Client,
+    key: &crate::sign::SigningKey,
+    digest: &Digest,
+    tags: &[ImageRef],
+    observer: &dyn Observer,
+) -> crate::Result<()> {
+    for t in tags {
+        let pinned = t.with_digest(digest);
+        let s = crate::sign::sign_image(registry, &pinned, key, &Default::default())?;
+        observer.notice(Notice::Signed {
+            reference: t.clone(),
+            subject: s.subject,
+            tag: s.tag,
+            statements: 0,
+        });
+        for (n, at) in crate::sign::attest_index(registry, &pinned, key)? {
+            observer.notice(Notice::Signed {
+                reference: t.clone(),
+                subject: at.subject,
+                tag: at.tag,
+                statements: n,
+            });
+        }
+    }
+    Ok(())
+}

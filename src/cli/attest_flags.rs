@@ -35,19 +35,6 @@ impl AttestArgs {
             &self.attest,
         )?)
     }
-
-    /// The signing key's path of `--sign key=PATH`.
-    pub fn sign_key(&self) -> crate::Result<Option<std::path::PathBuf>> {
-        let Some(v) = &self.sign else {
-            return Ok(None);
-        };
-        match v.split_once('=') {
-            Some(("key", p)) if !p.is_empty() => Ok(Some(p.into())),
-            _ => Err(crate::Error::Usage(format!(
-                "--sign {v:?}: expected key=PATH (a cosign or PKCS#8 EC P-256 private key)"
-            ))),
-        }
-    }
 }
 
 /// Whether `v` is a value for `--provenance`/`--sbom` rather than the next argument.
@@ -131,22 +118,5 @@ mod tests {
             ["run", "x", "--", "--sbom"]
         );
         assert_eq!(n(&["run", "x", "--sbom"]), ["run", "x", "--sbom"]);
-    }
-
-    #[test]
-    fn sign_key() {
-        let a = AttestArgs {
-            sign: Some("key=cosign.key".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            a.sign_key().unwrap().unwrap(),
-            std::path::PathBuf::from("cosign.key")
-        );
-        let bad = AttestArgs {
-            sign: Some("cosign.key".into()),
-            ..Default::default()
-        };
-        assert!(bad.sign_key().unwrap_err().to_string().contains("key=PATH"));
     }
 }

@@ -498,6 +498,16 @@ fn validate(
         .iter()
         .map(|c| CacheLocation::parse(c, true).map_err(usage))
         .collect::<crate::Result<_>>()?;
+    // Loaded now, so a bad key or password fails before any work.
+    let sign = match &a.attest.sign {
+        Some(_) if !push => {
+            return Err(usage(
+                "--sign signs what --push pushes: add --push (and -t NAME)".into(),
+            ));
+        }
+        Some(v) => Some(crate::sign::signing_key_from_flag(v)?),
+        None => None,
+    };
     if push && tags.is_empty() {
         return Err(usage("--push needs a name: add -t NAME".into()));
     }
@@ -532,6 +542,7 @@ fn validate(
         metadata_file: a.metadata_file.clone(),
         explain_cache: a.explain_cache,
         attest: a.attest.request()?,
+        sign,
         context_source: crate::build::context_source(&a.context, contexts.commit.as_ref()),
         gc: match g.gc_config() {
             Ok(c) => Some(c),
@@ -579,6 +590,15 @@ impl crate::build::Observer for Console {
             } if self.mode != progress::Mode::Quiet => errln!(
                 "pushed {reference}@{digest} ({uploaded} blobs uploaded, {existing} already in the registry)"
             ),
+            Notice::Signed {
+                reference,
+                subject,
+                tag,
+                statements,
+            } if self.mode != progress::Mode::Quiet => match statements {
+                0 => errln!("signed {reference}@{subject}: {tag}"),
+                n => errln!("signed {n} attestation(s) of {reference}@{subject}: {tag}"),
+            },
             // What the isolation does not protect is said even with --quiet.
             Notice::Isolation { note } => errln!("{note}"),
             Notice::GarbageCollected(o) if summaries => errln!(

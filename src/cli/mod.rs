@@ -36,6 +36,7 @@ pub mod pull_push;
 pub mod run_env;
 pub mod run_mounts;
 pub mod sandbox_run;
+pub mod sign;
 pub mod system;
 pub mod unsupported;
 
@@ -190,6 +191,10 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Log out of a registry
     Logout(login::LogoutArgs),
+    /// Sign an image in a registry, in cosign's format (`sha256-<hex>.sig`)
+    Sign(sign::SignArgs),
+    /// Verify an image's cosign signatures (or attestations) with a public key
+    Verify(sign::VerifyArgs),
 }
 
 /// The first failed write to stdout (other than a closed pipe).
@@ -319,6 +324,8 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
         Command::System(a) => system::run(g, a),
         Command::Login(a) => login::login(g, a),
         Command::Logout(a) => login::logout(g, a),
+        Command::Sign(a) => sign::sign(g, a),
+        Command::Verify(a) => sign::verify(g, a),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Distribution API v2 client: image references, auth (config.json, helpers, bearer/basic),
-//! pull and push of manifests and blobs with verification and retries.
+//! pull and push of manifests and blobs with verification and retries; the artifacts beside an
+//! image (small blobs in memory, the OCI 1.1 referrers API) for signatures.
 
 pub mod auth;
 mod endpoint;
@@ -7,6 +8,7 @@ mod progress;
 mod pull;
 mod push;
 pub mod reference;
+mod referrers;
 mod retry;
 mod session;
 mod timeout;
@@ -17,6 +19,7 @@ mod upload;
 pub use crate::oci::classify_manifest;
 pub use progress::{Progress, ProgressKind};
 pub use reference::ImageRef;
+pub use referrers::Referrer;
 pub use session::Client;
 pub use timeout::{TimeLimit, format_duration, parse_duration};
 pub use upload::Upload;
