@@ -20,6 +20,7 @@ pub mod oci;
 pub mod parser;
 pub mod platform;
 pub mod registry;
+pub mod sbom;
 pub mod store;
 pub mod userns;
 
@@ -54,6 +55,8 @@ pub enum Error {
     Context(#[from] context::ContextError),
     #[error(transparent)]
     Diff(#[from] diff::DiffError),
+    #[error(transparent)]
+    Sbom(#[from] sbom::SbomError),
     /// An image archive (`hoist load`) that is not what it claims: names the file.
     #[error("{path}: {source}")]
     Archive {
