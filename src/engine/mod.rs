@@ -19,6 +19,7 @@ mod stream;
 pub use output::BuildOutcome;
 pub use run::{Entitlements, check_graph as check_entitlements};
 pub use shared::SharedSteps;
+pub use stage::rfc3339;
 
 use crate::cache::CacheIndex;
 use crate::copy::HashCache;

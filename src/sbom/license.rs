@@ -347,11 +347,7 @@ pub fn to_spdx(text: &str) -> Option<Spdx> {
     }
     let toks = tokens(text);
     if !well_formed(&toks) {
-        let r = license_ref(text);
-        return Some(Spdx {
-            expression: r.clone(),
-            refs: vec![(r, text.to_string())],
-        });
+        return Some(and_of_parts(text, &toks));
     }
     let mut out: Vec<String> = Vec::new();
     let mut refs = Vec::new();
@@ -403,6 +399,54 @@ pub fn to_spdx(text: &str) -> Option<Spdx> {
     refs.sort();
     refs.dedup();
     Some(Spdx { expression, refs })
+}
+
+/// Text that is no expression as a whole: when it has no parentheses, each `and`-separated
+/// part on its own (`GPLv2+ and Public Domain` → `GPL-2.0-or-later AND
+/// LicenseRef-Public-Domain`), else one reference for all of it.
+fn and_of_parts(text: &str, toks: &[Tok]) -> Spdx {
+    let whole = || {
+        let r = license_ref(text);
+        Spdx {
+            expression: r.clone(),
+            refs: vec![(r, text.to_string())],
+        }
+    };
+    if toks.iter().any(|t| matches!(t, Tok::Open | Tok::Close)) || !toks.contains(&Tok::And) {
+        return whole();
+    }
+    let mut terms: Vec<String> = Vec::new();
+    let mut refs = Vec::new();
+    for part in toks.split(|t| *t == Tok::And) {
+        let words: Vec<String> = part
+            .iter()
+            .map(|t| match t {
+                Tok::Id(w) => w.clone(),
+                Tok::Or => "or".into(),
+                Tok::With => "with".into(),
+                _ => String::new(),
+            })
+            .collect();
+        let Some(mut s) = to_spdx(&words.join(" ")) else {
+            continue;
+        };
+        if s.expression.contains(' ') {
+            s.expression = format!("({})", s.expression);
+        }
+        if !terms.contains(&s.expression) {
+            terms.push(s.expression);
+        }
+        refs.extend(s.refs);
+    }
+    if terms.is_empty() {
+        return whole();
+    }
+    refs.sort();
+    refs.dedup();
+    Spdx {
+        expression: terms.join(" AND "),
+        refs,
+    }
 }
 
 /// The declared license of a Debian package from the licenses its DEP-5 copyright file names:
@@ -472,8 +516,20 @@ mod tests {
             vec![("LicenseRef-Artistic".to_string(), "Artistic".to_string())]
         );
         // Not an expression at all: one reference for the whole text.
+        // Not an expression, but an `and` list: each part on its own.
         let s = to_spdx("GPLv2+ and Public Domain").unwrap();
-        assert_eq!(s.expression, "LicenseRef-GPLv2-and-Public-Domain");
+        assert_eq!(
+            s.expression,
+            "GPL-2.0-or-later AND LicenseRef-Public-Domain"
+        );
+        let s = to_spdx("GPL-3 and GPL-3 with Bison exception and MIT and GPL-3").unwrap();
+        assert_eq!(
+            s.expression,
+            "GPL-3.0-only AND LicenseRef-GPL-3-with-Bison-exception AND MIT"
+        );
+        // Parentheses around free text: one reference for all of it.
+        let s = to_spdx("(GPL and Public Domain) or x y").unwrap();
+        assert_eq!(s.expression, "LicenseRef-GPL-and-Public-Domain-or-x-y");
         let s = to_spdx("GPL-2+ with OpenSSL exception").unwrap();
         assert_eq!(s.expression, "LicenseRef-GPL-2-with-OpenSSL-exception");
         let s = to_spdx("GPL-2+ with OpenSSL-exception").unwrap();
