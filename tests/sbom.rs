@@ -6,26 +6,11 @@
 
 mod common;
 
-use common::lab::{Need, lab_required, ready};
+use common::lab::{Need, ready, tool};
 use common::{Hoist, text};
 use hoist::sbom::{self, DocInfo, Ecosystem, Inventory};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Whether `bin` is on PATH; where the lab is required its absence fails the test.
-fn tool(bin: &str, install: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            !lab_required(),
-            "`{bin}` is needed: {install} (scripts/lab-setup.sh does)"
-        );
-        eprintln!("skipped: `{bin}` is not installed ({install})");
-    }
-    found
-}
 
 fn run(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));

@@ -115,7 +115,7 @@ impl Scanner {
             let abs = self.win_start + p as u64;
             if self.win[p] == 0xff {
                 if self.found.go.is_none()
-                    && abs % 16 == 0
+                    && abs.is_multiple_of(16)
                     && self.win[p..].starts_with(MAGIC)
                     && self.go_candidates.len() < 16
                 {
@@ -144,7 +144,7 @@ impl Scanner {
         let Some(&flg) = self.win.get(p + 1) else {
             return;
         };
-        if (0x7800u16 | u16::from(flg)) % 31 != 0 || flg & 0x20 != 0 {
+        if !(0x7800u16 | u16::from(flg)).is_multiple_of(31) || flg & 0x20 != 0 {
             return;
         }
         let mut z = Decompress::new(true);
@@ -223,7 +223,7 @@ mod tests {
         // string constant would be).
         f.extend_from_slice(MAGIC);
         f.extend_from_slice(b"ptr junk");
-        while f.len() % 16 != 0 {
+        while !f.len().is_multiple_of(16) {
             f.push(0);
         }
         f.extend(golang::tests::header(

@@ -202,7 +202,7 @@ mod tests {
         let mut data = Vec::new();
         for (tag, ty, count, bytes) in entries {
             if *ty == TYPE_INT32 {
-                while data.len() % 4 != 0 {
+                while !data.len().is_multiple_of(4) {
                     data.push(0);
                 }
             }

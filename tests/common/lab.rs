@@ -86,6 +86,23 @@ pub fn ready(needs: &[Need]) -> bool {
     false
 }
 
+/// Whether the tool `bin` is on PATH. Otherwise, by the rule of [`ready`], panics with how to
+/// install it (`install`) where the lab is required, else prints `skipped: …` and returns
+/// false.
+pub fn tool(bin: &str, install: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            !lab_required(),
+            "`{bin}` is needed: {install} (scripts/lab-setup.sh does; required: CI or HOIST_REQUIRE_LAB=1 is set)"
+        );
+        eprintln!("skipped: `{bin}` is not installed ({install})");
+    }
+    found
+}
+
 /// Whether the lab registry serves busybox (asked once per test binary).
 fn lab_registry_up() -> bool {
     static UP: OnceLock<bool> = OnceLock::new();
