@@ -64,9 +64,10 @@ impl Scanner {
         }
     }
 
-    /// Whether more bytes can still find something (false: not ELF, or both found).
+    /// Whether more bytes can still find something (false: not ELF, or found: a binary is
+    /// built by Go or by cargo, not both).
     pub fn wants_more(&self) -> bool {
-        self.elf != Some(false) && (self.found.go.is_none() || self.found.auditable.is_none())
+        self.elf != Some(false) && self.found.go.is_none() && self.found.auditable.is_none()
     }
 
     /// The next bytes of the file.
@@ -214,50 +215,59 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// An ELF-looking file: the magic, filler (with decoys), the Go header at an aligned
-    /// offset, more filler, the auditable zlib stream, trailing filler.
-    fn fake_elf(json: &[u8]) -> Vec<u8> {
+    /// Two ELF-looking files: the magic, filler (with decoys), then the Go header at an
+    /// aligned offset in one, the auditable zlib stream in the other, then trailing filler.
+    fn fake_elfs(json: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let mut f = b"\x7fELF\x02\x01\x01".to_vec();
         f.resize(1000, 0x78);
         // A decoy magic, unaligned and followed by nothing valid (as debug/buildinfo's own
-        // string constant would be).
+        // string constant would be), and decoy zlib headers.
         f.extend_from_slice(MAGIC);
-        f.extend_from_slice(b"ptr junk");
+        f.extend_from_slice(b"ptr junk x\x9cjunkx\x01");
         while !f.len().is_multiple_of(16) {
             f.push(0);
         }
-        f.extend(golang::tests::header(
+        let mut go = f.clone();
+        go.extend(golang::tests::header(
             "go1.22.1",
             "path\tx\nmod\tx\t(devel)\t\ndep\tgolang.org/x/text\tv0.14.0\t\n",
         ));
-        f.extend(std::iter::repeat_n(0xffu8, 5000));
+        go.extend(std::iter::repeat_n(0xffu8, 5000));
+        let mut audit = f;
+        audit.extend(std::iter::repeat_n(0xffu8, 5000));
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         z.write_all(json).unwrap();
-        f.extend(z.finish().unwrap());
-        f.extend(std::iter::repeat_n(0u8, 3000));
-        f
+        audit.extend(z.finish().unwrap());
+        audit.extend(std::iter::repeat_n(0u8, 3000));
+        (go, audit)
+    }
+
+    fn scan(file: &[u8], chunk: usize) -> Embedded {
+        let mut s = Scanner::new();
+        for c in file.chunks(chunk) {
+            s.feed(c);
+        }
+        s.finish()
     }
 
     #[test]
-    fn finds_both_whatever_the_chunking() {
+    fn finds_each_whatever_the_chunking() {
         let json = br#"{"packages":[{"name":"log","version":"0.4.20","source":"crates.io"}]}"#;
-        let file = fake_elf(json);
-        for chunk in [1, 7, 64, 100, 4096, file.len()] {
-            let mut s = Scanner::new();
-            for c in file.chunks(chunk) {
-                s.feed(c);
-            }
-            let e = s.finish();
-            let go = e.go.unwrap_or_else(|| panic!("chunk {chunk}: no Go info"));
+        let (go_file, audit_file) = fake_elfs(json);
+        for chunk in [1, 7, 64, 100, 4096, go_file.len()] {
+            let go = scan(&go_file, chunk).go;
+            let go = go.unwrap_or_else(|| panic!("chunk {chunk}: no Go info"));
             assert_eq!(go.go_version, "go1.22.1");
             assert!(go.modinfo.contains("golang.org/x/text"));
+            let e = scan(&audit_file, chunk);
             assert_eq!(e.auditable.as_deref(), Some(&json[..]), "chunk {chunk}");
+            assert!(e.go.is_none());
         }
     }
 
     #[test]
     fn non_elf_files_are_not_scanned() {
-        let mut file = fake_elf(b"{\"packages\":[]}");
+        let (_, mut file) = fake_elfs(b"{\"packages\":[]}");
         file[0] = b'#';
         let mut s = Scanner::new();
         s.feed(&file);

@@ -74,7 +74,14 @@ pub fn parse_status(text: &str) -> Vec<Found> {
         }
         depends.sort();
         depends.dedup();
+        // `Source: glibc (2.36-9)`: the source package, when it has another name.
+        let qualifiers = field(&s, "Source")
+            .and_then(|v| v.split_whitespace().next())
+            .filter(|src| *src != name)
+            .map(|src| vec![("upstream".to_string(), src.to_string())])
+            .unwrap_or_default();
         out.push(Found {
+            qualifiers,
             name: name.to_string(),
             version: version.to_string(),
             arch: field(&s, "Architecture").map(str::to_string),
@@ -147,6 +154,10 @@ mod tests {
             ]
         );
         assert_eq!(pkgs[3].provides, vec!["awk"]);
+        assert_eq!(
+            pkgs[1].qualifiers,
+            vec![("upstream".to_string(), "glibc".to_string())]
+        );
     }
 
     #[test]

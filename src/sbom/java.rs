@@ -8,8 +8,13 @@
 use super::Found;
 use std::io::{Cursor, Read};
 
-/// Most bytes read of one nested archive or metadata entry.
-const ENTRY_MAX: u64 = 64 << 20;
+/// Most bytes read of one nested archive.
+const NESTED_MAX: u64 = 64 << 20;
+/// Most bytes read of one metadata file.
+const META_MAX: u64 = 1 << 20;
+/// Most inflated bytes read from one archive, nested archives included (a zip may claim
+/// small sizes and inflate to far more: every read is bounded by what is left of this).
+const TOTAL_MAX: u64 = 256 << 20;
 
 /// Whether `path` names a Java archive.
 pub fn is_archive(path: &str) -> bool {
@@ -67,14 +72,20 @@ fn from_file_name(path: &str) -> Option<(String, String)> {
 
 /// The packages in a Java archive's bytes (`path` names it); errors say why it is unreadable.
 pub fn scan(bytes: &[u8], path: &str) -> Result<Vec<Found>, String> {
-    scan_depth(bytes, path, 0)
+    let mut budget = TOTAL_MAX;
+    scan_depth(bytes, path, 0, &mut budget)
 }
 
-fn scan_depth(bytes: &[u8], path: &str, depth: usize) -> Result<Vec<Found>, String> {
+fn scan_depth(
+    bytes: &[u8],
+    path: &str,
+    depth: usize,
+    budget: &mut u64,
+) -> Result<Vec<Found>, String> {
     let mut z = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("not a zip: {e}"))?;
     let mut poms: Vec<Found> = Vec::new();
     let mut mf: Option<Vec<(String, String)>> = None;
-    let mut nested: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut nested: Vec<Found> = Vec::new();
     for i in 0..z.len() {
         let Ok(mut e) = z.by_index(i) else { continue };
         let Ok(name) = e.name().map(|n| n.into_owned()) else {
@@ -83,15 +94,27 @@ fn scan_depth(bytes: &[u8], path: &str, depth: usize) -> Result<Vec<Found>, Stri
         let want_pom = name.starts_with("META-INF/maven/") && name.ends_with("/pom.properties");
         let want_mf = name.eq_ignore_ascii_case("META-INF/MANIFEST.MF");
         let want_nested = depth == 0 && is_archive(&name) && !e.is_dir();
-        if !(want_pom || want_mf || want_nested) || e.size() > ENTRY_MAX {
+        let limit = if want_nested { NESTED_MAX } else { META_MAX };
+        if !(want_pom || want_mf || want_nested) || e.size() > limit {
             continue;
         }
         let mut data = Vec::new();
-        if (&mut e).take(ENTRY_MAX).read_to_end(&mut data).is_err() {
+        let cap = limit.min(*budget);
+        if (&mut e).take(cap).read_to_end(&mut data).is_err() {
             continue;
         }
+        *budget -= data.len() as u64;
+        if *budget == 0 {
+            return Err(format!(
+                "too much inflated data in metadata and nested archives (limit {} MiB)",
+                TOTAL_MAX >> 20
+            ));
+        }
         if want_nested {
-            nested.push((name, data));
+            // Read at once and dropped: one nested archive in memory at a time.
+            if let Ok(found) = scan_depth(&data, &name, depth + 1, budget) {
+                nested.extend(found);
+            }
             continue;
         }
         let text = String::from_utf8_lossy(&data);
@@ -142,11 +165,7 @@ fn scan_depth(bytes: &[u8], path: &str, depth: usize) -> Result<Vec<Found>, Stri
     {
         first.license = Some(l);
     }
-    for (name, data) in nested {
-        if let Ok(found) = scan_depth(&data, &name, depth + 1) {
-            out.extend(found);
-        }
-    }
+    out.extend(nested);
     Ok(out)
 }
 
@@ -201,5 +220,23 @@ mod tests {
             ]
         );
         assert!(scan(b"not a zip", "/x.jar").is_err());
+    }
+
+    #[test]
+    fn inflated_bytes_are_bounded_per_archive() {
+        // Five "nested archives" that deflate 4 MiB of zeros each into a few KiB: past the
+        // total (10 MiB here), the archive is refused rather than read on.
+        let zeros = vec![0u8; 4 << 20];
+        let names: Vec<String> = (0..5).map(|i| format!("lib/x{i}.jar")).collect();
+        let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &zeros[..])).collect();
+        let outer = jar(&entries);
+        assert!(outer.len() < 1 << 20);
+        let e = scan_depth(&outer, "/big.war", 0, &mut (10 << 20)).unwrap_err();
+        assert!(e.starts_with("too much inflated data"), "{e}");
+        // Within the total, the same entries are read (and are no archives).
+        assert_eq!(
+            scan_depth(&outer, "/big.war", 0, &mut (30 << 20)),
+            Ok(Vec::new())
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! blob one rpm header). The header is parsed here by hand (it is small and fixed: an index
 //! count and data size, 16-byte big-endian index entries, then the data store); sqlite is
 //! read with `rusqlite` and its bundled SQLite, so no system library is needed (the db is
-//! read from a temporary copy, never from the image in place).
+//! read from a temporary copy, never from the image in place). A `-wal` file beside the db is
+//! not read: rpm checkpoints it when it closes the database, so an image holds it empty.
 
 use super::Found;
 use std::path::Path;
@@ -171,6 +172,12 @@ pub fn read_sqlite(db: &Path, shown: &str) -> (Vec<Found>, Vec<String>) {
             );
         }
     };
+    // The file is hostile input: schema-defined SQL must not run functions, nothing is written.
+    for (k, v) in [("trusted_schema", false), ("query_only", true)] {
+        if let Err(e) = conn.pragma_update(None, k, v) {
+            return (Vec::new(), vec![format!("{shown}: cannot set {k}: {e}")]);
+        }
+    }
     let mut out = Vec::new();
     let rows = conn
         .prepare("SELECT hnum, blob FROM Packages")
@@ -262,5 +269,19 @@ mod tests {
         assert!(parse_header(&huge).is_err());
         let unterminated = header(&[(NAME, TYPE_STRING, 1, b"abc".to_vec())]);
         assert!(parse_header(&unterminated).is_err());
+    }
+
+    #[test]
+    fn a_file_that_is_no_rpmdb_is_a_warning() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("rpmdb.sqlite");
+        std::fs::write(&f, vec![b'x'; 4096]).unwrap();
+        let (pkgs, warnings) = read_sqlite(&f, "/var/lib/rpm/rpmdb.sqlite");
+        assert!(pkgs.is_empty());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("/var/lib/rpm/rpmdb.sqlite: "),
+            "{warnings:?}"
+        );
     }
 }

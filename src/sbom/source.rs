@@ -24,6 +24,8 @@ enum Interest {
     Copyright,
     Apk,
     RpmDb,
+    /// BerkeleyDB or ndb rpmdb (RHEL ≤ 8, SUSE): not read, said so.
+    RpmLegacy,
     NpmLock,
     NpmManifest,
     Python,
@@ -42,6 +44,7 @@ impl Interest {
             Interest::CargoLock => 16 << 20,
             Interest::DpkgStatus | Interest::Apk | Interest::NpmLock | Interest::Jar => 64 << 20,
             Interest::RpmDb => 512 << 20,
+            Interest::RpmLegacy => u64::MAX,
             Interest::Binary => u64::MAX,
         }
     }
@@ -55,7 +58,14 @@ fn interest(path: &str, mode: u32) -> Option<Interest> {
         "/var/lib/dpkg/status" => Interest::DpkgStatus,
         "/lib/apk/db/installed" => Interest::Apk,
         "/var/lib/rpm/rpmdb.sqlite" | "/usr/lib/sysimage/rpm/rpmdb.sqlite" => Interest::RpmDb,
-        _ if path.starts_with("/var/lib/dpkg/status.d/") && !file.contains('.') => {
+        "/var/lib/rpm/Packages"
+        | "/var/lib/rpm/Packages.db"
+        | "/usr/lib/sysimage/rpm/Packages"
+        | "/usr/lib/sysimage/rpm/Packages.db" => Interest::RpmLegacy,
+        _ if path.starts_with("/var/lib/dpkg/status.d/")
+            && path.matches('/').count() == 5
+            && !file.ends_with(".md5sums") =>
+        {
             Interest::DpkgStatus
         }
         _ if path.starts_with("/usr/share/doc/")
@@ -126,6 +136,10 @@ impl Collector<'_> {
             return;
         }
         let found = match what {
+            Interest::RpmLegacy => Err(
+                "an rpm database in BerkeleyDB or ndb format: not read (only rpmdb.sqlite is)"
+                    .to_string(),
+            ),
             Interest::Binary => Ok(binary(data)),
             Interest::RpmDb => self.rpm(path, data),
             _ => {
@@ -216,7 +230,7 @@ fn parse(path: &str, what: Interest, bytes: &[u8]) -> std::result::Result<Option
         ),
         Interest::CargoLock => pkgs(Ecosystem::Cargo, super::cargo::parse_lock(&text)),
         Interest::Jar => pkgs(Ecosystem::Maven, super::java::scan(bytes, path)?),
-        Interest::RpmDb | Interest::Binary => Ok(None),
+        Interest::RpmDb | Interest::RpmLegacy | Interest::Binary => Ok(None),
     }
 }
 
