@@ -13,7 +13,7 @@ LAB=${HOIST_LAB:-/var/lib/hoist-lab}
 REG=127.0.0.1:5000
 mkdir -p "$LAB"
 
-pkgs=(crun runc uidmap qemu-user-static libc6-dev docker-registry skopeo buildah umoci busybox-static git openssl apache2-utils zstd xz-utils bzip2 jq bc curl ca-certificates iproute2 strace rpm golang-go default-jdk-headless)
+pkgs=(crun runc uidmap qemu-user-static libc6-dev docker-registry skopeo buildah umoci busybox-static git openssl apache2-utils zstd xz-utils bzip2 jq bc curl ca-certificates iproute2 strace binutils rpm golang-go default-jdk-headless)
 [ "${HOIST_LAB_DEBIAN:-0}" = 1 ] && pkgs+=(debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

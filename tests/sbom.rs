@@ -2,7 +2,9 @@
 //! a Go binary built by `go`, jars made by `jar`, and the text fixtures of every other
 //! ecosystem, scanned into one SPDX document that `pyspdxtools` (PyPI `spdx-tools`)
 //! validates. For an image: `hoist sbom` of an image built on the lab's debootstrapped
-//! Debian lists exactly the packages `dpkg-query` lists inside it, with their versions.
+//! Debian (plus a Go binary, jars and Python/npm metadata, and a RUN that purges a package
+//! and deletes a copyright file) lists exactly the packages `dpkg-query` lists inside it,
+//! with their versions, and the others from the layers that hold them.
 
 mod common;
 
@@ -138,6 +140,30 @@ fn jars(work: &Path, dir: &Path) {
         .arg("."));
 }
 
+/// A real ELF (a copy of `true`) given a `.dep-v0` section holding zlib-compressed
+/// `cargo auditable` JSON, as cargo-auditable's linker step lays it out.
+fn auditable_binary(work: &Path, out: &Path) {
+    use std::io::Write;
+    let json = br#"{"packages":[
+        {"name":"rustapp","version":"0.1.0","source":"local","kind":"runtime","dependencies":[1],"root":true},
+        {"name":"log","version":"0.4.20","source":"crates.io","kind":"runtime","dependencies":[2]},
+        {"name":"cfg-if","version":"1.0.0","source":"crates.io","kind":"runtime"}]}"#;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(json).unwrap();
+    let data = work.join("dep-v0.z");
+    std::fs::write(&data, z.finish().unwrap()).unwrap();
+    let truebin = ["/usr/bin/true", "/bin/true"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("true");
+    run(Command::new("objcopy")
+        .arg("--add-section")
+        .arg(format!(".dep-v0={}", data.display()))
+        .args(["--set-section-flags", ".dep-v0=noload,readonly"])
+        .arg(truebin)
+        .arg(out));
+}
+
 fn find<'a>(inv: &'a Inventory, eco: Ecosystem, name: &str) -> &'a sbom::Package {
     inv.packages
         .iter()
@@ -150,7 +176,8 @@ fn every_ecosystem_from_real_tools_in_one_valid_document() {
     if !(tool("pyspdxtools", "pip install spdx-tools")
         && tool("rpmbuild", "apt-get install rpm")
         && tool("go", "apt-get install golang-go")
-        && tool("jar", "apt-get install default-jdk-headless"))
+        && tool("jar", "apt-get install default-jdk-headless")
+        && tool("objcopy", "apt-get install binutils"))
     {
         return;
     }
@@ -160,6 +187,7 @@ fn every_ecosystem_from_real_tools_in_one_valid_document() {
     rpmdb(work.path(), &r.join("usr/lib/sysimage/rpm"));
     std::fs::create_dir_all(r.join("usr/local/bin")).unwrap();
     go_binary(work.path(), &r.join("usr/local/bin/app"));
+    auditable_binary(work.path(), &r.join("usr/local/bin/rustapp"));
     jars(work.path(), &r.join("opt/java"));
     let copy = |from: &str, to: &str| put(r, to, &std::fs::read(fixture(from)).unwrap());
     copy("dpkg-status", "var/lib/dpkg/status");
@@ -264,9 +292,12 @@ fn hoist_sbom_of_a_debian_image_lists_what_dpkg_query_lists() {
         Need::LabDebian,
         Need::OciRuntime,
     ]) || !tool("pyspdxtools", "pip install spdx-tools")
+        || !tool("go", "apt-get install golang-go")
+        || !tool("jar", "apt-get install default-jdk-headless")
     {
         return;
     }
+    let work = tempfile::tempdir().unwrap();
     let store = tempfile::tempdir().unwrap();
     let ctx = tempfile::tempdir().unwrap();
     let c = ctx.path();
@@ -277,6 +308,8 @@ fn hoist_sbom_of_a_debian_image_lists_what_dpkg_query_lists() {
             "FROM {DEBIAN}\n\
              COPY site /usr/lib/python3/dist-packages/\n\
              COPY package-lock.json /app/package-lock.json\n\
+             COPY app /usr/local/bin/app\n\
+             COPY java /opt/java/\n\
              RUN dpkg --purge e2fsprogs && rm -r /usr/share/doc/bash\n"
         )
         .as_bytes(),
@@ -291,6 +324,8 @@ fn hoist_sbom_of_a_debian_image_lists_what_dpkg_query_lists() {
         "package-lock.json",
         &std::fs::read(fixture("package-lock.json")).unwrap(),
     );
+    go_binary(work.path(), &c.join("app"));
+    jars(work.path(), &c.join("java"));
     let o = Hoist::new(store.path())
         .args(["build", "-q", "-t", "sbom-test"])
         .arg(c)
@@ -363,6 +398,8 @@ fn hoist_sbom_of_a_debian_image_lists_what_dpkg_query_lists() {
             "/usr/lib/python3/dist-packages/typing_extensions-4.9.0.dist-info/METADATA",
         ),
         ("undici-types", "/app/package-lock.json"),
+        ("example.com/lib", "/usr/local/bin/app"),
+        ("demo", "/opt/java/demo.jar"),
     ] {
         let p = pkgs
             .iter()

@@ -95,10 +95,13 @@ struct AuditPackage {
     dependencies: Vec<usize>,
     #[serde(default)]
     root: bool,
+    /// `runtime` (the default) or `build`: build dependencies are not in the binary.
+    #[serde(default)]
+    kind: String,
 }
 
-/// The crates in a `cargo auditable` JSON document (the binary's own root crate and path
-/// crates left out; dependencies by `name version`).
+/// The crates in a `cargo auditable` JSON document (the binary's own root crate, path crates
+/// and build-only dependencies left out; dependencies by `name version`).
 pub fn parse_auditable(json: &[u8]) -> Result<Vec<Found>, String> {
     let a: Audit = serde_json::from_slice(json).map_err(|e| format!("not auditable JSON: {e}"))?;
     let label = |i: usize| -> Option<String> {
@@ -109,7 +112,9 @@ pub fn parse_auditable(json: &[u8]) -> Result<Vec<Found>, String> {
     Ok(a.packages
         .iter()
         .filter(|p| {
-            !p.root && (p.source == "crates.io" || p.source == "git" || p.source == "registry")
+            !p.root
+                && p.kind != "build"
+                && matches!(p.source.as_str(), "crates.io" | "git" | "registry")
         })
         .map(|p| Found {
             name: p.name.clone(),
@@ -149,7 +154,8 @@ mod tests {
         let json = br#"{"packages":[
             {"name":"app","version":"0.1.0","source":"local","kind":"runtime","dependencies":[1],"root":true},
             {"name":"log","version":"0.4.20","source":"crates.io","dependencies":[2]},
-            {"name":"cfg-if","version":"1.0.0","source":"crates.io"}]}"#;
+            {"name":"cfg-if","version":"1.0.0","source":"crates.io"},
+            {"name":"cc","version":"1.0.83","source":"crates.io","kind":"build"}]}"#;
         let p = parse_auditable(json).unwrap();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].name, "log");
