@@ -34,6 +34,9 @@ pub enum SbomError {
         digest: String,
         source: crate::store::StoreError,
     },
+    /// The store's scratch directory (where an rpmdb is copied to be read) is unusable.
+    #[error("cannot make a scratch directory in the store: {0}")]
+    Scratch(crate::store::StoreError),
     /// A layer is not a readable (compressed) tar.
     #[error("layer {digest}: {source}")]
     Layer {

@@ -247,10 +247,7 @@ impl<R: Read> Read for EntryData<'_, R> {
 
 /// The inventory of an image whose layers (in order, lowest first) are in `store`.
 pub fn scan_layers(store: &Store, layers: &[Descriptor]) -> Result<Inventory> {
-    let tmp = store.tmp_dir().map_err(|source| SbomError::Store {
-        digest: "(scratch directory)".into(),
-        source,
-    })?;
+    let tmp = store.tmp_dir().map_err(SbomError::Scratch)?;
     let mut c = Collector {
         findings: BTreeMap::new(),
         warnings: Vec::new(),
