@@ -332,11 +332,19 @@ fn hoist_sbom_of_a_debian_image_lists_what_dpkg_query_lists() {
         .output();
     assert!(o.status.success(), "{}", text(&o));
 
-    let o = Hoist::new(store.path())
-        .args(["sbom", "--format", "spdx-json", "sbom-test"])
-        .output();
-    assert!(o.status.success(), "{}", text(&o));
-    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sbom = || {
+        let o = Hoist::new(store.path())
+            .epoch("1700000000")
+            .args(["sbom", "--format", "spdx-json", "sbom-test"])
+            .output();
+        assert!(o.status.success(), "{}", text(&o));
+        o.stdout
+    };
+    let bytes = sbom();
+    // SOURCE_DATE_EPOCH: the creation time, and so the whole document, is fixed.
+    assert_eq!(sbom(), bytes);
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(doc["creationInfo"]["created"], "2023-11-14T22:13:20Z");
     validate(&doc);
 
     let o = Hoist::new(store.path())
