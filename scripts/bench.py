@@ -9,6 +9,7 @@ hoist/buildah ratio and hoist's peak RSS.
     scripts/bench.py [--runs 3] [--only app,stages] [--no-buildah] [--baseline OLD_HOIST]
     scripts/bench.py --only aged [--runs 5]     # warm app on an aged store vs a fresh one
     scripts/bench.py --only app,bigctx --no-buildah --rootless hoist-rl   # issue 15's bar
+    scripts/bench.py --only app,deb --attest    # issue 16: cost of provenance + SBOM
 
 `--baseline` adds another hoist binary (e.g. one built from the previous commit), interleaved
 with the others, so a change that must not move the figures is measured on the same machine
@@ -36,10 +37,12 @@ HOIST = os.environ.get("HOIST", os.path.join(os.path.dirname(os.path.abspath(__f
 BUILDKIT_MEDIANS = {  # from issue 6, same machine class
     "app cold": 0.35, "app warm": 0.07, "app touch": 0.36, "stages cold": 2.31,
     "bigctx cold": 9.9, "bigctx warm": 0.63, "bigctx touch": 11.7, "biglayer cold": 11.7,
-    "multi cold": None, "multi warm": None}  # no BuildKit on this machine class for multi yet
+    "multi cold": None, "multi warm": None,  # no BuildKit on this machine class for multi yet
+    "deb cold": None, "deb warm": None, "deb touch": None}
 TARGETS = {"app cold": 0.35, "app warm": 0.035, "app touch": 0.35, "stages cold": 2.15,
            "bigctx cold": 5, "bigctx warm": 0.3, "bigctx touch": 6, "biglayer cold": 6,
-           "multi cold": "BuildKit's", "multi warm": "BuildKit's"}
+           "multi cold": "BuildKit's", "multi warm": "BuildKit's",
+           "deb cold": "-", "deb warm": "-", "deb touch": "-"}
 
 
 def half_random(rng, size):
@@ -118,11 +121,26 @@ RUN for i in $(seq 1 3000); do echo $i; done | md5sum > /sum && uname -m > /arch
     return None
 
 
+DEB_BASE = f"{REG}/debian:bookworm"
+
+
+def gen_deb(d):
+    """A Debian-based image (issue 16's SBOM case): the app's sources over debootstrap's
+    Debian, whose ~90 dpkg packages an SBOM lists."""
+    gen_app(d)
+    with open(f"{d}/Dockerfile", "w") as f:
+        f.write(f"""FROM {DEB_BASE}
+COPY src/ /src/
+RUN cat /src/*.txt | wc -c > /build-size
+""")
+
+
 SCENARIOS = {"app": (gen_app, ["cold", "warm", "touch"]), "stages": (gen_stages, ["cold"]),
              "bigctx": (gen_bigctx, ["cold", "warm", "touch"]), "biglayer": (gen_biglayer, ["cold"]),
-             "multi": (gen_multi, ["cold", "warm"])}
+             "multi": (gen_multi, ["cold", "warm"]), "deb": (gen_deb, ["cold", "warm", "touch"])}
 # Scenarios built for several platforms into one index, and the base their stores start with.
 PLATFORMS = {"multi": MULTI_PLATFORMS}
+BASES = {"deb": DEB_BASE}
 
 
 TRASH = f"{WORK}/trash"
@@ -169,10 +187,11 @@ def timed(cmd, env=None, retries=0):
 
 
 class Hoist:
-    def __init__(self, tag, binary=HOIST, name="hoist"):
-        self.name, self.binary = name, binary
+    def __init__(self, tag, binary=HOIST, name="hoist", flags=()):
+        self.name, self.binary, self.flags = name, binary, list(flags)
         self.root = f"{WORK}/{name}-root-{tag}"
         self.platforms = PLATFORMS.get(tag)
+        self.base = BASES.get(tag, BASE)
 
     def reset(self):
         discard(self.root)
@@ -180,12 +199,13 @@ class Hoist:
             for p in self.platforms.split(","):
                 timed([self.binary, "--root", self.root, "pull", "-q", "--platform", p, MULTI_BASE])
         else:
-            timed([self.binary, "--root", self.root, "pull", "-q", BASE])
+            timed([self.binary, "--root", self.root, "pull", "-q", self.base])
 
     def build(self, ctx, repo):
         settle()
         plat = ["--platform", self.platforms] if self.platforms else []
-        return timed([self.binary, "--root", self.root, "build", "-q", *plat, "-t", f"{REG}/{repo}:latest", "--push", ctx])
+        return timed([self.binary, "--root", self.root, "build", "-q", *plat, *self.flags,
+                      "-t", f"{REG}/{repo}:latest", "--push", ctx])
 
 
 class Rootless(Hoist):
@@ -231,6 +251,7 @@ class Buildah:
     def __init__(self, tag):
         self.root, self.run = f"{WORK}/buildah-root-{tag}", f"{WORK}/buildah-run-{tag}"
         self.platforms = PLATFORMS.get(tag)
+        self.base = BASES.get(tag, BASE)
 
     def cmd(self, *a):
         return ["buildah", "--root", self.root, "--runroot", self.run, *a]
@@ -243,7 +264,7 @@ class Buildah:
             for p in self.platforms.split(","):
                 timed(self.cmd("pull", "-q", "--tls-verify=false", "--platform", p, MULTI_BASE))
         else:
-            timed(self.cmd("pull", "-q", "--tls-verify=false", BASE))
+            timed(self.cmd("pull", "-q", "--tls-verify=false", self.base))
 
     def build(self, ctx, repo):
         img = f"{REG}/{repo}:latest"
@@ -343,6 +364,8 @@ def main():
     ap.add_argument("--baseline", help="another hoist binary to measure beside this one")
     ap.add_argument("--rootless", metavar="USER", help="also measure this binary run as USER (rootless)")
     ap.add_argument("--buildkit", metavar="ADDR", help="also measure a local buildkitd at ADDR (unix:///run/…)")
+    ap.add_argument("--attest", action="store_true",
+                    help="also measure this binary with --provenance=mode=max --sbom=true (issue 16)")
     a = ap.parse_args()
     only = [s for s in a.only.split(",") if s]
     if "aged" in only:
@@ -365,6 +388,8 @@ def main():
             tools.append(Hoist(scen, a.baseline, "baseline"))
         if a.rootless:
             tools.append(Rootless(scen, a.rootless))
+        if a.attest:
+            tools.append(Hoist(scen, name="attest", flags=["--provenance=mode=max", "--sbom=true"]))
         if a.buildkit:
             tools.append(BuildKit(scen, a.buildkit))
         for run in range(a.runs):
@@ -391,9 +416,10 @@ def main():
     empty_trash()
     base_col = ((" baseline | hoist/baseline |" if a.baseline else "")
                 + (" rootless | rootless/hoist |" if a.rootless else "")
-                + (" BuildKit here | hoist/BuildKit |" if a.buildkit else ""))
+                + (" BuildKit here | hoist/BuildKit |" if a.buildkit else "")
+                + (" hoist+attest | attest/hoist |" if a.attest else ""))
     print(f"\n| scenario | BuildKit (issue) | buildah | hoist | hoist/buildah | target | hoist peak RSS |{base_col}")
-    print("|---|---|---|---|---|---|---|" + "---|---|" * (bool(a.baseline) + bool(a.rootless) + bool(a.buildkit)))
+    print("|---|---|---|---|---|---|---|" + "---|---|" * (bool(a.baseline) + bool(a.rootless) + bool(a.buildkit) + a.attest))
     for name in BUILDKIT_MEDIANS:
         h = results.get((name, "hoist"))
         b = results.get((name, "buildah"))
@@ -415,6 +441,9 @@ def main():
         kit = results.get((name, "buildkit"))
         km = statistics.median(s for s, _ in kit) if kit else None
         extra += f" {km:.2f} s | {hm / km:.2f}x |" if km else (" - | - |" if a.buildkit else "")
+        at = results.get((name, "attest"))
+        am = statistics.median(s for s, _ in at) if at else None
+        extra += f" {am:.2f} s | {am / hm:.2f}x |" if am else (" - | - |" if a.attest else "")
         print(f"| {name} | {bk(name)} | {f'{bm:.2f} s' if bm else '-'} | {hm:.2f} s | {ratio} | "
               f"{target(name)} | {max(r for _, r in h):.0f} MiB |{extra}")
 

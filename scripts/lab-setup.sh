@@ -1,6 +1,7 @@
 #!/bin/bash
 # Prepares a fresh Debian machine (as root) for hoist's tests and benchmarks:
-#   - the Debian packages the tests use (OCI runtimes, a distribution registry, peers),
+#   - the Debian packages the tests use (OCI runtimes, a distribution registry, peers; rpm,
+#     golang-go and a JDK make the SBOM tests' rpmdb, Go binary and jars), and pyspdxtools,
 #   - a plain-HTTP registry on 127.0.0.1:5000 (Debian's docker-registry),
 #   - base images made here: localhost:5000/busybox:latest (from busybox-static), an index
 #     localhost:5000/multi/busybox:latest (amd64 + Debian's arm64 busybox-static) with qemu's
@@ -12,7 +13,7 @@ LAB=${HOIST_LAB:-/var/lib/hoist-lab}
 REG=127.0.0.1:5000
 mkdir -p "$LAB"
 
-pkgs=(crun runc uidmap qemu-user-static libc6-dev docker-registry skopeo buildah umoci busybox-static git openssl apache2-utils zstd xz-utils bzip2 jq bc curl ca-certificates iproute2 strace)
+pkgs=(crun runc uidmap qemu-user-static libc6-dev docker-registry skopeo buildah umoci busybox-static git openssl apache2-utils zstd xz-utils bzip2 jq bc curl ca-certificates iproute2 strace binutils rpm golang-go default-jdk-headless)
 [ "${HOIST_LAB_DEBIAN:-0}" = 1 ] && pkgs+=(debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -24,6 +25,8 @@ fi
 
 # Python libraries the signing tests use as independent oracles (cosign's encrypted key format).
 python3 -c 'import nacl, cryptography' 2>/dev/null || pip install -q pynacl cryptography
+# tests/sbom.rs validates SPDX documents with pyspdxtools (PyPI's spdx-tools).
+command -v pyspdxtools >/dev/null 2>&1 || pip install -q spdx-tools
 
 if ! curl -sf "http://$REG/v2/" >/dev/null; then
   cat >"$LAB/registry.yml" <<YML

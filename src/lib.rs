@@ -21,6 +21,7 @@ pub mod oci;
 pub mod parser;
 pub mod platform;
 pub mod registry;
+pub mod sbom;
 pub mod sign;
 pub mod store;
 pub mod userns;
@@ -60,6 +61,8 @@ pub enum Error {
     Attest(#[from] attest::AttestError),
     #[error(transparent)]
     Sign(#[from] sign::SignError),
+    #[error(transparent)]
+    Sbom(#[from] sbom::SbomError),
     /// An image archive (`hoist load`) that is not what it claims: names the file.
     #[error("{path}: {source}")]
     Archive {

@@ -2,12 +2,13 @@
 //! as attestation manifests (`crate::attest::layout`) that the index then lists after the
 //! images, as BuildKit's image exporter does.
 
-use super::{BuildPlan, Result};
+use super::{BuildPlan, Notice, Observer};
 use crate::attest::provenance::{self, ContextSource, Input};
-use crate::attest::statement::{self, PREDICATE_SLSA1};
+use crate::attest::statement::{self, PREDICATE_SLSA1, PREDICATE_SPDX};
 use crate::attest::{SbomRequest, layout};
 use crate::engine::BuildOutcome;
 use crate::oci::{Descriptor, Platform, media};
+use crate::sbom::{self, DocInfo};
 use crate::store::Store;
 use serde_json::Value;
 
@@ -15,6 +16,8 @@ use serde_json::Value;
 pub(super) struct Invocation {
     pub id: String,
     pub started: String,
+    /// `started` in seconds: an SBOM's creation time without `SOURCE_DATE_EPOCH`.
+    pub started_secs: i64,
 }
 
 impl Invocation {
@@ -39,6 +42,7 @@ impl Invocation {
         Invocation {
             id,
             started: rfc3339_nanos(now),
+            started_secs: now.as_secs() as i64,
         }
     }
 }
@@ -61,6 +65,7 @@ pub(super) fn attach(
     plan: &BuildPlan,
     outcomes: &[(Platform, BuildOutcome)],
     invocation: &Invocation,
+    observer: &dyn Observer,
 ) -> crate::Result<Vec<Descriptor>> {
     if plan.attest.is_empty() {
         return Ok(vec![]);
@@ -109,7 +114,16 @@ pub(super) fn attach(
             ));
         }
         if let Some(req) = &plan.attest.sbom {
-            statements.extend(sbom_statements(store, plan, o, &subjects, req)?);
+            let target = plan.platforms.get(i).map(|p| p.graph.target);
+            statements.extend(sbom_statements(
+                store,
+                plan,
+                (o, target),
+                &subjects,
+                req,
+                invocation,
+                observer,
+            )?);
         }
         out.push(layout::store_attestations(
             store,
@@ -125,12 +139,54 @@ pub(super) fn attach(
 fn sbom_statements(
     store: &Store,
     plan: &BuildPlan,
-    o: &BuildOutcome,
+    (o, target): (&BuildOutcome, Option<usize>),
     subjects: &[Value],
     req: &SbomRequest,
-) -> Result<Vec<Value>> {
-    let _ = (store, plan, o, subjects, req);
-    Err(crate::attest::AttestError::Sbom("not built yet".into()).into())
+    invocation: &Invocation,
+    observer: &dyn Observer,
+) -> crate::Result<Vec<Value>> {
+    let secs = plan.source_date_epoch.unwrap_or(invocation.started_secs);
+    let name = plan
+        .tags
+        .first()
+        .map(|t| t.familiar())
+        .unwrap_or_else(|| "image".to_string());
+    let mut docs = vec![];
+    let image = sbom::scan_layers(store, &o.manifest.layers)?;
+    docs.push((image, DocInfo::for_subject(&name, &o.manifest_digest, secs)));
+    if req.scan_context {
+        let inv = sbom::scan_dir(&plan.context)?;
+        docs.push((
+            inv,
+            DocInfo::for_subject(&format!("{name} context"), &o.manifest_digest, secs),
+        ));
+    }
+    if req.scan_stage {
+        let mut stages: Vec<_> = o.trace.stages.iter().collect();
+        stages.sort_by_key(|s| s.index);
+        for s in stages.into_iter().filter(|s| Some(s.index) != target) {
+            let inv = sbom::scan_layers(store, &s.layers)?;
+            let stage = s.name.clone().unwrap_or_else(|| s.index.to_string());
+            docs.push((
+                inv,
+                DocInfo::for_subject(&format!("{name} stage {stage}"), &o.manifest_digest, secs),
+            ));
+        }
+    }
+    let mut out = vec![];
+    for (inv, info) in docs {
+        for w in &inv.warnings {
+            observer.notice(Notice::Warning {
+                message: format!("sbom of {}: {w}", info.name),
+            });
+        }
+        out.push(statement::statement(
+            subjects.to_vec(),
+            PREDICATE_SPDX,
+            sbom::spdx::document(&inv, &info),
+        ));
+    }
+    Ok(out)
 }
 
 /// Where `plan`'s context came from, for the provenance's `configSource`.

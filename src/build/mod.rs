@@ -242,6 +242,8 @@ pub enum Notice {
         uploaded: usize,
         existing: usize,
     },
+    /// Something the user should know that did not stop the build (an SBOM's skipped file).
+    Warning { message: String },
     /// The isolation chosen at start-up is weaker than the default: what it does not protect.
     Isolation { note: String },
 }
@@ -370,7 +372,7 @@ pub fn execute(plan: &BuildPlan, observer: &dyn Observer) -> crate::Result<Build
         passes.run(reporter.as_ref())?
     };
     plan.annotations.apply_to_manifests(&store, &mut outcomes)?;
-    let attestations = attest::attach(&store, plan, &outcomes, &invocation)?;
+    let attestations = attest::attach(&store, plan, &outcomes, &invocation, observer)?;
     let image = assemble(&store, &outcomes, &plan.annotations, &attestations)?;
     for t in &plan.tags {
         store.set_image(&t.to_string(), image.digest())?;

@@ -599,6 +599,7 @@ impl crate::build::Observer for Console {
                 0 => errln!("signed {reference}@{subject}: {tag}"),
                 n => errln!("signed {n} attestation(s) of {reference}@{subject}: {tag}"),
             },
+            Notice::Warning { message } => errln!("WARNING: {message}"),
             // What the isolation does not protect is said even with --quiet.
             Notice::Isolation { note } => errln!("{note}"),
             Notice::GarbageCollected(o) if summaries => errln!(

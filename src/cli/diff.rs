@@ -3,13 +3,12 @@
 //! prints [`crate::diff`]'s report. Exit status as `diff(1)`: 0 identical, 1 different,
 //! 2 on error.
 
-use super::images::{find_image, open_store, parse_ref};
-use super::pull_push::client;
+use super::images::{open_store, platform_arg, resolve_image};
 use super::{GlobalArgs, RegistryTimeoutArgs};
 use crate::Error;
 use crate::diff::{self, LayerSide, layer::read_layer};
-use crate::oci::{Digest, ImageConfig, Manifest, Platform};
-use crate::store::{Store, StoreError};
+use crate::oci::{ImageConfig, Manifest};
+use crate::store::Store;
 use clap::Args;
 use std::process::ExitCode;
 
@@ -49,14 +48,10 @@ fn compare(g: &GlobalArgs, a: &DiffArgs) -> crate::Result<bool> {
         "json" => true,
         f => return Err(Error::Usage(format!("--format {f}: expected text or json"))),
     };
-    let platform = match &a.platform {
-        Some(p) => Platform::parse(p)
-            .ok_or_else(|| Error::Usage(format!("--platform {p:?}: expected os/arch[/variant]")))?,
-        None => Platform::host(),
-    };
+    let platform = platform_arg(a.platform.as_deref())?;
     let store = open_store(g)?;
-    let (m1, c1) = resolve(g, a, &store, &a.image1, &platform)?;
-    let (m2, c2) = resolve(g, a, &store, &a.image2, &platform)?;
+    let (_, m1, c1) = resolve_image(g, &a.timeouts, &store, &a.image1, &platform)?;
+    let (_, m2, c2) = resolve_image(g, &a.timeouts, &store, &a.image2, &platform)?;
     let (l1, l2) = sides(&store, &m1, &c1, &m2, &c2)?;
     let value = |c: &ImageConfig, image: &str| {
         serde_json::to_value(c).map_err(|e| diff::DiffError::Config {
@@ -80,49 +75,6 @@ fn compare(g: &GlobalArgs, a: &DiffArgs) -> crate::Result<bool> {
         out!("{}", diff::render_text(&report));
     }
     Ok(report.identical)
-}
-
-/// The manifest and config of `name` for `platform`: from the store, else pulled.
-fn resolve(
-    g: &GlobalArgs,
-    a: &DiffArgs,
-    store: &Store,
-    name: &str,
-    platform: &Platform,
-) -> crate::Result<(Manifest, ImageConfig)> {
-    let digest = match find_image(store, name) {
-        Ok((_, d)) => d,
-        Err(Error::Store(StoreError::UnknownImage(_))) => {
-            let r = parse_ref(name)?;
-            let c = client(g, &a.timeouts, true)?;
-            errln!("{name}: not in the store, pulling {r}");
-            c.pull(&r, platform, store)?.manifest_digest
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(store.load_image(&platform_manifest(store, name, &digest, platform)?)?)
-}
-
-/// `digest` itself, or for a multi-platform index its manifest for `platform`.
-fn platform_manifest(
-    store: &Store,
-    name: &str,
-    digest: &Digest,
-    platform: &Platform,
-) -> crate::Result<Digest> {
-    let Some(idx) = store.load_index(digest)? else {
-        return Ok(digest.clone());
-    };
-    let want = platform.to_string_short();
-    idx.manifests
-        .iter()
-        .find(|e| e.platform.as_ref().map(Platform::to_string_short) == Some(want.clone()))
-        .map(|e| e.digest.clone())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{name} is a multi-platform image without {want}: choose one with --platform"
-            ))
-        })
 }
 
 /// Both images' layers; files are read only for the indexes whose diffIDs differ.

@@ -1,8 +1,10 @@
 //! Local image commands (`images`, `tag`, `rmi`, `inspect`) and what every store command
-//! shares: opening the store, finding an image by name or digest, parsing a reference.
+//! shares: opening the store, finding an image by name or digest, parsing a reference, and
+//! resolving a name to one platform's manifest (pulling it when the store lacks it).
 
-use super::GlobalArgs;
-use crate::oci::Digest;
+use super::{GlobalArgs, RegistryTimeoutArgs};
+use crate::Error;
+use crate::oci::{Digest, ImageConfig, Manifest, Platform};
 use crate::registry::{ImageRef, RegistryError};
 use crate::store::{Store, StoreError};
 use clap::Args;
@@ -66,6 +68,61 @@ pub(super) fn find_image(store: &Store, name: &str) -> crate::Result<(String, Di
         }
     }
     Err(StoreError::UnknownImage(name.to_string()).into())
+}
+
+/// The manifest digest, manifest and config of `name` for `platform`: from the store, else
+/// pulled from its registry (`hoist diff`, `hoist sbom`).
+pub(super) fn resolve_image(
+    g: &GlobalArgs,
+    timeouts: &RegistryTimeoutArgs,
+    store: &Store,
+    name: &str,
+    platform: &Platform,
+) -> crate::Result<(Digest, Manifest, ImageConfig)> {
+    let digest = match find_image(store, name) {
+        Ok((_, d)) => d,
+        Err(Error::Store(StoreError::UnknownImage(_))) => {
+            let r = parse_ref(name)?;
+            let c = super::pull_push::client(g, timeouts, true)?;
+            errln!("{name}: not in the store, pulling {r}");
+            c.pull(&r, platform, store)?.manifest_digest
+        }
+        Err(e) => return Err(e),
+    };
+    let manifest = platform_manifest(store, name, &digest, platform)?;
+    let (m, c) = store.load_image(&manifest)?;
+    Ok((manifest, m, c))
+}
+
+/// `digest` itself, or for a multi-platform index its manifest for `platform`.
+fn platform_manifest(
+    store: &Store,
+    name: &str,
+    digest: &Digest,
+    platform: &Platform,
+) -> crate::Result<Digest> {
+    let Some(idx) = store.load_index(digest)? else {
+        return Ok(digest.clone());
+    };
+    let want = platform.to_string_short();
+    idx.manifests
+        .iter()
+        .find(|e| e.platform.as_ref().map(Platform::to_string_short) == Some(want.clone()))
+        .map(|e| e.digest.clone())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{name} is a multi-platform image without {want}: choose one with --platform"
+            ))
+        })
+}
+
+/// `--platform` as given, else the host's.
+pub(super) fn platform_arg(p: Option<&str>) -> crate::Result<Platform> {
+    match p {
+        Some(p) => Platform::parse(p)
+            .ok_or_else(|| Error::Usage(format!("--platform {p:?}: expected os/arch[/variant]"))),
+        None => Ok(Platform::host()),
+    }
 }
 
 pub(super) fn human_size(n: u64) -> String {

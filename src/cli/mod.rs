@@ -36,6 +36,7 @@ pub mod pull_push;
 pub mod run_env;
 pub mod run_mounts;
 pub mod sandbox_run;
+pub mod sbom;
 pub mod sign;
 pub mod system;
 pub mod unsupported;
@@ -177,6 +178,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Explain why two images differ: config fields, then per layer the files that differ
     Diff(diff::DiffArgs),
+    /// Make a software bill of materials (SPDX 2.3 JSON, or a table) of an image's packages
+    Sbom(sbom::SbomArgs),
     /// Save images to a tar archive (docker-archive or OCI layout)
     Save(archive::SaveArgs),
     /// Load images from a tar archive
@@ -317,6 +320,7 @@ fn dispatch(cli: Cli) -> crate::Result<ExitCode> {
         Command::Rmi(a) => images::rmi(g, a),
         Command::Inspect(a) => inspect::inspect(g, a),
         Command::Diff(a) => diff::run(g, a),
+        Command::Sbom(a) => sbom::run(g, a),
         Command::Save(a) => archive::save(g, a),
         Command::Load(a) => archive::load(g, a),
         Command::Prune(a) => maintenance::prune(g, a),

@@ -1,6 +1,6 @@
 //! The one prerequisite check of the tests that need the machine: root, the lab registry
-//! (`scripts/lab-setup.sh`: 127.0.0.1:5000 serving `busybox:latest`), an OCI runtime (crun or
-//! runc) and `/bin/busybox`.
+//! (`scripts/lab-setup.sh`: 127.0.0.1:5000 serving `busybox:latest`, and `debian:bookworm`
+//! with `HOIST_LAB_DEBIAN=1`), an OCI runtime (crun or runc) and `/bin/busybox`.
 //!
 //! Rule: where the lab is required — `CI` is set (and not `0`/`false`), or
 //! `HOIST_REQUIRE_LAB=1` (`scripts/test.sh` sets it) — a missing prerequisite fails the test
@@ -29,6 +29,8 @@ pub enum Need {
     OciRuntime,
     /// `/bin/busybox` (the executor tests build their rootfs from it).
     Busybox,
+    /// The lab registry also serves `debian:bookworm` (`HOIST_LAB_DEBIAN=1`).
+    LabDebian,
 }
 
 impl Need {
@@ -38,6 +40,7 @@ impl Need {
             Need::LabRegistry => lab_registry_up(),
             Need::OciRuntime => hoist::executor::OciRuntime::detect().is_ok(),
             Need::Busybox => Path::new("/bin/busybox").exists(),
+            Need::LabDebian => lab_has("debian"),
         }
     }
 
@@ -49,6 +52,9 @@ impl Need {
             }
             Need::OciRuntime => "needs crun or runc: apt-get install crun",
             Need::Busybox => "needs /bin/busybox: apt-get install busybox-static",
+            Need::LabDebian => {
+                "the lab registry has no debian:bookworm: run HOIST_LAB_DEBIAN=1 scripts/lab-setup.sh (as root) first"
+            }
         }
     }
 }
@@ -80,25 +86,44 @@ pub fn ready(needs: &[Need]) -> bool {
     false
 }
 
-/// Whether `GET /v2/busybox/tags/list` on 127.0.0.1:5000 answers 200 (asked once per test
-/// binary).
+/// Whether the tool `bin` is on PATH. Otherwise, by the rule of [`ready`], panics with how to
+/// install it (`install`) where the lab is required, else prints `skipped: …` and returns
+/// false.
+pub fn tool(bin: &str, install: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            !lab_required(),
+            "`{bin}` is needed: {install} (scripts/lab-setup.sh does; required: CI or HOIST_REQUIRE_LAB=1 is set)"
+        );
+        eprintln!("skipped: `{bin}` is not installed ({install})");
+    }
+    found
+}
+
+/// Whether the lab registry serves busybox (asked once per test binary).
 fn lab_registry_up() -> bool {
     static UP: OnceLock<bool> = OnceLock::new();
-    *UP.get_or_init(|| {
-        let addr = SocketAddr::from(([127, 0, 0, 1], 5000));
-        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        let req = "GET /v2/busybox/tags/list HTTP/1.0\r\nHost: localhost:5000\r\n\r\n";
-        if s.write_all(req.as_bytes()).is_err() {
-            return false;
-        }
-        let mut head = [0u8; 32];
-        let n = s.read(&mut head).unwrap_or(0);
-        let line = String::from_utf8_lossy(&head[..n]);
-        line.starts_with("HTTP/1.") && line.split(' ').nth(1) == Some("200")
-    })
+    *UP.get_or_init(|| lab_has("busybox"))
+}
+
+/// Whether `GET /v2/REPO/tags/list` on 127.0.0.1:5000 answers 200.
+fn lab_has(repo: &str) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], 5000));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET /v2/{repo}/tags/list HTTP/1.0\r\nHost: localhost:5000\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 32];
+    let n = s.read(&mut head).unwrap_or(0);
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.starts_with("HTTP/1.") && line.split(' ').nth(1) == Some("200")
 }
 
 /// GET `path` (`/v2/…`) from the lab registry with `Accept: accept`; panics on failure.
