@@ -442,6 +442,56 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_layer_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = Collector {
+            findings: BTreeMap::new(),
+            warnings: Vec::new(),
+            tmp: tmp.path(),
+        };
+        let l = layer(&[("var/lib/dpkg/status", Kind::Regular, 0o644, STATUS_A)]);
+        // Cut inside the file's data: the status is not recorded and the layer fails.
+        assert!(scan_tar(&l[..520], 0, &mut c).is_err());
+        assert!(c.findings.is_empty());
+    }
+
+    #[test]
+    fn paths_go_to_their_scanner() {
+        let cases = [
+            ("/etc/os-release", 0o644, Some(Interest::OsRelease)),
+            ("/var/lib/dpkg/status", 0o644, Some(Interest::DpkgStatus)),
+            (
+                "/var/lib/dpkg/status.d/python3.11",
+                0o644,
+                Some(Interest::DpkgStatus),
+            ),
+            ("/var/lib/dpkg/status.d/libc6.md5sums", 0o644, None),
+            ("/var/lib/dpkg/status.d/x/y", 0o644, None),
+            (
+                "/usr/share/doc/bash/copyright",
+                0o644,
+                Some(Interest::Copyright),
+            ),
+            ("/usr/share/doc/bash/x/copyright", 0o644, None),
+            ("/var/lib/rpm/Packages", 0o644, Some(Interest::RpmLegacy)),
+            ("/app/package-lock.json", 0o644, Some(Interest::NpmLock)),
+            ("/app/node_modules/x/package-lock.json", 0o644, None),
+            (
+                "/app/node_modules/@s/x/package.json",
+                0o644,
+                Some(Interest::NpmManifest),
+            ),
+            ("/srv/Cargo.lock", 0o644, Some(Interest::CargoLock)),
+            ("/opt/app.WAR", 0o644, Some(Interest::Jar)),
+            ("/usr/bin/tool", 0o755, Some(Interest::Binary)),
+            ("/usr/lib/libx.so", 0o644, None),
+        ];
+        for (path, mode, want) in cases {
+            assert_eq!(interest(path, mode), want, "{path}");
+        }
+    }
+
+    #[test]
     fn oversized_files_are_skipped_with_a_warning() {
         let tmp = tempfile::tempdir().unwrap();
         let mut c = Collector {
