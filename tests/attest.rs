@@ -369,3 +369,151 @@ fn build_signs_what_it_pushed_and_its_attestations() {
         text(&o)
     );
 }
+
+/// `pyspdxtools -i` accepts the document.
+fn spdx_valid(doc: &Value) {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("sbom.spdx.json");
+    std::fs::write(&f, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
+    let o = std::process::Command::new("pyspdxtools")
+        .arg("-i")
+        .arg(&f)
+        .output()
+        .expect("pyspdxtools (pip install spdx-tools)");
+    assert!(o.status.success(), "pyspdxtools: {}", text(&o));
+}
+
+/// (name, version) of the deb packages of an SPDX document.
+fn debs(doc: &Value) -> std::collections::BTreeSet<(String, String)> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["externalRefs"].as_array().is_some_and(|r| {
+                r.iter().any(|x| {
+                    x["referenceLocator"]
+                        .as_str()
+                        .is_some_and(|l| l.starts_with("pkg:deb/"))
+                })
+            })
+        })
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["versionInfo"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 16's "done when": `--provenance mode=max --sbom=true --push` of a Debian-based image
+/// pushes the layout, the SBOM lists the image's Debian packages and validates, `hoist sbom`
+/// of the pushed image (fresh store) prints the attached document, and `scan-stage` adds one
+/// per other stage.
+#[test]
+fn debian_image_with_provenance_and_sbom_pushes_both() {
+    if !ready(&[
+        Need::Root,
+        Need::LabRegistry,
+        Need::LabDebian,
+        Need::OciRuntime,
+    ]) || !common::lab::tool("pyspdxtools", "pip install spdx-tools")
+    {
+        return;
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM localhost:5000/busybox:latest AS tools\nRUN echo t > /t\n\
+         FROM localhost:5000/debian:bookworm\nCOPY --from=tools /t /t\n\
+         RUN dpkg-query -W -f '${Package} ${Version}\\n' > /dpkg.txt\n",
+    )
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let tag = "localhost:5000/attest/deb:1";
+    let o = Hoist::new(root.path())
+        .args(["build", "-q", "--provenance", "mode=max", "--sbom=true"])
+        .args(["--attest", "type=sbom,scan-stage=true", "-t", tag, "--push"])
+        .arg(ctx.path())
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let index = registry_json("/v2/attest/deb/manifests/1", INDEX);
+    let m = index["manifests"].as_array().unwrap();
+    assert_eq!(m.len(), 2, "{index}");
+    let image = m[0]["digest"].as_str().unwrap();
+    let am = registry_json(
+        &format!(
+            "/v2/attest/deb/manifests/{}",
+            m[1]["digest"].as_str().unwrap()
+        ),
+        MANIFEST,
+    );
+    let types: Vec<&str> = am["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["annotations"]["in-toto.io/predicate-type"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    // Provenance, the image's SBOM, then the tools stage's (scan-stage).
+    assert_eq!(
+        types,
+        [
+            "https://slsa.dev/provenance/v1",
+            "https://spdx.dev/Document",
+            "https://spdx.dev/Document"
+        ]
+    );
+    let statement = |i: usize| -> Value {
+        serde_json::from_slice(&common::lab::registry_get(
+            &format!(
+                "/v2/attest/deb/blobs/{}",
+                am["layers"][i]["digest"].as_str().unwrap()
+            ),
+            "*/*",
+        ))
+        .unwrap()
+    };
+    let sbom = statement(1);
+    assert_eq!(
+        sbom["subject"][0]["digest"]["sha256"],
+        image.trim_start_matches("sha256:")
+    );
+    let doc = &sbom["predicate"];
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    spdx_valid(doc);
+    // Exactly what dpkg-query listed inside the image (written by its last RUN).
+    let listed = Hoist::new(root.path())
+        .args(["run", tag, "cat", "/dpkg.txt"])
+        .output();
+    assert!(listed.status.success(), "{}", text(&listed));
+    let want: std::collections::BTreeSet<(String, String)> =
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+    assert!(want.len() > 50, "{want:?}");
+    assert_eq!(debs(doc), want);
+    // The stage's SBOM is about the busybox stage: no Debian packages.
+    assert!(debs(&statement(2)["predicate"]).is_empty());
+
+    // A fresh store: `hoist sbom` prints the attached document (same bytes as pushed).
+    let fresh = tempfile::tempdir().unwrap();
+    let o = Hoist::new(fresh.path()).args(["sbom", tag]).output();
+    assert!(o.status.success(), "{}", text(&o));
+    let printed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(&printed, doc);
+    // And the build's store answers `inspect --format` with it.
+    let o = Hoist::new(root.path())
+        .args(["inspect", "--format", "{{json .SBOM}}", tag])
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(&shown["SPDX"], doc);
+    assert_eq!(shown["AdditionalSPDXs"].as_array().unwrap().len(), 1);
+}

@@ -23,6 +23,9 @@ pub struct SbomArgs {
     pub platform: Option<String>,
     #[command(flatten)]
     pub timeouts: RegistryTimeoutArgs,
+    /// Make the SBOM from the image's layers even when the image carries one
+    #[arg(long)]
+    pub scan: bool,
     /// The image (name or digest in the store, or a registry reference)
     pub image: String,
 }
@@ -42,8 +45,14 @@ pub fn run(g: &GlobalArgs, a: SbomArgs) -> crate::Result<ExitCode> {
     let store = open_store(g)?;
     let (digest, manifest, _) = resolve_image(g, &a.timeouts, &store, &a.image, &platform)?;
     if json {
-        let info = doc_info(&a.image, &digest)?;
-        let doc = generate(&store, &manifest, &info)?;
+        let attached = match a.scan {
+            true => None,
+            false => attached(g, &a, &store, &digest)?,
+        };
+        let doc = match attached {
+            Some(doc) => doc,
+            None => generate(&store, &manifest, &doc_info(&a.image, &digest)?)?,
+        };
         let text = serde_json::to_string_pretty(&doc)
             .map_err(|e| Error::Usage(format!("cannot render JSON: {e}")))?;
         outln!("{text}");
@@ -87,4 +96,80 @@ pub fn generate(
     info: &DocInfo,
 ) -> crate::Result<serde_json::Value> {
     Ok(sbom::spdx::document(&inventory(store, manifest)?, info))
+}
+
+/// The SPDX document an SBOM attestation of the image carries about `manifest`: from the
+/// image's index in the store, else from its index in the registry. `None` when it has none.
+fn attached(
+    g: &GlobalArgs,
+    a: &SbomArgs,
+    store: &Store,
+    manifest: &Digest,
+) -> crate::Result<Option<serde_json::Value>> {
+    use crate::attest::layout;
+    use crate::attest::statement::PREDICATE_SPDX;
+    let pick = |v: serde_json::Value| v.get("predicate").cloned();
+    if let Ok((_, d)) = super::images::find_image(store, &a.image)
+        && let Some(idx) = store.load_index(&d)?
+    {
+        for at in layout::attached(store, &idx)? {
+            if &at.subject != manifest {
+                continue;
+            }
+            if let Some(s) = at
+                .statements
+                .iter()
+                .find(|s| s.predicate_type == PREDICATE_SPDX)
+            {
+                return Ok(pick(layout::read_statement(store, &s.layer)?));
+            }
+        }
+        return Ok(None);
+    }
+    // Pulled from a registry: its index (if any) may list an attestation manifest.
+    let Ok(r) = crate::registry::ImageRef::parse(&a.image) else {
+        return Ok(None);
+    };
+    let c = super::pull_push::client(g, &a.timeouts, true)?;
+    let Some((bytes, _, _)) = c.get_manifest_if_exists(&r)? else {
+        return Ok(None);
+    };
+    let Ok(idx) = serde_json::from_slice::<crate::oci::Index>(&bytes) else {
+        return Ok(None);
+    };
+    let entry = idx.manifests.iter().find(|d| {
+        layout::is_attestation(d)
+            && d.annotations
+                .as_ref()
+                .and_then(|x| x.get(layout::REFERENCE_DIGEST))
+                .is_some_and(|s| s == &manifest.to_string())
+    });
+    let Some(entry) = entry else {
+        return Ok(None);
+    };
+    let (mbytes, _, got) = c.get_manifest(&r.with_digest(&entry.digest))?;
+    if got != entry.digest {
+        return Err(Error::Usage(format!(
+            "{}: the registry served attestation manifest {got} for {}",
+            a.image, entry.digest
+        )));
+    }
+    let m: Manifest = serde_json::from_slice(&mbytes).map_err(|e| {
+        Error::Usage(format!(
+            "{}: attestation manifest {}: {e}",
+            a.image, entry.digest
+        ))
+    })?;
+    let Some(layer) = m.layers.iter().find(|l| {
+        l.annotations
+            .as_ref()
+            .and_then(|x| x.get(layout::PREDICATE_TYPE))
+            .is_some_and(|t| t == PREDICATE_SPDX)
+    }) else {
+        return Ok(None);
+    };
+    let blob = c.fetch_blob_bytes(&r, layer, layout::MAX_STATEMENT)?;
+    let v: serde_json::Value = serde_json::from_slice(&blob)
+        .map_err(|e| Error::Usage(format!("{}: SBOM statement {}: {e}", a.image, layer.digest)))?;
+    Ok(pick(v))
 }
