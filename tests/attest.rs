@@ -517,3 +517,48 @@ fn debian_image_with_provenance_and_sbom_pushes_both() {
     assert_eq!(&shown["SPDX"], doc);
     assert_eq!(shown["AdditionalSPDXs"].as_array().unwrap().len(), 1);
 }
+
+/// With `--reproducible` an SBOM's time is the epoch, so the whole index (image, SBOM
+/// statement, attestation manifest) is one digest in two fresh stores; a provenance, whose
+/// times and invocation id are the build's own, makes the index differ while the image
+/// manifest stays the same.
+#[test]
+fn reproducible_sbom_keeps_the_index_digest_provenance_does_not() {
+    if !ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
+        return;
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM localhost:5000/busybox:latest\nRUN echo made > /made\n",
+    )
+    .unwrap();
+    let build = |flags: &[&str]| -> (String, String) {
+        let root = tempfile::tempdir().unwrap();
+        let o = Hoist::new(root.path())
+            .epoch("1600000000")
+            .args(["build", "-q", "--reproducible", "-t", "r"])
+            .args(flags)
+            .arg(ctx.path())
+            .output();
+        assert!(o.status.success(), "{}", text(&o));
+        let o = Hoist::new(root.path()).args(["inspect", "r"]).output();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        (
+            v[0]["Digest"].as_str().unwrap().to_string(),
+            v[0]["Index"]["manifests"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let (i1, m1) = build(&["--sbom=true"]);
+    let (i2, m2) = build(&["--sbom=true"]);
+    assert_eq!((&i1, &m1), (&i2, &m2));
+    let (p1, pm1) = build(&["--provenance=true"]);
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    let (p2, pm2) = build(&["--provenance=true"]);
+    assert_ne!(p1, p2, "a provenance's times differ per build");
+    assert_eq!(pm1, pm2, "the image manifest itself stays reproducible");
+    assert_eq!(pm1, m1);
+}
