@@ -382,7 +382,7 @@ def main():
         ctx = f"{WORK}/ctx-{scen}"
         if not os.path.exists(f"{ctx}/Dockerfile"):
             gen(ctx)
-        touch = {"app": "src/f000.txt", "bigctx": "ctx/d00/s0/f00000"}.get(scen)
+        touch = {"app": "src/f000.txt", "deb": "src/f000.txt", "bigctx": "ctx/d00/s0/f00000"}.get(scen)
         tools = ([] if a.no_hoist else [Hoist(scen)]) + ([] if a.no_buildah else [Buildah(scen)])
         if a.baseline:
             tools.append(Hoist(scen, a.baseline, "baseline"))

@@ -126,13 +126,7 @@ pub fn copyright_licenses(text: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/sbom/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::sbom::fixture;
 
     #[test]
     fn status_keeps_installed_packages_with_their_relations() {

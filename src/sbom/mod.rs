@@ -17,9 +17,11 @@ pub mod npm;
 pub mod purl;
 pub mod python;
 pub mod rpm;
+mod scan_cache;
 pub mod source;
 pub mod spdx;
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub use source::{scan_dir, scan_layers};
@@ -55,7 +57,7 @@ pub enum SbomError {
 pub type Result<T> = std::result::Result<T, SbomError>;
 
 /// The package ecosystems hoist recognises.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Ecosystem {
     /// Debian/Ubuntu (`dpkg`).
     Deb,
@@ -98,7 +100,7 @@ impl Ecosystem {
 }
 
 /// One package as a parser found it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Found {
     /// Name as the ecosystem spells it (for Maven: the artifactId).
     pub name: String,
@@ -121,7 +123,7 @@ pub struct Found {
 }
 
 /// What one file in the image says.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Finding {
     /// `/etc/os-release` or `/usr/lib/os-release`: the distribution.
     OsRelease(OsRelease),
@@ -132,7 +134,7 @@ pub enum Finding {
 }
 
 /// The fields of os-release that purls use.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OsRelease {
     /// `ID` (debian, ubuntu, alpine, fedora, …).
     pub id: String,
@@ -276,6 +278,16 @@ fn resolve_depends(packages: &[Package]) -> Vec<(usize, usize)> {
     edges.sort();
     edges.dedup();
     edges
+}
+
+/// A text fixture of `tests/fixtures/sbom/` (the parsers' unit tests).
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/sbom/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 #[cfg(test)]

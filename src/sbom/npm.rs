@@ -136,13 +136,7 @@ pub fn is_installed_manifest(path: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/sbom/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::sbom::fixture;
 
     #[test]
     fn lock_v3_lists_packages_by_path() {

@@ -6,6 +6,7 @@
 //! scanned chunk by chunk; only the small finding is kept per path. Layers are hostile input:
 //! everything read is bounded and an oversized file is skipped with a warning.
 
+use super::scan_cache::{ScanCache, State};
 use super::{Ecosystem, Finding, Inventory, Result, SbomError};
 use crate::layers::extract::ExtractLimits;
 use crate::layers::tarfmt::{Kind, ReadLimits, Reader};
@@ -173,6 +174,18 @@ impl Collector<'_> {
         Ok(Some(Finding::Packages(Ecosystem::Rpm, pkgs)))
     }
 
+    /// The findings so far, for [`ScanCache`].
+    fn state(&self) -> State {
+        State {
+            findings: self
+                .findings
+                .iter()
+                .map(|(p, (l, f))| (p.clone(), *l, f.clone()))
+                .collect(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
     fn finish(self) -> Inventory {
         let findings = self
             .findings
@@ -248,12 +261,18 @@ impl<R: Read> Read for EntryData<'_, R> {
 /// The inventory of an image whose layers (in order, lowest first) are in `store`.
 pub fn scan_layers(store: &Store, layers: &[Descriptor]) -> Result<Inventory> {
     let tmp = store.tmp_dir().map_err(SbomError::Scratch)?;
+    let cache = ScanCache::new(store.root());
+    let (start, state) = cache.longest(layers).unwrap_or_default();
     let mut c = Collector {
-        findings: BTreeMap::new(),
-        warnings: Vec::new(),
+        findings: state
+            .findings
+            .into_iter()
+            .map(|(path, layer, f)| (path, (layer, f)))
+            .collect(),
+        warnings: state.warnings,
         tmp: tmp.path(),
     };
-    for (i, desc) in layers.iter().enumerate() {
+    for (i, desc) in layers.iter().enumerate().skip(start) {
         let digest = desc.digest.to_string();
         let blob = store
             .open_blob(&desc.digest)
@@ -268,6 +287,7 @@ pub fn scan_layers(store: &Store, layers: &[Descriptor]) -> Result<Inventory> {
         let tar =
             decompress(blob, DecompressHint::MediaType(&desc.media_type)).map_err(layer_err)?;
         scan_tar(tar, i, &mut c).map_err(layer_err)?;
+        cache.put(&layers[..=i], &c.state());
     }
     Ok(c.finish())
 }
@@ -400,6 +420,56 @@ mod tests {
             .iter()
             .map(|p| format!("{} {}", p.found.name, p.found.version))
             .collect()
+    }
+
+    /// Scanned chains are kept: a later scan sharing the lower layers reads only the new ones
+    /// (here the lower layer's blob is gone, so reading it would fail) and finds what a
+    /// fresh scan finds; an unreadable state is a miss, not an error.
+    #[test]
+    fn a_scanned_prefix_is_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let put = |tar: Vec<u8>| {
+            let d = store.put_blob(&tar).unwrap();
+            Descriptor::new(crate::oci::media::OCI_LAYER, d, tar.len() as u64)
+        };
+        let base = put(layer(&[(
+            "var/lib/dpkg/status",
+            Kind::Regular,
+            0o644,
+            STATUS_A,
+        )]));
+        let top1 = put(layer(&[(
+            "app/x.dist-info/METADATA",
+            Kind::Regular,
+            0o644,
+            META,
+        )]));
+        let top2 = put(layer(&[("var/lib/dpkg/.wh.status", Kind::Regular, 0, b"")]));
+        let first = scan_layers(&store, &[base.clone(), top1.clone()]).unwrap();
+        assert_eq!(names(&first), ["a 1", "requests 2.31.0"]);
+        let fresh = {
+            let other = tempfile::tempdir().unwrap();
+            let s2 = Store::open(other.path()).unwrap();
+            for d in [&base, &top2] {
+                s2.put_blob(&store.read_blob(&d.digest).unwrap()).unwrap();
+            }
+            scan_layers(&s2, &[base.clone(), top2.clone()]).unwrap()
+        };
+        std::fs::remove_file(store.blob_path(&base.digest)).unwrap();
+        let again = scan_layers(&store, &[base.clone(), top2.clone()]).unwrap();
+        assert_eq!(again, fresh);
+        assert!(names(&again).is_empty(), "the whiteout removed the status");
+        // Warm: the whole chain is known, no blob is read.
+        assert_eq!(
+            scan_layers(&store, &[base.clone(), top1.clone()]).unwrap(),
+            first
+        );
+        // A damaged state is a miss: the (missing) base blob is then needed, and says so.
+        for e in std::fs::read_dir(dir.path().join("cache/sbom")).unwrap() {
+            std::fs::write(e.unwrap().path(), b"{not json").unwrap();
+        }
+        assert!(scan_layers(&store, &[base, top1]).is_err());
     }
 
     #[test]
