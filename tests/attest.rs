@@ -115,6 +115,7 @@ fn provenance_max_is_pushed_in_buildkits_layout_without_secret_values() {
     let req = &bd["externalParameters"]["request"];
     assert_eq!(req["frontend"], "dockerfile.v0");
     assert_eq!(req["args"]["build-arg:V"], "one");
+    assert_eq!(req["args"]["platform"], "linux/amd64");
     assert_eq!(req["secrets"], serde_json::json!([{"id": "tok"}]));
     // The base, by the digest the registry serves for it.
     let dep = &bd["resolvedDependencies"][0];
@@ -173,7 +174,11 @@ fn provenance_min_leaves_args_secrets_and_steps_out() {
     let (_, _, _, st) = pushed("attest/min", "1");
     let p = &st["predicate"];
     let req = &p["buildDefinition"]["externalParameters"]["request"];
-    assert!(req.get("args").is_none(), "{req}");
+    assert_eq!(
+        req["args"],
+        serde_json::json!({"platform": "linux/amd64"}),
+        "no build args in mode=min"
+    );
     assert!(req.get("secrets").is_none(), "{req}");
     assert!(
         p["buildDefinition"]["internalParameters"]
@@ -561,4 +566,60 @@ fn reproducible_sbom_keeps_the_index_digest_provenance_does_not() {
     assert_ne!(p1, p2, "a provenance's times differ per build");
     assert_eq!(pm1, pm2, "the image manifest itself stays reproducible");
     assert_eq!(pm1, m1);
+}
+
+/// `scan-context=true` adds an SBOM of the build context (here its npm lock file), which the
+/// image's own SBOM does not list (the lock file is not copied in).
+#[test]
+fn scan_context_describes_the_context() {
+    if !ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
+        return;
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM localhost:5000/busybox:latest\nRUN echo x > /x\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.path().join("package-lock.json"),
+        r#"{"name":"app","version":"1.0.0","lockfileVersion":3,"packages":{"":{"name":"app","version":"1.0.0"},"node_modules/left-pad":{"version":"1.3.0","license":"WTFPL"}}}"#,
+    )
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let o = Hoist::new(root.path())
+        .args([
+            "build",
+            "-q",
+            "--attest",
+            "type=sbom,scan-context=true",
+            "-t",
+            "ctxsbom",
+        ])
+        .arg(ctx.path())
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = Hoist::new(root.path())
+        .args(["inspect", "--format", "{{json .SBOM}}", "ctxsbom"])
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names = |doc: &Value| -> Vec<String> {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!names(&v["SPDX"]).contains(&"left-pad".to_string()));
+    let context = &v["AdditionalSPDXs"][0];
+    assert!(
+        context["name"].as_str().unwrap().ends_with("context"),
+        "{context}"
+    );
+    assert!(
+        names(context).contains(&"left-pad".to_string()),
+        "{context}"
+    );
 }

@@ -46,6 +46,9 @@ pub struct Input<'a> {
     /// `--label`s as given.
     pub labels: &'a BTreeMap<String, String>,
     pub target: Option<&'a str>,
+    /// The platform this image was built for (`platform`; BuildKit counts it host-specific
+    /// and leaves it out, but it is what the image is).
+    pub platform: &'a Platform,
     /// `--no-cache`: BuildKit's `no-cache` arg (empty value = every step).
     pub no_cache: bool,
     /// Ids of `--secret` and `--ssh` (never their values).
@@ -98,6 +101,7 @@ pub fn predicate(i: &Input) -> Value {
     if let Some(t) = i.target {
         args.insert("target".into(), t.to_string());
     }
+    args.insert("platform".into(), i.platform.normalized().to_string_short());
     if i.no_cache {
         args.insert("no-cache".into(), String::new());
     }

@@ -98,6 +98,7 @@ pub(super) fn attach(
                 build_args: opts.map(|g| &g.build_args).unwrap_or(&empty),
                 labels: &plan.labels,
                 target: opts.and_then(|g| g.target.as_deref()),
+                platform,
                 no_cache: plan.no_cache,
                 secret_ids: plan.secrets.keys().cloned().collect(),
                 ssh_ids: plan.ssh.keys().cloned().collect(),

@@ -1,6 +1,9 @@
 use super::*;
 use crate::engine::trace::{ImageRecord, SourceRecord, StageRecord, StepRecord};
 use crate::oci::{Digest, media};
+use std::sync::LazyLock;
+
+static AMD64: LazyLock<Platform> = LazyLock::new(|| Platform::parse("linux/amd64").unwrap());
 
 fn desc(n: &[u8]) -> Descriptor {
     Descriptor::new(media::OCI_LAYER_GZIP, Digest::of(n), 10)
@@ -73,6 +76,7 @@ fn input<'a>(
         build_args: args,
         labels: args,
         target: None,
+        platform: &AMD64,
         no_cache: false,
         secret_ids: vec!["tok".into()],
         ssh_ids: vec![],
@@ -97,6 +101,11 @@ fn min_mode_keeps_materials_and_times_but_no_args_secrets_or_steps() {
     let text = p.to_string();
     assert!(!text.contains("hunter2"), "{text}");
     assert!(!text.contains("\"secrets\""), "{text}");
+    // The platform is no build arg: min keeps it.
+    assert_eq!(
+        p["buildDefinition"]["externalParameters"]["request"]["args"],
+        json!({"platform": "linux/amd64"})
+    );
     let bd = &p["buildDefinition"];
     assert_eq!(bd["buildType"], BUILD_TYPE);
     assert_eq!(
