@@ -623,3 +623,66 @@ fn scan_context_describes_the_context() {
         "{context}"
     );
 }
+
+/// Several platforms: each image gets its own attestation manifest, listed after all the
+/// images, each about its own manifest and naming its own platform's base (no RUN, so no
+/// emulator is needed).
+#[test]
+fn each_platform_gets_its_own_attestations() {
+    if !ready(&[Need::Root, Need::LabRegistry, Need::LabMulti]) {
+        return;
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM localhost:5000/multi/busybox:latest\nCOPY f /f\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("f"), "x").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let o = Hoist::new(root.path())
+        .args(["build", "-q", "--platform", "linux/amd64,linux/arm64"])
+        .args(["--provenance=true", "--sbom=true"])
+        .args(["-t", "localhost:5000/attest/multi:1", "--push"])
+        .arg(ctx.path())
+        .output();
+    assert!(o.status.success(), "{}", text(&o));
+    let index = registry_json("/v2/attest/multi/manifests/1", INDEX);
+    let m = index["manifests"].as_array().unwrap();
+    assert_eq!(m.len(), 4, "{index}");
+    for (i, arch) in [(0, "amd64"), (1, "arm64")] {
+        assert_eq!(m[i]["platform"]["architecture"], arch);
+        let att = &m[i + 2];
+        assert_eq!(att["platform"]["architecture"], "unknown");
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.digest"],
+            m[i]["digest"]
+        );
+        let am = registry_json(
+            &format!(
+                "/v2/attest/multi/manifests/{}",
+                att["digest"].as_str().unwrap()
+            ),
+            MANIFEST,
+        );
+        assert_eq!(am["layers"].as_array().unwrap().len(), 2, "{am}");
+        let st: Value = serde_json::from_slice(&common::lab::registry_get(
+            &format!(
+                "/v2/attest/multi/blobs/{}",
+                am["layers"][0]["digest"].as_str().unwrap()
+            ),
+            "*/*",
+        ))
+        .unwrap();
+        let want = format!("pkg:docker/localhost:5000/attest/multi@1?platform=linux%2F{arch}");
+        assert_eq!(st["subject"][0]["name"], want);
+        let dep = &st["predicate"]["buildDefinition"]["resolvedDependencies"][0];
+        assert!(
+            dep["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("platform=linux%2F{arch}")),
+            "{dep}"
+        );
+    }
+}

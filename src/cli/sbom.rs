@@ -43,11 +43,15 @@ pub fn run(g: &GlobalArgs, a: SbomArgs) -> crate::Result<ExitCode> {
     };
     let platform = platform_arg(a.platform.as_deref())?;
     let store = open_store(g)?;
+    // Looked up before `resolve_image`, which stores a pulled image's manifest under the name.
+    let local = super::images::find_image(&store, &a.image)
+        .ok()
+        .map(|(_, d)| d);
     let (digest, manifest, _) = resolve_image(g, &a.timeouts, &store, &a.image, &platform)?;
     if json {
         let attached = match a.scan {
             true => None,
-            false => attached(g, &a, &store, &digest)?,
+            false => attached(g, &a, &store, local.as_ref(), &digest)?,
         };
         let doc = match attached {
             Some(doc) => doc,
@@ -99,19 +103,23 @@ pub fn generate(
 }
 
 /// The SPDX document an SBOM attestation of the image carries about `manifest`: from the
-/// image's index in the store, else from its index in the registry. `None` when it has none.
+/// image's index in the store (`local`: what the name pointed at before any pull), else from
+/// its index in the registry. `None` when it has none.
 fn attached(
     g: &GlobalArgs,
     a: &SbomArgs,
     store: &Store,
+    local: Option<&Digest>,
     manifest: &Digest,
 ) -> crate::Result<Option<serde_json::Value>> {
     use crate::attest::layout;
     use crate::attest::statement::PREDICATE_SPDX;
     let pick = |v: serde_json::Value| v.get("predicate").cloned();
-    if let Ok((_, d)) = super::images::find_image(store, &a.image)
-        && let Some(idx) = store.load_index(&d)?
-    {
+    // In the store: only its index can carry attestations (a plain manifest has none).
+    if let Some(d) = local {
+        let Some(idx) = store.load_index(d)? else {
+            return Ok(None);
+        };
         for at in layout::attached(store, &idx)? {
             if &at.subject != manifest {
                 continue;
@@ -126,7 +134,8 @@ fn attached(
         }
         return Ok(None);
     }
-    // Pulled from a registry: its index (if any) may list an attestation manifest.
+    // Pulled from a registry (only its platform's manifest is stored): its index, if it has
+    // one, may list an attestation manifest.
     let Ok(r) = crate::registry::ImageRef::parse(&a.image) else {
         return Ok(None);
     };

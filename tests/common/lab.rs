@@ -31,6 +31,8 @@ pub enum Need {
     Busybox,
     /// The lab registry also serves `debian:bookworm` (`HOIST_LAB_DEBIAN=1`).
     LabDebian,
+    /// The lab registry also serves the amd64 + arm64 index `multi/busybox:latest`.
+    LabMulti,
 }
 
 impl Need {
@@ -41,6 +43,7 @@ impl Need {
             Need::OciRuntime => hoist::executor::OciRuntime::detect().is_ok(),
             Need::Busybox => Path::new("/bin/busybox").exists(),
             Need::LabDebian => lab_has("debian"),
+            Need::LabMulti => lab_has("multi/busybox"),
         }
     }
 
@@ -54,6 +57,9 @@ impl Need {
             Need::Busybox => "needs /bin/busybox: apt-get install busybox-static",
             Need::LabDebian => {
                 "the lab registry has no debian:bookworm: run HOIST_LAB_DEBIAN=1 scripts/lab-setup.sh (as root) first"
+            }
+            Need::LabMulti => {
+                "the lab registry has no multi/busybox:latest: run scripts/lab-setup.sh (as root) first"
             }
         }
     }
