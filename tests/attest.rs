@@ -25,10 +25,22 @@ ENV V=$V
 ";
 
 fn context() -> tempfile::TempDir {
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("Dockerfile"), DF).unwrap();
+    let ctx = context_of(DF);
     std::fs::write(ctx.path().join("tok"), SECRET).unwrap();
     ctx
+}
+
+/// A context holding only `dockerfile`.
+fn context_of(dockerfile: &str) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+/// A blob of `repo` on the lab registry, as JSON.
+fn blob_json(repo: &str, digest: &Value) -> Value {
+    let path = format!("/v2/{repo}/blobs/{}", digest.as_str().unwrap());
+    serde_json::from_slice(&common::lab::registry_get(&path, "*/*")).unwrap()
 }
 
 fn build(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) {
@@ -427,14 +439,11 @@ fn debian_image_with_provenance_and_sbom_pushes_both() {
     {
         return;
     }
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
+    let ctx = context_of(
         "FROM localhost:5000/busybox:latest AS tools\nRUN echo t > /t\n\
          FROM localhost:5000/debian:bookworm\nCOPY --from=tools /t /t\n\
          RUN dpkg-query -W -f '${Package} ${Version}\\n' > /dpkg.txt\n",
-    )
-    .unwrap();
+    );
     let root = tempfile::tempdir().unwrap();
     let tag = "localhost:5000/attest/deb:1";
     let o = Hoist::new(root.path())
@@ -473,16 +482,7 @@ fn debian_image_with_provenance_and_sbom_pushes_both() {
             "https://spdx.dev/Document"
         ]
     );
-    let statement = |i: usize| -> Value {
-        serde_json::from_slice(&common::lab::registry_get(
-            &format!(
-                "/v2/attest/deb/blobs/{}",
-                am["layers"][i]["digest"].as_str().unwrap()
-            ),
-            "*/*",
-        ))
-        .unwrap()
-    };
+    let statement = |i: usize| blob_json("attest/deb", &am["layers"][i]["digest"]);
     let sbom = statement(1);
     assert_eq!(
         sbom["subject"][0]["digest"]["sha256"],
@@ -532,12 +532,7 @@ fn reproducible_sbom_keeps_the_index_digest_provenance_does_not() {
     if !ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
         return;
     }
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM localhost:5000/busybox:latest\nRUN echo made > /made\n",
-    )
-    .unwrap();
+    let ctx = context_of("FROM localhost:5000/busybox:latest\nRUN echo made > /made\n");
     let build = |flags: &[&str]| -> (String, String) {
         let root = tempfile::tempdir().unwrap();
         let o = Hoist::new(root.path())
@@ -575,12 +570,7 @@ fn scan_context_describes_the_context() {
     if !ready(&[Need::Root, Need::LabRegistry, Need::OciRuntime]) {
         return;
     }
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM localhost:5000/busybox:latest\nRUN echo x > /x\n",
-    )
-    .unwrap();
+    let ctx = context_of("FROM localhost:5000/busybox:latest\nRUN echo x > /x\n");
     std::fs::write(
         ctx.path().join("package-lock.json"),
         r#"{"name":"app","version":"1.0.0","lockfileVersion":3,"packages":{"":{"name":"app","version":"1.0.0"},"node_modules/left-pad":{"version":"1.3.0","license":"WTFPL"}}}"#,
@@ -632,12 +622,7 @@ fn each_platform_gets_its_own_attestations() {
     if !ready(&[Need::Root, Need::LabRegistry, Need::LabMulti]) {
         return;
     }
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM localhost:5000/multi/busybox:latest\nCOPY f /f\n",
-    )
-    .unwrap();
+    let ctx = context_of("FROM localhost:5000/multi/busybox:latest\nCOPY f /f\n");
     std::fs::write(ctx.path().join("f"), "x").unwrap();
     let root = tempfile::tempdir().unwrap();
     let o = Hoist::new(root.path())
@@ -666,14 +651,7 @@ fn each_platform_gets_its_own_attestations() {
             MANIFEST,
         );
         assert_eq!(am["layers"].as_array().unwrap().len(), 2, "{am}");
-        let st: Value = serde_json::from_slice(&common::lab::registry_get(
-            &format!(
-                "/v2/attest/multi/blobs/{}",
-                am["layers"][0]["digest"].as_str().unwrap()
-            ),
-            "*/*",
-        ))
-        .unwrap();
+        let st = blob_json("attest/multi", &am["layers"][0]["digest"]);
         let want = format!("pkg:docker/localhost:5000/attest/multi@1?platform=linux%2F{arch}");
         assert_eq!(st["subject"][0]["name"], want);
         let dep = &st["predicate"]["buildDefinition"]["resolvedDependencies"][0];
